@@ -1,0 +1,100 @@
+"""Who may see, administer and enter what: pure rules, no I/O, no state.
+
+Every function takes the facts it needs and answers; callers (the campus service,
+the presence layer) fetch those facts. Keeping the rules here, in one small
+module, is what lets one table-driven test cover them all.
+
+The rules:
+
+* A member of staff sees the floors of their own municipality and the floors of
+  every cooperation their municipality is a member of.
+* A guest sees only the floors of their own (host) municipality.
+* An admin administers exactly the floors they can see as staff; a guest never
+  administers anything.
+* A room's door may be changed by the floor's admins and by the room's owners,
+  unless the owner is a guest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rooms.actors import Actor
+from rooms.errors import DomainError, ErrorCode
+from rooms.model import Cooperation, DoorState, Floor, OwnerKind, Room
+
+__all__ = [
+    "is_member_of",
+    "can_see_floor",
+    "can_admin_owner",
+    "can_admin_floor",
+    "can_change_door",
+    "check_enter",
+]
+
+
+def is_member_of(actor: Actor, cooperation_id: str, cooperations: Mapping[str, Cooperation]) -> bool:
+    """True if the actor's municipality is a member of that (existing) cooperation."""
+    cooperation = cooperations.get(cooperation_id)
+    return cooperation is not None and actor.municipality_id in cooperation.members
+
+
+def _belongs_to(actor: Actor, owner_kind: OwnerKind, owner_id: str, cooperations: Mapping[str, Cooperation]) -> bool:
+    """The owner is the actor's municipality or a cooperation it is a member of."""
+    if owner_kind is OwnerKind.MUNICIPALITY:
+        return owner_id == actor.municipality_id
+    return is_member_of(actor, owner_id, cooperations)
+
+
+def can_see_floor(actor: Actor, floor: Floor, cooperations: Mapping[str, Cooperation]) -> bool:
+    """Own municipality's floors always; cooperation floors only for members who are not guests."""
+    if actor.is_guest:
+        return floor.owner_kind is OwnerKind.MUNICIPALITY and floor.owner_id == actor.municipality_id
+    return _belongs_to(actor, floor.owner_kind, floor.owner_id, cooperations)
+
+
+def can_admin_owner(
+    actor: Actor, owner_kind: OwnerKind, owner_id: str, cooperations: Mapping[str, Cooperation]
+) -> bool:
+    """May the actor administer floors of this owner (including creating new ones)?"""
+    if actor.is_guest or not actor.is_admin:
+        return False
+    return _belongs_to(actor, owner_kind, owner_id, cooperations)
+
+
+def can_admin_floor(actor: Actor, floor: Floor, cooperations: Mapping[str, Cooperation]) -> bool:
+    """An admin of the floor's owner: its municipality, or a member of its cooperation."""
+    return can_admin_owner(actor, floor.owner_kind, floor.owner_id, cooperations)
+
+
+def can_change_door(actor: Actor, room: Room, floor: Floor, cooperations: Mapping[str, Cooperation]) -> bool:
+    """Admins of the floor, and owners of the room who are not guests."""
+    if can_admin_floor(actor, floor, cooperations):
+        return True
+    return room.is_owner(actor.user_id) and not actor.is_guest
+
+
+def check_enter(
+    actor: Actor, room: Room, *, occupants: int, admitted: bool = False, already_inside: bool = False
+) -> None:
+    """Raise :class:`DomainError` unless the actor may walk into ``room`` now.
+
+    ``occupants`` is how many people are inside (the actor not counted);
+    ``admitted`` means someone inside answered the actor's knock.
+
+    In this order: ``ALREADY_INSIDE``; then owners always enter (their own office
+    is never locked, closed or full for them); ``LOCKED``; ``KNOCK_REQUIRED`` for a
+    closed door without admission; ``ROOM_FULL`` when ``occupants >= capacity``,
+    even for someone admitted, because capacity protects the call inside.
+    Visibility of the room's floor is the caller's to check first.
+    """
+    if already_inside:
+        raise DomainError(ErrorCode.ALREADY_INSIDE)
+    if room.is_owner(actor.user_id):
+        return
+    if room.door is DoorState.LOCKED:
+        raise DomainError(ErrorCode.LOCKED)
+    if room.door is DoorState.CLOSED and not admitted:
+        raise DomainError(ErrorCode.KNOCK_REQUIRED)
+    if occupants >= room.capacity:
+        raise DomainError(ErrorCode.ROOM_FULL, f"capacity {room.capacity}", capacity=room.capacity)

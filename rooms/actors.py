@@ -1,0 +1,56 @@
+"""Who is acting: the identity domain code reasons about.
+
+Built by the auth layer from a verified token; domain code never sees the token.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Role", "Profile", "Actor"]
+
+
+class Role(str, enum.Enum):
+    STAFF = "staff"
+    ADMIN = "admin"  # administers the campus of their municipality and its cooperations
+    GUEST = "guest"  # a visitor: sees only their host municipality's floors, answers no knocks
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    department: str | None = None
+    job_title: str | None = None
+    skills: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"department": self.department, "job_title": self.job_title, "skills": list(self.skills)}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: str
+    municipality_id: str
+    display_name: str
+    roles: frozenset[Role] = frozenset({Role.STAFF})
+    profile: Profile = field(default_factory=Profile)
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+    @property
+    def is_guest(self) -> bool:
+        # A token that carries only the guest role; staff+guest is staff.
+        return Role.GUEST in self.roles and not (Role.STAFF in self.roles or Role.ADMIN in self.roles)
+
+    def public_dict(self) -> dict[str, Any]:
+        """What other users may see of this person."""
+        return {
+            "user_id": self.user_id,
+            "name": self.display_name,
+            "municipality": self.municipality_id,
+            "guest": self.is_guest,
+            "profile": self.profile.to_dict(),
+        }

@@ -1,0 +1,402 @@
+"""The campus service: the in-memory read model and its validated, authorised writes.
+
+Reads are synchronous dictionary look-ups (they sit on the hot path of every
+walk and knock). Writes go: authorise -> validate -> persist to the store ->
+update memory -> notify listeners, all under one lock, so concurrent writes
+cannot interleave and listeners see changes in the order they happened.
+
+Visibility errors never leak: a floor or room the actor cannot see is
+``NOT_FOUND``, exactly like one that does not exist; ``FORBIDDEN`` is only for
+things the actor can see but may not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from rooms import access
+from rooms.actors import Actor
+from rooms.campus_state import CampusState
+from rooms.changes import CampusChange, CampusListener, ChangeKind
+from rooms.errors import DomainError, ErrorCode
+from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
+from rooms.seed import CampusSeed
+from rooms.store import CampusData, CampusStore
+from rooms.validation import (
+    FLOOR_FIELDS,
+    ROOM_FIELDS,
+    check_enum,
+    check_id,
+    clean_floor_fields,
+    clean_room_fields,
+    invalid,
+)
+
+# The change types are re-exported: callers of the service need them too.
+__all__ = ["ChangeKind", "CampusChange", "CampusListener", "CampusService"]
+
+log = logging.getLogger(__name__)
+
+#: What a room's owner may change without being an admin of its floor.
+_OWNER_FIELDS: Final = frozenset({"door"})
+
+
+class CampusService:
+    """The campus as this node knows it. One per process; ``start`` before use."""
+
+    def __init__(self, store: CampusStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._listeners: list[CampusListener] = []
+        self._write_lock = asyncio.Lock()
+        self._started = False
+        self._state = CampusState()
+
+    def add_listener(self, listener: CampusListener) -> None:
+        self._listeners.append(listener)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self, seed: CampusSeed | None = None) -> None:
+        """Open the store and load it; write ``seed`` first only if the store is empty.
+
+        A store that has anything in it is never reseeded: after the first start,
+        the store, not the seed file, is the truth (admins edit it live).
+        """
+        if self._started:
+            raise RuntimeError("CampusService is already started")
+        await self._store.open()
+        data = await self._store.load()
+        if data.is_empty() and seed is not None:
+            seed.check()
+            data = await self._write_seed(seed)
+        self._state = CampusState(data)
+        self._started = True
+
+    async def close(self) -> None:
+        """Close the store. Reads keep answering from memory; writes refuse."""
+        async with self._write_lock:
+            self._started = False
+            await self._store.close()
+
+    # -- reads (synchronous, from memory) -----------------------------------
+
+    @property
+    def municipalities(self) -> Mapping[str, Municipality]:
+        """Read-only view of the current state (taken after ``start``)."""
+        return self._state.municipalities
+
+    @property
+    def cooperations(self) -> Mapping[str, Cooperation]:
+        """Read-only view of the current state (taken after ``start``)."""
+        return self._state.cooperations
+
+    def floor(self, floor_id: str) -> Floor | None:
+        return self._state.floors.get(floor_id)
+
+    def room(self, room_id: str) -> Room | None:
+        return self._state.rooms.get(room_id)
+
+    def rooms_on(self, floor_id: str) -> list[Room]:
+        """The floor's rooms sorted by name, then id (stable for equal names)."""
+        return self._state.rooms_on(floor_id)
+
+    def visible_floors(self, actor: Actor) -> list[Floor]:
+        """Floors the actor may see, sorted by owner, position, name."""
+        cooperations = self._state.cooperations
+        floors = [f for f in self._state.floors.values() if access.can_see_floor(actor, f, cooperations)]
+        return sorted(floors, key=lambda f: (f.owner_kind.value, f.owner_id, f.position, f.name, f.id))
+
+    def can_see_floor(self, actor: Actor, floor_id: str) -> bool:
+        floor = self._state.floors.get(floor_id)
+        return floor is not None and access.can_see_floor(actor, floor, self._state.cooperations)
+
+    def visible_floor(self, actor: Actor, floor_id: str) -> Floor:
+        """The floor, or ``NOT_FOUND`` if it is missing or the actor may not see it."""
+        floor = self._state.floors.get(floor_id)
+        if floor is None or not access.can_see_floor(actor, floor, self._state.cooperations):
+            raise DomainError(ErrorCode.NOT_FOUND, f"floor {floor_id!r}")
+        return floor
+
+    def visible_room(self, actor: Actor, room_id: str) -> Room:
+        """The room, or ``NOT_FOUND`` if it is missing or its floor is not visible to the actor."""
+        room = self._state.rooms.get(room_id)
+        if room is None or not self.can_see_floor(actor, room.floor_id):
+            raise DomainError(ErrorCode.NOT_FOUND, f"room {room_id!r}")
+        return room
+
+    def campus_view(self, actor: Actor) -> dict[str, Any]:
+        """Everything the actor may see, JSON-ready.
+
+        ``municipality`` is None if the actor's municipality is not on the campus.
+        ``cooperations`` lists those the actor's municipality belongs to; it is
+        always present and empty for guests, who see no cooperation floors.
+        """
+        own = self._state.municipalities.get(actor.municipality_id)
+        cooperations = [] if actor.is_guest else [
+            {"id": c.id, "name": c.name, "members": list(c.members)}
+            for c in sorted(self._state.cooperations.values(), key=lambda c: c.id)
+            if actor.municipality_id in c.members
+        ]  # fmt: skip
+        return {
+            "municipality": None if own is None else {"id": own.id, "name": own.name},
+            "cooperations": cooperations,
+            "floors": [
+                {**f.to_dict(), "rooms": [r.to_dict() for r in self.rooms_on(f.id)]} for f in self.visible_floors(actor)
+            ],
+        }
+
+    def next_expiry(self) -> float | None:
+        """The earliest ``expires_at`` of any room, for scheduling :meth:`expire_rooms`."""
+        return self._state.next_expiry()
+
+    # -- writes -------------------------------------------------------------
+
+    async def create_floor(
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        owner_kind: OwnerKind | str,
+        owner_id: str,
+        width: int = 1000,
+        height: int = 600,
+        position: int = 0,
+        floor_id: str | None = None,
+    ) -> Floor:
+        """A new floor for a municipality or cooperation the actor administers.
+
+        ``FORBIDDEN`` unless the actor is an admin of that owner; ``INVALID_PAYLOAD``
+        naming ``owner_id`` if the owner does not exist; ``CONFLICT`` if ``floor_id``
+        is taken. The id is generated (``f-`` + 8 hex digits) unless given.
+        """
+        async with self._write_lock:
+            self._require_started()
+            kind = check_enum(OwnerKind, owner_kind, "owner_kind")
+            check_id(owner_id, "owner_id")
+            if not access.can_admin_owner(actor, kind, owner_id, self._state.cooperations):
+                raise DomainError(ErrorCode.FORBIDDEN, f"not an admin of {kind.value} {owner_id!r}")
+            known: Mapping[str, object] = (
+                self._state.municipalities if kind is OwnerKind.MUNICIPALITY else self._state.cooperations
+            )
+            if owner_id not in known:
+                raise invalid("owner_id", f"no such {kind.value}")
+            clean = clean_floor_fields({"name": name, "width": width, "height": height, "position": position})
+            floor_id = self._new_id("f", self._state.floors, floor_id, "floor_id")
+            floor = Floor(id=floor_id, owner_kind=kind, owner_id=owner_id, **clean)
+            await self._store.put_floor(floor)
+            self._state.put_floor(floor)
+            await self._emit(CampusChange("floor_upserted", floor.id, floor=floor))
+            return floor
+
+    async def update_floor(self, actor: Actor, floor_id: str, **changes: Any) -> Floor:
+        """Change ``name``, ``width``, ``height`` or ``position``.
+
+        ``CONFLICT`` if a smaller floor would leave a room outside it. No changes,
+        or changes to the same values, return the floor without a write or event.
+        """
+        async with self._write_lock:
+            self._require_started()
+            floor = self.visible_floor(actor, floor_id)
+            self._require_admin(actor, floor)
+            _reject_unknown(changes, FLOOR_FIELDS)
+            new = replace(floor, **clean_floor_fields(changes))
+            if new == floor:
+                return floor
+            for room in self._state.rooms_on(floor.id):
+                if room.rect.x + room.rect.w > new.width or room.rect.y + room.rect.h > new.height:
+                    field = "width" if room.rect.x + room.rect.w > new.width else "height"
+                    raise DomainError(
+                        ErrorCode.CONFLICT, f"{field}: room {room.id!r} would lie outside the floor", field=field
+                    )
+            await self._store.put_floor(new)
+            self._state.put_floor(new)
+            await self._emit(CampusChange("floor_upserted", new.id, floor=new))
+            return new
+
+    async def delete_floor(self, actor: Actor, floor_id: str) -> Floor:
+        """Delete the floor and its rooms; listeners get ``room_deleted`` for each room, then ``floor_deleted``.
+
+        The floor stays in memory until its rooms' events are out, so a listener
+        handling ``room_deleted`` can still look the floor up.
+        """
+        async with self._write_lock:
+            self._require_started()
+            floor = self.visible_floor(actor, floor_id)
+            self._require_admin(actor, floor)
+            await self._store.delete_floor(floor.id)
+            await self._drop_floor(floor)
+            return floor
+
+    async def create_room(
+        self,
+        actor: Actor,
+        floor_id: str,
+        *,
+        name: str,
+        kind: RoomKind | str,
+        rect: Rect | Mapping[str, int],
+        door: DoorState | str = DoorState.OPEN,
+        capacity: int = 8,
+        owners: Sequence[str] = (),
+        expires_at: float | None = None,
+        room_id: str | None = None,
+    ) -> Room:
+        """A new room on a floor the actor administers; ``created_at`` is the clock's now.
+
+        The id is generated (``r-`` + 8 hex digits) unless given; ``CONFLICT`` if taken.
+        Rooms may overlap: the floor plan is the admin's to draw.
+        """
+        async with self._write_lock:
+            self._require_started()
+            floor = self.visible_floor(actor, floor_id)
+            self._require_admin(actor, floor)
+            now = self._clock()
+            raw = {"name": name, "kind": kind, "rect": rect, "door": door, "capacity": capacity}
+            clean = clean_room_fields({**raw, "owners": owners, "expires_at": expires_at}, floor, now=now)
+            room_id = self._new_id("r", self._state.rooms, room_id, "room_id")
+            room = Room(id=room_id, floor_id=floor.id, created_at=now, **clean)
+            await self._store.put_room(room)
+            self._state.put_room(room)
+            await self._emit(CampusChange("room_upserted", floor.id, room=room))
+            return room
+
+    async def update_room(self, actor: Actor, room_id: str, **changes: Any) -> Room:
+        """Change any of ``name, kind, rect, door, capacity, owners, expires_at``.
+
+        Admins of the floor may change everything; a room's (non-guest) owner only
+        the ``door`` (``FORBIDDEN`` for anything else). No effective change returns
+        the room without a write or event.
+        """
+        async with self._write_lock:
+            self._require_started()
+            room = self.visible_room(actor, room_id)
+            floor = self._state.floors[room.floor_id]
+            is_admin = access.can_admin_floor(actor, floor, self._state.cooperations)
+            if not is_admin and not access.can_change_door(actor, room, floor, self._state.cooperations):
+                raise DomainError(ErrorCode.FORBIDDEN, "not an admin of this floor or an owner of this room")
+            _reject_unknown(changes, ROOM_FIELDS)
+            if not is_admin and not set(changes) <= _OWNER_FIELDS:
+                raise DomainError(ErrorCode.FORBIDDEN, "room owners may only change the door")
+            new = replace(room, **clean_room_fields(changes, floor, now=self._clock()))
+            if new == room:
+                return room
+            await self._store.put_room(new)
+            self._state.put_room(new)
+            await self._emit(CampusChange("room_upserted", new.floor_id, room=new))
+            return new
+
+    async def delete_room(self, actor: Actor, room_id: str) -> Room:
+        """Delete a room of a floor the actor administers; returns the removed room."""
+        async with self._write_lock:
+            self._require_started()
+            room = self.visible_room(actor, room_id)
+            self._require_admin(actor, self._state.floors[room.floor_id])
+            await self._store.delete_room(room.id)
+            self._state.remove_room(room.id)
+            await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+            return room
+
+    async def expire_rooms(self, now: float | None = None) -> list[Room]:
+        """System action: delete every room with ``expires_at <= now`` (default: the clock).
+
+        Returns the removed rooms, earliest expiry first; listeners get
+        ``room_deleted`` for each.
+        """
+        async with self._write_lock:
+            self._require_started()
+            now = self._clock() if now is None else now
+            expired = self._state.expired(now)
+            for room in expired:
+                await self._store.delete_room(room.id)
+                self._state.remove_room(room.id)
+                await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+            return expired
+
+    async def apply_remote(self, change: CampusChange) -> None:
+        """Take in a change another node already stored: memory and listeners only.
+
+        ``floor_deleted`` also drops any rooms of that floor still in memory (with
+        ``room_deleted`` events), in case their own events were missed.
+        """
+        async with self._write_lock:
+            self._require_started()
+            if change.kind == "floor_upserted":
+                assert change.floor is not None  # checked by CampusChange
+                self._state.put_floor(change.floor)
+            elif change.kind == "floor_deleted":
+                floor = self._state.floors.get(change.floor_id) or change.floor
+                if floor is not None:
+                    await self._drop_floor(floor)
+                else:
+                    await self._emit(change)
+                return
+            elif change.kind == "room_upserted":
+                assert change.room is not None
+                self._state.put_room(change.room)
+            else:
+                assert change.room is not None
+                self._state.remove_room(change.room.id)
+            await self._emit(change)
+
+    # -- internals ----------------------------------------------------------
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("CampusService is not running: call .start() first")
+
+    def _require_admin(self, actor: Actor, floor: Floor) -> None:
+        if not access.can_admin_floor(actor, floor, self._state.cooperations):
+            raise DomainError(ErrorCode.FORBIDDEN, f"not an admin of floor {floor.id!r}")
+
+    def _new_id(self, prefix: str, taken: Mapping[str, object], given: str | None, field: str) -> str:
+        if given is not None:
+            if check_id(given, field) in taken:
+                raise DomainError(ErrorCode.CONFLICT, f"{field}: {given!r} already exists", field=field)
+            return given
+        while True:  # 2**32 ids: a collision is rare, a second one rarer still
+            candidate = f"{prefix}-{secrets.token_hex(4)}"
+            if candidate not in taken:
+                return candidate
+
+    async def _write_seed(self, seed: CampusSeed) -> CampusData:
+        now = self._clock()
+        for m in seed.municipalities:
+            await self._store.put_municipality(m)
+        for c in seed.cooperations:
+            await self._store.put_cooperation(c)
+        for f in seed.floors:
+            await self._store.put_floor(f)
+        for r in seed.rooms:
+            await self._store.put_room(r if r.created_at else replace(r, created_at=now))
+        # Read back rather than trust the seed: memory must equal what is stored.
+        return await self._store.load()
+
+    async def _drop_floor(self, floor: Floor) -> None:
+        """Forget an already-deleted floor: each room with its event, then the floor with its event."""
+        for room in self.rooms_on(floor.id):
+            self._state.remove_room(room.id)
+            await self._emit(CampusChange("room_deleted", floor.id, room=room))
+        self._state.remove_floor(floor.id)
+        await self._emit(CampusChange("floor_deleted", floor.id, floor=floor))
+
+    async def _emit(self, change: CampusChange) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener.campus_changed(change)
+            except Exception:
+                # The change is stored and in memory: failing the caller would report
+                # a write that happened as one that did not.
+                log.exception("campus listener %r failed on %s %s", listener, change.kind, change.floor_id)
+
+
+def _reject_unknown(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = sorted(set(changes) - set(allowed))
+    if unknown:
+        raise invalid(unknown[0], f"cannot be changed here; allowed: {', '.join(allowed)}")

@@ -1,0 +1,133 @@
+"""Wiring: settings in, a ready aiohttp application out.
+
+Constructors do no I/O; everything that opens, starts or spawns lives in one
+``cleanup_ctx`` generator, so start-up happens in order and shutdown in reverse,
+and every background task has an owner that cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+import socketio
+import structlog
+from aiohttp import web
+
+from presence_server import rest
+from presence_server.auth import TokenVerifier
+from presence_server.config import Settings
+from presence_server.gateway import Gateway
+from presence_server.knocking import KnockService
+from presence_server.outbox import Outbox
+from presence_server.presence.service import PresenceService
+from presence_server.runtime import RUNTIME, Runtime
+from presence_server.transport_sio import SocketIOTransport
+from rooms.campus import CampusService
+from rooms.seed import load_seed
+from rooms.store_factory import make_campus_store
+
+__all__ = ["build_app", "run_server"]
+
+log = structlog.get_logger(__name__)
+
+# Frames above this are cut by the transport itself; events between
+# limits.max_event_bytes and this get a structured payload_too_large error.
+_TRANSPORT_MAX_BYTES = 1_000_000
+
+
+
+
+def build_app(settings: Settings) -> web.Application:
+    origins = _allowed_origins(settings)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        # None keeps python-socketio's same-origin check; listed portals are added.
+        cors_allowed_origins=origins or None,
+        max_http_buffer_size=_TRANSPORT_MAX_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    app = web.Application(client_max_size=settings.http.max_body_bytes, middlewares=[rest.error_middleware])
+    sio.attach(app, socketio_path="socket.io")
+
+    store = make_campus_store(settings.storage.backend, sqlite_path=settings.storage.sqlite_path)
+    campus = CampusService(store)
+    transport = SocketIOTransport(sio)
+    outbox = Outbox(transport)
+    transport.outbox = outbox
+    presence = PresenceService(campus, outbox, grace_seconds=settings.presence.grace_seconds)
+    campus.add_listener(presence)
+    knocks = KnockService(
+        presence,
+        outbox,
+        timeout_seconds=settings.knock.timeout_seconds,
+        cooldown_seconds=settings.knock.cooldown_seconds,
+    )
+    verifier = TokenVerifier(settings.auth)
+    gateway = Gateway(sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks)
+    app[RUNTIME] = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
+    app.cleanup_ctx.append(_lifecycle)
+    rest.setup(app)
+    return app
+
+
+def _allowed_origins(settings: Settings) -> list[str]:
+    origins: list[str] = list(settings.http.cors_origins)
+    for conf in settings.auth.municipalities.values():
+        origins.extend(o for o in conf.allowed_origins if o not in origins)
+    return origins
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    seed_file = rt.settings.campus.seed_file
+    seed = load_seed(Path(seed_file)) if seed_file else None
+    await rt.campus.start(seed)
+    rt.outbox.start()
+    sweeper = asyncio.create_task(_expire_rooms(rt), name="room-expiry")
+    rt.ready = True
+    log.info("server_started", storage=rt.settings.storage.backend, municipalities=len(rt.campus.municipalities))
+    try:
+        yield
+    finally:
+        rt.ready = False
+        sweeper.cancel()
+        try:
+            await sweeper
+        except asyncio.CancelledError:
+            pass
+        rt.knocks.close()
+        rt.presence.close()
+        await rt.outbox.close()
+        await rt.campus.close()
+        log.info("server_stopped")
+
+
+async def _expire_rooms(rt: Runtime) -> None:
+    """Remove project rooms whose expiry has passed; sleeps until the next one is due."""
+    period = rt.settings.campus.expiry_sweep_seconds
+    while True:
+        try:
+            expired = await rt.campus.expire_rooms()
+            for room in expired:
+                log.info("room_expired", room=room.id, floor=room.floor_id)
+        except Exception:
+            log.exception("room_expiry_failed")
+        due = rt.campus.next_expiry()
+        delay = period if due is None else min(period, max(0.05, due - time.time()))
+        await asyncio.sleep(delay)
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; aiohttp then runs the cleanup contexts."""
+    app = build_app(settings)
+    web.run_app(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        access_log=None,
+        print=lambda *_: log.info("listening", host=settings.http.host, port=settings.http.port),
+    )

@@ -1,0 +1,257 @@
+"""The Socket.IO edge: authenticate, validate, dispatch, answer.
+
+Every client event is a request with an acknowledgement that answers
+``{"ok": true, ...}`` or ``{"ok": false, "error": {"code", "message"}}``. The
+dispatch table maps an event name to its message type and handler; one wrapper
+does what every event needs (size and rate limits, token expiry, validation,
+logging context, error shape, metrics), so handlers only hold the use case.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Final
+
+import socketio
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from presence_server import messages as m
+from presence_server import metrics
+from presence_server.auth import Identity, TokenVerifier
+from presence_server.config import Settings
+from presence_server.knocking import KnockService
+from presence_server.presence.service import PresenceService
+from presence_server.presence.state import Status
+from presence_server.ratelimit import TokenBucket
+from presence_server.transport_sio import SocketIOTransport
+from rooms.errors import DomainError, ErrorCode
+
+__all__ = ["Gateway", "MAX_WATCHED_FLOORS"]
+
+log = structlog.get_logger(__name__)
+
+MAX_WATCHED_FLOORS: Final = 32  # bounds per-session state; a UI shows a handful
+
+
+@dataclass(slots=True)
+class Session:
+    sid: str
+    identity: Identity
+    lang: str
+    bucket: TokenBucket
+    watching: set[str] = field(default_factory=set)
+
+    @property
+    def actor(self):  # noqa: ANN201 - rooms.actors.Actor
+        return self.identity.actor
+
+
+Handler = Callable[[Session, Any], Awaitable[dict[str, Any]]]
+
+
+class Gateway:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        transport: SocketIOTransport,
+        *,
+        settings: Settings,
+        verifier: TokenVerifier,
+        presence: PresenceService,
+        knocks: KnockService,
+    ) -> None:
+        self._sio = sio
+        self._transport = transport
+        self._settings = settings
+        self._verifier = verifier
+        self._presence = presence
+        self._knocks = knocks
+        self._campus = presence.campus
+        self._sessions: dict[str, Session] = {}
+        self._table: dict[str, tuple[type[BaseModel], Handler]] = {
+            "campus.get": (m.Empty, self._campus_get),
+            "floor.watch": (m.FloorRef, self._floor_watch),
+            "floor.unwatch": (m.FloorRef, self._floor_unwatch),
+            "presence.move": (m.Move, self._move),
+            "presence.leave": (m.Empty, self._leave),
+            "presence.status": (m.SetStatus, self._status),
+            "knock.send": (m.KnockSend, self._knock_send),
+            "knock.answer": (m.KnockAnswer, self._knock_answer),
+            "knock.cancel": (m.KnockRef, self._knock_cancel),
+            "auth.refresh": (m.AuthRefresh, self._auth_refresh),
+        }
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        for event in self._table:
+            sio.on(event, self._bind(event))
+        sio.on("*", self._on_unknown)
+
+    @property
+    def events(self) -> list[str]:
+        return sorted(self._table)
+
+    def session(self, sid: str) -> Session | None:
+        return self._sessions.get(sid)
+
+    # ------------------------------------------------------------ connection
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        lang = _language(auth, environ)
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            identity = await self._verifier.verify(token if isinstance(token, str) else None)
+        except DomainError as exc:
+            metrics.ERRORS.labels(exc.code.value).inc()
+            log.info("connect_refused", sid=sid, code=exc.code.value, detail=exc.detail)
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
+        limits = self._settings.limits
+        session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
+        self._sessions[sid] = session
+        actor = identity.actor
+        await self._transport.attach_user(sid, actor.user_id)
+        user = self._presence.connect(sid, actor)
+        self._transport.post_welcome(
+            sid,
+            {
+                "me": user.member(),
+                "location": self._presence.location(actor.user_id),
+                "token_expires_at": identity.expires_at,
+                "grace_seconds": self._settings.presence.grace_seconds,
+            },
+        )
+        log.info("connected", sid=sid, user=actor.user_id, municipality=actor.municipality_id)
+        return True
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is None:
+            return
+        self._presence.disconnect(sid)
+        log.info("disconnected", sid=sid, user=session.actor.user_id, reason=str(reason))
+
+    # -------------------------------------------------------------- dispatch
+    def _bind(self, event: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def handle(sid: str, *args: Any) -> dict[str, Any]:
+            return await self._dispatch(event, sid, args)
+
+        return handle
+
+    async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels("unknown").inc()
+        metrics.ERRORS.labels(ErrorCode.UNKNOWN_EVENT.value).inc()
+        session = self._sessions.get(sid)
+        lang = session.lang if session else "en"
+        return _failure(DomainError(ErrorCode.UNKNOWN_EVENT, event[:64]), lang)
+
+    async def _dispatch(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(event).inc()
+        session = self._sessions.get(sid)
+        if session is None:
+            return _failure(DomainError(ErrorCode.UNAUTHENTICATED), "en")
+        actor = session.actor
+        structlog.contextvars.bind_contextvars(sid=sid, user=actor.user_id, municipality=actor.municipality_id)
+        try:
+            model, handler = self._table[event]
+            if len(args) > 1:
+                raise DomainError(ErrorCode.INVALID_PAYLOAD, "one payload object expected")
+            data = args[0] if args else None
+            self._check_size(data)
+            if not session.bucket.take(time.monotonic()):
+                raise DomainError(ErrorCode.RATE_LIMITED)
+            if event != "auth.refresh" and session.identity.expires_at <= time.time():
+                raise DomainError(ErrorCode.TOKEN_EXPIRED)
+            try:
+                message = model.model_validate({} if data is None else data)
+            except ValidationError as exc:
+                raise m.validation_error(exc) from None
+            result = await handler(session, message)
+            return {"ok": True, **result}
+        except DomainError as exc:
+            metrics.ERRORS.labels(exc.code.value).inc()
+            log.info("request_refused", request=event, code=exc.code.value, detail=exc.detail)
+            return _failure(exc, session.lang)
+        except Exception:
+            metrics.ERRORS.labels(ErrorCode.INTERNAL.value).inc()
+            log.exception("request_failed", request=event)
+            return _failure(DomainError(ErrorCode.INTERNAL), session.lang)
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    def _check_size(self, data: Any) -> None:
+        if data is None:
+            return
+        limit = self._settings.limits.max_event_bytes
+        try:
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        except (TypeError, ValueError):  # binary attachments and the like
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object") from None
+        if size > limit:
+            raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {limit} bytes", limit=limit)
+
+    # -------------------------------------------------------------- handlers
+    async def _campus_get(self, s: Session, _: m.Empty) -> dict[str, Any]:
+        return {"campus": self._campus.campus_view(s.actor)}
+
+    async def _floor_watch(self, s: Session, msg: m.FloorRef) -> dict[str, Any]:
+        self._campus.visible_floor(s.actor, msg.floor_id)  # refuse before subscribing
+        if msg.floor_id not in s.watching and len(s.watching) >= MAX_WATCHED_FLOORS:
+            raise DomainError(ErrorCode.CONFLICT, f"at most {MAX_WATCHED_FLOORS} floors at once")
+        # Subscribe first, then snapshot: any diff after the snapshot reaches this
+        # session; diffs at or below the snapshot's seq are dropped by the client.
+        await self._transport.watch(s.sid, msg.floor_id)
+        s.watching.add(msg.floor_id)
+        return {"snapshot": self._presence.floor_view(s.actor, msg.floor_id)}
+
+    async def _floor_unwatch(self, s: Session, msg: m.FloorRef) -> dict[str, Any]:
+        if msg.floor_id in s.watching:
+            s.watching.discard(msg.floor_id)
+            await self._transport.unwatch(s.sid, msg.floor_id)
+        return {}
+
+    async def _move(self, s: Session, msg: m.Move) -> dict[str, Any]:
+        return {"location": self._presence.move(s.actor, msg.floor_id, msg.room_id)}
+
+    async def _leave(self, s: Session, _: m.Empty) -> dict[str, Any]:
+        self._presence.leave_floor(s.actor)
+        return {"location": self._presence.location(s.actor.user_id)}
+
+    async def _status(self, s: Session, msg: m.SetStatus) -> dict[str, Any]:
+        cap = self._settings.presence.status_text_max
+        if len(msg.text) > cap:
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, f"text: at most {cap} characters", field="text")
+        result = self._presence.set_status(s.sid, Status(msg.status), msg.text, all_sessions=msg.scope == "user")
+        return {"presence": result}
+
+    async def _knock_send(self, s: Session, msg: m.KnockSend) -> dict[str, Any]:
+        cap = self._settings.knock.message_max
+        if len(msg.message) > cap:
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, f"message: at most {cap} characters", field="message")
+        return self._knocks.knock(s.actor, msg.room_id, msg.message)
+
+    async def _knock_answer(self, s: Session, msg: m.KnockAnswer) -> dict[str, Any]:
+        return self._knocks.answer(s.actor, msg.knock_id, msg.admit)
+
+    async def _knock_cancel(self, s: Session, msg: m.KnockRef) -> dict[str, Any]:
+        return self._knocks.cancel(s.actor, msg.knock_id)
+
+    async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
+        identity = await self._verifier.verify(msg.token)
+        old = s.actor
+        if (identity.actor.user_id, identity.actor.municipality_id) != (old.user_id, old.municipality_id):
+            raise DomainError(ErrorCode.FORBIDDEN, "token is for another user")
+        s.identity = identity
+        return {"token_expires_at": identity.expires_at}
+
+
+def _failure(exc: DomainError, lang: str) -> dict[str, Any]:
+    return {"ok": False, "error": exc.to_wire(lang)}
+
+
+def _language(auth: Any, environ: dict[str, Any]) -> str:
+    """German or English: the client's explicit choice, else its Accept-Language."""
+    if isinstance(auth, dict) and auth.get("lang") in ("de", "en"):
+        return str(auth["lang"])
+    accept = str(environ.get("HTTP_ACCEPT_LANGUAGE", ""))
+    return "de" if accept.lower().startswith("de") else "en"

@@ -1,0 +1,80 @@
+"""Typed client requests, validated at the edge.
+
+Strict models that forbid unknown fields: a payload either is exactly one of
+these or is refused with ``invalid_payload`` naming the field. Length caps here are
+hard ceilings; tighter, configurable limits (status text, knock message) are
+applied by the handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from rooms.errors import DomainError, ErrorCode
+
+__all__ = [
+    "Empty",
+    "FloorRef",
+    "Move",
+    "SetStatus",
+    "KnockSend",
+    "KnockAnswer",
+    "KnockRef",
+    "AuthRefresh",
+    "validation_error",
+]
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+Text = Annotated[str, StringConstraints(max_length=1000, strip_whitespace=True)]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Empty(_Msg):
+    pass
+
+
+class FloorRef(_Msg):
+    floor_id: Id
+
+
+class Move(_Msg):
+    floor_id: Id
+    room_id: Id | None = None  # None: the floor's hallway
+
+
+class SetStatus(_Msg):
+    status: Literal["available", "busy", "away", "do_not_disturb"]
+    text: Text = ""
+    # "user": every session of the user (an explicit choice); "session": this
+    # session only (e.g. an idle tab reporting away).
+    scope: Literal["user", "session"] = "user"
+
+
+class KnockSend(_Msg):
+    room_id: Id
+    message: Text = ""
+
+
+class KnockAnswer(_Msg):
+    knock_id: Id
+    admit: bool
+
+
+class KnockRef(_Msg):
+    knock_id: Id
+
+
+class AuthRefresh(_Msg):
+    token: Annotated[str, Field(min_length=1, max_length=8192)]
+
+
+def validation_error(exc: ValidationError) -> DomainError:
+    """The first problem, named by its field path, as an ``invalid_payload`` error."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    return DomainError(ErrorCode.INVALID_PAYLOAD, f"{where}: {first['msg']}", field=where)

@@ -1,0 +1,142 @@
+"""Ordered, batched delivery from the domain to the transport.
+
+Producers (presence, knocks, campus) call the synchronous ``post_*`` methods at
+the very moment their state changes, so the order in the outbox *is* the order of
+the changes. One drain task owned by the outbox hands them to the
+:class:`Transport`:
+
+* floor diffs are grouped per floor into one ``floor.diffs`` frame per drain
+  cycle (a burst on a floor goes out as one frame; within a frame diffs keep
+  their sequence order);
+* direct events (to a user's sessions or to one session) keep their FIFO order.
+
+The domain never sees a socket id, a Socket.IO room or a Redis channel: it
+addresses a floor, a user or a session, and the transport decides how.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final, Iterable, Protocol
+
+import structlog
+
+from presence_server import metrics
+from presence_server.presence.state import FloorDiff
+
+__all__ = ["Transport", "Outbox", "FLOOR_DIFFS_EVENT"]
+
+FLOOR_DIFFS_EVENT: Final = "floor.diffs"
+
+log = structlog.get_logger(__name__)
+
+
+class Transport(Protocol):
+    """Delivers events to audiences on this node. Must not raise for a vanished audience."""
+
+    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None: ...
+
+    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None: ...
+
+    async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Direct:
+    kind: str  # "user" | "session"
+    target: str
+    event: str
+    payload: dict[str, Any]
+
+
+class Outbox:
+    def __init__(self, transport: Transport, *, window: float = 0.0) -> None:
+        """``window``: seconds to wait after the first change of a burst before
+        flushing, so more changes can join the frame; 0 flushes on the next loop turn."""
+        self._transport = transport
+        self._window = window
+        self._floors: dict[str, list[FloorDiff]] = {}
+        self._floor_since: dict[str, float] = {}
+        self._direct: deque[_Direct] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -------------------------------------------------------------- producers
+    def post_diffs(self, diffs: Iterable[FloorDiff]) -> None:
+        now = time.perf_counter()
+        for diff in diffs:
+            pending = self._floors.get(diff.floor_id)
+            if pending is None:
+                self._floors[diff.floor_id] = [diff]
+                self._floor_since[diff.floor_id] = now
+            else:
+                pending.append(diff)
+            self._kick()
+
+    def post_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
+        self._direct.append(_Direct("user", user_id, event, payload))
+        self._kick()
+
+    def post_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        self._direct.append(_Direct("session", sid, event, payload))
+        self._kick()
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wakeup.set()
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain_forever(), name="outbox-drain")
+
+    async def flushed(self) -> None:
+        """Wait until everything posted so far has been handed to the transport."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Deliver what is pending, then stop the drain task."""
+        if self._task is None:
+            return
+        await self._flush()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            if self._window > 0:
+                await asyncio.sleep(self._window)
+            self._wakeup.clear()
+            try:
+                await self._flush()
+            except Exception:  # a failing transport must not kill delivery for everyone
+                log.exception("outbox_flush_failed")
+            if not self._wakeup.is_set():
+                self._idle.set()
+
+    async def _flush(self) -> None:
+        floors, since = self._floors, self._floor_since
+        self._floors, self._floor_since = {}, {}
+        direct, self._direct = self._direct, deque()
+        for floor_id, diffs in floors.items():
+            payload = {"floor_id": floor_id, "diffs": [d.to_wire() for d in diffs]}
+            await self._transport.send_floor(floor_id, FLOOR_DIFFS_EVENT, payload)
+            metrics.BROADCAST_LATENCY.observe(time.perf_counter() - since[floor_id])
+            for diff in diffs:
+                metrics.EVENTS_OUT.labels(diff.type).inc()
+        for item in direct:
+            if item.kind == "user":
+                await self._transport.send_user(item.target, item.event, item.payload)
+            else:
+                await self._transport.send_session(item.target, item.event, item.payload)
+            metrics.EVENTS_OUT.labels(item.event).inc()

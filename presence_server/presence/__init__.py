@@ -1,0 +1,1 @@
+"""Presence: who is online, where, with which status."""

@@ -1,0 +1,276 @@
+"""Presence as a pure data structure.
+
+Every mutating method is synchronous, never awaits, and returns the floor diffs the
+change implies, already stamped with the floor's next sequence number. Because
+nothing can interleave inside a method, a change and its sequence number are
+atomic on one node; and because nothing here does I/O, the hard cases (two tabs,
+reloads within the grace period, a room deleted under its occupants) are tested
+without sockets.
+
+Rules (documented in docs/protocol.md):
+
+* One presence per user, however many sessions. A user's effective status is the
+  highest-priority status among their sessions: do_not_disturb > busy > available
+  > away; its text comes from the session that set that status most recently.
+* A new session inherits the user's effective status, so opening a second tab or
+  reloading changes nothing others can see.
+* A user whose last session drops lingers (no diff) until :meth:`expire` is called
+  after the grace period; a session that reconnects first makes the linger invisible.
+* Location is (floor, room); room ``None`` is the floor's hallway. Access rules
+  (doors, capacity) are checked by the caller *before* :meth:`move`, in the same
+  synchronous step, so the check and the move cannot be separated by another change.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final, Iterable
+
+from rooms.actors import Actor
+
+__all__ = ["Status", "STATUS_PRIORITY", "FloorDiff", "UserPresence", "PresenceState"]
+
+
+class Status(str, enum.Enum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+    DO_NOT_DISTURB = "do_not_disturb"
+
+
+#: Merge rule across a user's sessions: the highest wins.
+STATUS_PRIORITY: Final[dict[Status, int]] = {
+    Status.DO_NOT_DISTURB: 3,
+    Status.BUSY: 2,
+    Status.AVAILABLE: 1,
+    Status.AWAY: 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FloorDiff:
+    """One change on one floor. ``data`` is the wire payload besides seq and type."""
+
+    floor_id: str
+    seq: int
+    type: str  # joined | left | moved | status | room | room_removed | floor | floor_removed
+    data: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, **self.data}
+
+
+@dataclass(slots=True)
+class _Session:
+    status: Status
+    text: str
+    set_order: int  # tie-break: the most recent setter of the winning status wins
+
+
+@dataclass(slots=True)
+class UserPresence:
+    actor: Actor
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    status: Status = Status.AVAILABLE  # effective, derived from sessions (cached)
+    text: str = ""
+    floor_id: str | None = None
+    room_id: str | None = None
+    lingering_since: float | None = None
+
+    def member(self) -> dict[str, Any]:
+        """The entry watchers of a floor see for this user."""
+        return {
+            **self.actor.public_dict(),
+            "status": self.status.value,
+            "text": self.text,
+            "room_id": self.room_id,
+        }
+
+
+@dataclass(slots=True)
+class _Floor:
+    seq: int = 0
+    members: dict[str, UserPresence] = field(default_factory=dict)
+    occupancy: Counter[str] = field(default_factory=Counter)  # room id -> users inside
+
+
+class PresenceState:
+    """All presence on one node. See the module docstring for the rules."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, UserPresence] = {}
+        self._session_user: dict[str, str] = {}
+        self._floors: dict[str, _Floor] = {}
+        self._order = itertools.count(1)
+
+    # ------------------------------------------------------------------ reads
+    def user(self, user_id: str) -> UserPresence | None:
+        return self._users.get(user_id)
+
+    def user_of(self, sid: str) -> UserPresence | None:
+        user_id = self._session_user.get(sid)
+        return self._users.get(user_id) if user_id is not None else None
+
+    def users(self) -> Iterable[UserPresence]:
+        return self._users.values()
+
+    def session_count(self) -> int:
+        return len(self._session_user)
+
+    def seq(self, floor_id: str) -> int:
+        floor = self._floors.get(floor_id)
+        return floor.seq if floor else 0
+
+    def occupants(self, room_id: str, floor_id: str) -> int:
+        floor = self._floors.get(floor_id)
+        return floor.occupancy[room_id] if floor else 0
+
+    def occupants_of(self, floor_id: str, room_id: str) -> list[UserPresence]:
+        floor = self._floors.get(floor_id)
+        if floor is None:
+            return []
+        return [u for u in floor.members.values() if u.room_id == room_id]
+
+    def snapshot(self, floor_id: str) -> tuple[int, list[dict[str, Any]]]:
+        """(seq, members) of a floor, consistent: no diff can fall between the two."""
+        floor = self._floors.get(floor_id)
+        if floor is None:
+            return 0, []
+        return floor.seq, [u.member() for u in floor.members.values()]
+
+    # --------------------------------------------------------------- sessions
+    def connect(self, sid: str, actor: Actor, now: float) -> list[FloorDiff]:
+        """Add a session. Re-connecting within the grace period emits nothing."""
+        if sid in self._session_user:
+            raise ValueError(f"session {sid} already connected")
+        user = self._users.get(actor.user_id)
+        if user is None:
+            user = UserPresence(actor=actor)
+            self._users[actor.user_id] = user
+        diffs: list[FloorDiff] = []
+        if user.actor != actor:
+            # A fresh token may carry a new name or profile: show it.
+            user.actor = actor
+            if user.floor_id is not None:
+                diffs.append(self._stamp(user.floor_id, "joined", {"member": user.member()}))
+        user.sessions[sid] = _Session(user.status, user.text, next(self._order))
+        user.lingering_since = None
+        self._session_user[sid] = actor.user_id
+        return diffs
+
+    def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], UserPresence | None]:
+        """Remove a session. Returns the diffs and, if it was the user's last
+        session, the user now lingering (the caller schedules :meth:`expire`)."""
+        user_id = self._session_user.pop(sid, None)
+        if user_id is None:
+            return [], None
+        user = self._users[user_id]
+        del user.sessions[sid]
+        if not user.sessions:
+            # Keep the last effective status: a reload must not flicker.
+            user.lingering_since = now
+            return [], user
+        return self._recompute_status(user), None
+
+    def expire(self, user_id: str, lingering_since: float) -> tuple[list[FloorDiff], UserPresence | None]:
+        """Forget a user whose grace period ran out. No-op if they came back (or
+        lingered again later, which ``lingering_since`` tells apart)."""
+        user = self._users.get(user_id)
+        if user is None or user.sessions or user.lingering_since != lingering_since:
+            return [], None
+        diffs = self._leave_floor(user)
+        del self._users[user_id]  # privacy: nothing is kept once they are gone
+        return diffs, user
+
+    # ----------------------------------------------------------------- status
+    def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> list[FloorDiff]:
+        user = self.user_of(sid)
+        if user is None:
+            raise KeyError(sid)
+        order = next(self._order)
+        targets = user.sessions.values() if all_sessions else (user.sessions[sid],)
+        for session in targets:
+            session.status, session.text, session.set_order = status, text, order
+        return self._recompute_status(user)
+
+    def _recompute_status(self, user: UserPresence) -> list[FloorDiff]:
+        best = max(
+            user.sessions.values(),
+            key=lambda s: (STATUS_PRIORITY[s.status], s.set_order),
+        )
+        if (best.status, best.text) == (user.status, user.text):
+            return []
+        user.status, user.text = best.status, best.text
+        if user.floor_id is None:
+            return []
+        data = {"user_id": user.actor.user_id, "status": user.status.value, "text": user.text}
+        return [self._stamp(user.floor_id, "status", data)]
+
+    # --------------------------------------------------------------- location
+    def move(self, user_id: str, floor_id: str, room_id: str | None) -> list[FloorDiff]:
+        """Put a user at (floor, room). Same place: no diff."""
+        user = self._users[user_id]
+        if user.floor_id == floor_id:
+            if user.room_id == room_id:
+                return []
+            floor = self._floors[floor_id]
+            if user.room_id is not None:
+                floor.occupancy[user.room_id] -= 1
+            if room_id is not None:
+                floor.occupancy[room_id] += 1
+            previous, user.room_id = user.room_id, room_id
+            data = {"user_id": user_id, "from": previous, "room_id": room_id}
+            return [self._stamp(floor_id, "moved", data)]
+        diffs = self._leave_floor(user)
+        floor = self._floors.setdefault(floor_id, _Floor())
+        user.floor_id, user.room_id = floor_id, room_id
+        floor.members[user_id] = user
+        if room_id is not None:
+            floor.occupancy[room_id] += 1
+        diffs.append(self._stamp(floor_id, "joined", {"member": user.member()}))
+        return diffs
+
+    def leave_floor(self, user_id: str) -> list[FloorDiff]:
+        user = self._users.get(user_id)
+        return self._leave_floor(user) if user else []
+
+    def _leave_floor(self, user: UserPresence) -> list[FloorDiff]:
+        if user.floor_id is None:
+            return []
+        floor = self._floors[user.floor_id]
+        if user.room_id is not None:
+            floor.occupancy[user.room_id] -= 1
+        del floor.members[user.actor.user_id]
+        diff = self._stamp(user.floor_id, "left", {"user_id": user.actor.user_id})
+        user.floor_id = user.room_id = None
+        return [diff]
+
+    # ----------------------------------------------------------------- campus
+    def campus_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
+        """Stamp a campus change (room changed, removed...) into the floor's sequence."""
+        return self._stamp(floor_id, type_, data)
+
+    def evacuate_room(self, floor_id: str, room_id: str) -> list[FloorDiff]:
+        """Move everyone in a room to the hallway (the room is being removed)."""
+        diffs: list[FloorDiff] = []
+        for user in self.occupants_of(floor_id, room_id):
+            diffs.extend(self.move(user.actor.user_id, floor_id, None))
+        return diffs
+
+    def drop_floor(self, floor_id: str) -> list[UserPresence]:
+        """Forget a deleted floor; its members end up nowhere. Returns them."""
+        floor = self._floors.pop(floor_id, None)
+        if floor is None:
+            return []
+        for user in floor.members.values():
+            user.floor_id = user.room_id = None
+        return list(floor.members.values())
+
+    # -------------------------------------------------------------- internals
+    def _stamp(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
+        floor = self._floors.setdefault(floor_id, _Floor())
+        floor.seq += 1
+        return FloorDiff(floor_id, floor.seq, type_, data)

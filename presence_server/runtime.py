@@ -1,0 +1,34 @@
+"""The running server's parts, as one object the handlers reach through the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import socketio
+from aiohttp import web
+
+from presence_server.auth import TokenVerifier
+from presence_server.config import Settings
+from presence_server.gateway import Gateway
+from presence_server.knocking import KnockService
+from presence_server.outbox import Outbox
+from presence_server.presence.service import PresenceService
+from rooms.campus import CampusService
+
+__all__ = ["Runtime", "RUNTIME"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    sio: socketio.AsyncServer
+    campus: CampusService
+    outbox: Outbox
+    presence: PresenceService
+    knocks: KnockService
+    verifier: TokenVerifier
+    gateway: Gateway
+    ready: bool = False
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

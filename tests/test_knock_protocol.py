@@ -1,0 +1,179 @@
+"""Doorknocks over the real protocol: real clients, one outcome per knock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from signalling.client import OfficeClient, RequestError
+from tests.conftest import OfficeServer, StartServer
+
+FLOOR = "projekt"
+MEETING = "projekt-besprechung"  # closed door, owner lea.lindenau
+COORDINATION = "projekt-buero-koordination"  # closed, owners lea.lindenau and jonas.lindenau
+
+
+async def occupied_meeting_room(office: OfficeServer) -> tuple[OfficeClient, OfficeClient]:
+    """lea (owner) inside the closed meeting room, and ben on the floor outside."""
+    lea = await office.client("lea.lindenau", "lindenau")
+    await lea.move(FLOOR, MEETING)
+    ben = await office.client("ben.bergheim", "bergheim")
+    await ben.move(FLOOR)
+    return lea, ben
+
+
+async def test_an_admitted_knocker_is_moved_into_the_room_and_everyone_sees_one_outcome(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    watcher = await office.client("sven.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    knock = await ben.knock(MEETING, "Kurze Frage zum Haushalt")
+    incoming = await lea.next_event("knock.incoming")
+    assert incoming["knock_id"] == knock["knock_id"]
+    assert incoming["knocker"]["user_id"] == "ben.bergheim" and incoming["knocker"]["municipality"] == "bergheim"
+    assert incoming["message"] == "Kurze Frage zum Haushalt" and incoming["silent"] is False
+
+    result = await lea.answer(knock["knock_id"], admit=True)
+    assert result["outcome"]["outcome"] == "admitted" and result["outcome"]["by"] == "lea.lindenau"
+    for client in (ben, lea):
+        outcome = await client.next_event("knock.outcome")
+        assert (outcome["knock_id"], outcome["outcome"]) == (knock["knock_id"], "admitted")
+    await watcher.until_view(FLOOR, lambda v: v.members.get("ben.bergheim", {}).get("room_id") == MEETING)
+
+
+async def test_a_declined_knocker_waits_out_a_cooldown(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    await lea.next_event("knock.incoming")
+    await lea.answer(knock["knock_id"], admit=False)
+    outcome = await ben.next_event("knock.outcome")
+    assert outcome["outcome"] == "declined"
+    with pytest.raises(RequestError) as refused:
+        await ben.knock(MEETING)
+    assert refused.value.code == "knock_cooldown"
+    assert refused.value.error["retry_after"] > 0
+
+
+async def test_one_pending_knock_per_knocker_and_the_knocker_can_cancel(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    with pytest.raises(RequestError) as refused:
+        await ben.knock(MEETING)
+    assert refused.value.code == "already_knocking"
+    with pytest.raises(RequestError) as refused:  # only the knocker may cancel
+        await lea.request("knock.cancel", {"knock_id": knock["knock_id"]})
+    assert refused.value.code == "forbidden"
+    await ben.request("knock.cancel", {"knock_id": knock["knock_id"]})
+    outcome = await lea.next_event("knock.outcome")
+    assert outcome["outcome"] == "cancelled"
+    with pytest.raises(RequestError) as refused:
+        await lea.answer(knock["knock_id"], admit=True)
+    assert refused.value.code == "knock_resolved"
+    await ben.knock(MEETING)  # a cancel sets no cooldown
+
+
+async def test_an_unanswered_knock_expires(start_server: StartServer) -> None:
+    office = await start_server({"PRESENCE_KNOCK__TIMEOUT_SECONDS": "1"})
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    outcome = await ben.next_event("knock.outcome", timeout=5)
+    assert (outcome["knock_id"], outcome["outcome"], outcome["reason"]) == (knock["knock_id"], "expired", "timeout")
+    assert (await lea.next_event("knock.outcome"))["outcome"] == "expired"
+
+
+async def test_pending_knocks_are_declined_when_the_room_empties(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    await ben.knock(MEETING)
+    await lea.move(FLOOR)  # the last one inside leaves
+    outcome = await ben.next_event("knock.outcome")
+    assert (outcome["outcome"], outcome["reason"]) == ("declined", "room_empty")
+    await ben.knock(COORDINATION)  # no cooldown: nobody declined on purpose
+
+
+async def test_a_knock_on_an_empty_room_reaches_its_owners_wherever_they_are(office: OfficeServer) -> None:
+    jonas = await office.client("jonas.lindenau", "lindenau")
+    await jonas.move("lindenau-eg")  # another floor
+    ben = await office.client("ben.bergheim", "bergheim")
+    knock = await ben.knock(COORDINATION)
+    assert knock["to_owners"] is True
+    incoming = await jonas.next_event("knock.incoming")
+    assert incoming["room_id"] == COORDINATION
+    await jonas.answer(knock["knock_id"], admit=True)
+    assert (await ben.next_event("knock.outcome"))["outcome"] == "admitted"
+    assert office.runtime.presence.location("ben.bergheim") == {"floor_id": FLOOR, "room_id": COORDINATION}
+
+
+async def test_nobody_to_answer_is_said_at_once(office: OfficeServer) -> None:
+    ben = await office.client("ben.bergheim", "bergheim")
+    with pytest.raises(RequestError) as refused:
+        await ben.knock(COORDINATION)  # empty, and no owner online
+    assert refused.value.code == "nobody_to_answer"
+
+
+async def test_do_not_disturb_hears_the_knock_silently(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    await lea.set_status("do_not_disturb")
+    await ben.knock(MEETING)
+    assert (await lea.next_event("knock.incoming"))["silent"] is True
+
+
+async def test_knocking_refuses_open_and_locked_doors_and_people_already_inside(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    with pytest.raises(RequestError) as refused:
+        await ben.knock("projekt-lounge")
+    assert refused.value.code == "door_open"
+    anna = await office.client("anna.altbach", "altbach")
+    with pytest.raises(RequestError) as refused:
+        await anna.knock("altbach-buero-karl")
+    assert refused.value.code == "locked"
+    with pytest.raises(RequestError) as refused:
+        await lea.knock(MEETING)
+    assert refused.value.code == "already_inside"
+
+
+async def test_only_people_inside_or_owners_may_answer(office: OfficeServer) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    outsider = await office.client("sven.seefeld", "seefeld")
+    with pytest.raises(RequestError) as refused:
+        await outsider.answer(knock["knock_id"], admit=True)
+    assert refused.value.code == "forbidden"
+    assert office.runtime.knocks.book.pending_of("ben.bergheim") is not None
+
+
+async def test_two_occupants_answering_at_the_same_moment_give_exactly_one_outcome_100_times(
+    start_server: StartServer,
+) -> None:
+    office = await start_server(
+        {
+            "PRESENCE_KNOCK__COOLDOWN_SECONDS": "0",  # decline after decline
+            "PRESENCE_LIMITS__EVENTS_PER_SECOND": "10000",  # 100 rounds as fast as they go
+            "PRESENCE_LIMITS__BURST": "10000",
+        }
+    )
+    lea, ben = await occupied_meeting_room(office)
+    jonas = await office.client("jonas.lindenau", "lindenau")
+    entry = await jonas.knock(MEETING)
+    await lea.answer(entry["knock_id"], admit=True)
+    await lea.next_event("knock.outcome")
+    rounds = 100
+    for round_no in range(rounds):
+        knock = await ben.knock(MEETING)
+        admit_first = round_no % 2 == 0
+        acks = await asyncio.gather(
+            lea.call("knock.answer", {"knock_id": knock["knock_id"], "admit": admit_first}),
+            jonas.call("knock.answer", {"knock_id": knock["knock_id"], "admit": not admit_first}),
+        )
+        winners = [a for a in acks if a["ok"]]
+        losers = [a for a in acks if not a["ok"]]
+        assert len(winners) == 1 and len(losers) == 1, acks
+        assert losers[0]["error"]["code"] == "knock_resolved"
+        outcome = winners[0]["outcome"]["outcome"]
+        for client in (ben, lea, jonas):
+            seen = await client.next_event("knock.outcome", lambda o: o["knock_id"] == knock["knock_id"])
+            assert seen["outcome"] == outcome
+        if outcome == "admitted":
+            await ben.move(FLOOR)  # step out for the next round
+    # Exactly one outcome per knock: nothing extra is left in anyone's queue.
+    for client in (ben, lea, jonas):
+        assert client.pending_events("knock.outcome") == []

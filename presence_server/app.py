@@ -8,7 +8,6 @@ and every background task has an owner that cancels it.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -26,6 +25,7 @@ from presence_server.presence.service import PresenceService
 from presence_server.runtime import RUNTIME, Runtime
 from presence_server.transport_sio import SocketIOTransport
 from rooms.campus import CampusService
+from rooms.expiry import RoomExpirer
 from rooms.seed import load_seed
 from rooms.store_factory import make_campus_store
 
@@ -87,7 +87,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     seed = load_seed(Path(seed_file)) if seed_file else None
     await rt.campus.start(seed)
     rt.outbox.start()
-    sweeper = asyncio.create_task(_expire_rooms(rt), name="room-expiry")
+    expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
+    sweeper = asyncio.create_task(expirer.run(), name="room-expiry")
     rt.ready = True
     log.info("server_started", storage=rt.settings.storage.backend, municipalities=len(rt.campus.municipalities))
     try:
@@ -104,21 +105,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.outbox.close()
         await rt.campus.close()
         log.info("server_stopped")
-
-
-async def _expire_rooms(rt: Runtime) -> None:
-    """Remove project rooms whose expiry has passed; sleeps until the next one is due."""
-    period = rt.settings.campus.expiry_sweep_seconds
-    while True:
-        try:
-            expired = await rt.campus.expire_rooms()
-            for room in expired:
-                log.info("room_expired", room=room.id, floor=room.floor_id)
-        except Exception:
-            log.exception("room_expiry_failed")
-        due = rt.campus.next_expiry()
-        delay = period if due is None else min(period, max(0.05, due - time.time()))
-        await asyncio.sleep(delay)
 
 
 def run_server(settings: Settings) -> None:

@@ -20,6 +20,7 @@ from presence_server.auth import TokenVerifier
 from presence_server.config import Settings
 from presence_server.gateway import Gateway
 from presence_server.knocking import KnockService
+from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from presence_server.runtime import RUNTIME, Runtime
@@ -41,11 +42,9 @@ _TRANSPORT_MAX_BYTES = 1_000_000
 
 
 def build_app(settings: Settings) -> web.Application:
-    origins = _allowed_origins(settings)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        # None keeps python-socketio's same-origin check; listed portals are added.
-        cors_allowed_origins=origins or None,
+        cors_allowed_origins=OriginPolicy(_allowed_origins(settings)),
         max_http_buffer_size=_TRANSPORT_MAX_BYTES,
         logger=False,
         engineio_logger=False,

@@ -130,7 +130,6 @@ class PresenceSettings(_Section):
     #: How long a user stays present after their last connection drops (reconnects).
     grace_seconds: float = Field(default=15, ge=0, le=600)
     status_text_max: int = Field(default=140, ge=0, le=1000)
-    keep_last_seen: bool = False
 
 
 class KnockSettings(_Section):

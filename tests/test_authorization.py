@@ -211,3 +211,30 @@ async def test_the_owning_admin_may_do_what_the_others_may_not(office: OfficeSer
                 assert resp.status in (200, 201), (method, path, await resp.text())
     assert office.runtime.campus.floor(ALTBACH_FLOOR) is None  # deleted last
     assert office.runtime.campus.room(ALTBACH_ROOM) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (None, True),  # not a browser
+        ("<own>", True),  # the server's own pages, whatever the port
+        ("http://localhost:8080", True),  # listed in config/default.toml
+        ("https://evil.example", False),
+    ],
+)
+async def test_browser_origins_must_be_the_servers_own_or_configured(
+    office: OfficeServer, origin: str | None, allowed: bool
+) -> None:
+    import socketio
+
+    headers = {} if origin is None else {"Origin": office.url if origin == "<own>" else origin}
+    sio = socketio.AsyncClient(reconnection=False)
+    try:
+        await sio.connect(office.url, headers=headers, auth={"token": office.token("anna.altbach", "altbach")},
+                          transports=["websocket"], wait_timeout=5)
+        connected = sio.connected
+    except socketio.exceptions.ConnectionError:
+        connected = False
+    finally:
+        await sio.disconnect()
+    assert connected is allowed

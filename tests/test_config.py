@@ -43,7 +43,7 @@ def test_defaults_load_without_file_or_env() -> None:
     assert (s.log.level, s.log.format) == ("info", "json")
     assert (s.storage.backend, s.storage.sqlite_path) == ("sqlite", "var/campus.sqlite3")
     assert (s.campus.seed_file, s.campus.expiry_sweep_seconds) == (None, 30)
-    assert (s.presence.grace_seconds, s.presence.status_text_max, s.presence.keep_last_seen) == (15, 140, False)
+    assert (s.presence.grace_seconds, s.presence.status_text_max) == (15, 140)
     assert (s.knock.timeout_seconds, s.knock.cooldown_seconds, s.knock.message_max) == (30, 20, 200)
     assert (s.limits.max_event_bytes, s.limits.events_per_second, s.limits.burst) == (16384, 20, 40)
     assert (s.auth.leeway_seconds, s.auth.max_token_ttl_seconds, s.auth.dev_token_ttl_seconds) == (30, 86400, 28800)

@@ -101,7 +101,8 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=65536, ge=1)
-    #: Origins allowed for REST calls and the Socket.IO handshake ("*" is not special).
+    #: Browser origins, besides the server's own, that may open Socket.IO connections
+    #: for any municipality ("*" is not special).
     cors_origins: list[str] = Field(default_factory=list)
 
 
@@ -123,6 +124,7 @@ class StorageSettings(_Section):
 class CampusSettings(_Section):
     #: A campus TOML seeded into the store on first start (when the store is empty).
     seed_file: str | None = None
+    #: Longest pause between checks for expired project rooms (new expiries wake it).
     expiry_sweep_seconds: float = Field(default=30, gt=0)
 
 

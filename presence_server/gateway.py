@@ -23,7 +23,8 @@ from presence_server import metrics
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.knocking import KnockService
-from presence_server.presence.service import PresenceService
+from presence_server.origins import OriginPolicy
+from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
 from presence_server.transport_sio import SocketIOTransport
@@ -52,7 +53,7 @@ class Session:
 Handler = Callable[[Session, Any], Awaitable[dict[str, Any]]]
 
 
-class Gateway:
+class Gateway(PresenceHooks):
     def __init__(
         self,
         sio: socketio.AsyncServer,
@@ -71,6 +72,13 @@ class Gateway:
         self._knocks = knocks
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
+        self._leeway = settings.auth.leeway_seconds
+        # Per municipality: the portals allowed to embed its staff's sessions.
+        self._origins = {
+            mid: OriginPolicy([*settings.http.cors_origins, *conf.allowed_origins])
+            for mid, conf in settings.auth.municipalities.items()
+        }
+        presence.add_hooks(self)
         self._table: dict[str, tuple[type[BaseModel], Handler]] = {
             "campus.get": (m.Empty, self._campus_get),
             "floor.watch": (m.FloorRef, self._floor_watch),
@@ -106,10 +114,16 @@ class Gateway:
             metrics.ERRORS.labels(exc.code.value).inc()
             log.info("connect_refused", sid=sid, code=exc.code.value, detail=exc.detail)
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
+        actor = identity.actor
+        policy = self._origins.get(actor.municipality_id)
+        if policy is not None and not policy(environ.get("HTTP_ORIGIN"), environ):
+            # The handshake passed the union of all portals; this token's town allows fewer.
+            exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
+            metrics.ERRORS.labels(exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
-        actor = identity.actor
         await self._transport.attach_user(sid, actor.user_id)
         user = self._presence.connect(sid, actor)
         self._transport.post_welcome(
@@ -117,6 +131,7 @@ class Gateway:
             {
                 "me": user.member(),
                 "location": self._presence.location(actor.user_id),
+                "knocks": self._knocks.pending_for(actor.user_id),
                 "token_expires_at": identity.expires_at,
                 "grace_seconds": self._settings.presence.grace_seconds,
             },
@@ -140,10 +155,12 @@ class Gateway:
 
     async def _on_unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         metrics.EVENTS_IN.labels("unknown").inc()
-        metrics.ERRORS.labels(ErrorCode.UNKNOWN_EVENT.value).inc()
         session = self._sessions.get(sid)
         lang = session.lang if session else "en"
-        return _failure(DomainError(ErrorCode.UNKNOWN_EVENT, event[:64]), lang)
+        limited = session is not None and not session.bucket.take(time.monotonic())
+        exc = DomainError(ErrorCode.RATE_LIMITED if limited else ErrorCode.UNKNOWN_EVENT, None if limited else event[:64])
+        metrics.ERRORS.labels(exc.code.value).inc()
+        return _failure(exc, lang)
 
     async def _dispatch(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         metrics.EVENTS_IN.labels(event).inc()
@@ -154,13 +171,15 @@ class Gateway:
         structlog.contextvars.bind_contextvars(sid=sid, user=actor.user_id, municipality=actor.municipality_id)
         try:
             model, handler = self._table[event]
+            # Rate first: a flood of oversized or malformed requests costs its sender, not us.
+            if not session.bucket.take(time.monotonic()):
+                raise DomainError(ErrorCode.RATE_LIMITED)
             if len(args) > 1:
                 raise DomainError(ErrorCode.INVALID_PAYLOAD, "one payload object expected")
             data = args[0] if args else None
             self._check_size(data)
-            if not session.bucket.take(time.monotonic()):
-                raise DomainError(ErrorCode.RATE_LIMITED)
-            if event != "auth.refresh" and session.identity.expires_at <= time.time():
+            # The same leeway as at connect, so a token that may connect may also act.
+            if event != "auth.refresh" and session.identity.expires_at + self._leeway <= time.time():
                 raise DomainError(ErrorCode.TOKEN_EXPIRED)
             try:
                 message = model.model_validate({} if data is None else data)
@@ -184,7 +203,7 @@ class Gateway:
             return
         limit = self._settings.limits.max_event_bytes
         try:
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
         except (TypeError, ValueError):  # binary attachments and the like
             raise DomainError(ErrorCode.INVALID_PAYLOAD, "payload must be a JSON object") from None
         if size > limit:
@@ -242,7 +261,13 @@ class Gateway:
         if (identity.actor.user_id, identity.actor.municipality_id) != (old.user_id, old.municipality_id):
             raise DomainError(ErrorCode.FORBIDDEN, "token is for another user")
         s.identity = identity
+        self._presence.update_actor(identity.actor)
         return {"token_expires_at": identity.expires_at}
+
+    # --------------------------------------------------------- presence hooks
+    def floor_removed(self, floor_id: str) -> None:
+        for session in self._sessions.values():
+            session.watching.discard(floor_id)
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

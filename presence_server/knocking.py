@@ -17,7 +17,7 @@ import structlog
 
 from presence_server import metrics
 from presence_server.outbox import Outbox
-from presence_server.presence.service import PresenceService
+from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from rooms.access import check_enter
 from rooms.actors import Actor
@@ -30,7 +30,7 @@ __all__ = ["KnockService"]
 log = structlog.get_logger(__name__)
 
 
-class KnockService:
+class KnockService(PresenceHooks):
     def __init__(
         self,
         presence: PresenceService,
@@ -90,10 +90,7 @@ class KnockService:
         )
         wire = knock.to_wire()
         for user_id in recipients:
-            user = self._presence.state.user(user_id)
-            # Do-not-disturb hears the knock silently: flagged, not an interruption.
-            silent = user is not None and user.status is Status.DO_NOT_DISTURB
-            self._outbox.post_user(user_id, "knock.incoming", {**wire, "silent": silent})
+            self._outbox.post_user(user_id, "knock.incoming", {**wire, "silent": self._is_silent(user_id)})
         self._outbox.post_user(actor.user_id, "knock.pending", wire)
         log.info("knock_opened", knock=knock.id, room=room.id, recipients=len(recipients), to_owners=to_owners)
         return {"knock": wire}
@@ -133,8 +130,24 @@ class KnockService:
         return any(u.actor.user_id == actor.user_id for u in self._presence.answerers(room.floor_id, room.id))
 
     def _is_reachable(self, user_id: str) -> bool:
+        """Online with a session, and allowed to answer (guests are not)."""
         user = self._presence.state.user(user_id)
-        return user is not None and bool(user.sessions)
+        return user is not None and bool(user.sessions) and not user.actor.is_guest
+
+    def pending_for(self, user_id: str) -> dict[str, Any]:
+        """Knocks a (re)connecting session should know of: its own, and those it may answer."""
+        own = self.book.pending_of(user_id)
+        incoming = [
+            {**k.to_wire(), "silent": self._is_silent(user_id)}
+            for k in self.book.pending()
+            if user_id in k.recipients
+        ]
+        return {"own": own.to_wire() if own else None, "incoming": incoming}
+
+    def _is_silent(self, user_id: str) -> bool:
+        user = self._presence.state.user(user_id)
+        # Do-not-disturb hears a knock silently: flagged, not an interruption.
+        return user is not None and user.status is Status.DO_NOT_DISTURB
 
     # -------------------------------------------------------------- outcomes
     def _resolve(self, knock_id: str, outcome: KnockOutcome, *, by: str | None = None, reason: str | None = None) -> Resolution:

@@ -22,6 +22,7 @@ __all__ = [
     "KNOCKS",
     "BROADCAST_LATENCY",
     "CAMPUS_CHANGES",
+    "DELIVERY_FAILURES",
     "render",
     "CONTENT_TYPE",
 ]
@@ -44,6 +45,9 @@ BROADCAST_LATENCY: Final = Histogram(
     "Time from a state change to handing its frame to the transport.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
     registry=REGISTRY,
+)
+DELIVERY_FAILURES: Final = Counter(
+    "vo_delivery_failures_total", "Frames or events the transport failed to send.", registry=REGISTRY
 )
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY

@@ -18,6 +18,8 @@ _REFUSALS = {
     "404": "not_found (also for floors and rooms the caller may not see)",
     "409": "conflict",
     "413": "payload_too_large",
+    "429": "rate_limited",
+    "default": "other refusals by a domain rule (e.g. knock_required) answer 409 with their own code",
 }
 
 
@@ -90,6 +92,16 @@ def openapi_document() -> dict[str, Any]:
                 "patch": _op("Change a room (owners may change only the door)", body=rm.RoomPatch),
                 "delete": _op("Delete a room; occupants move to the hallway"),
             },
+            "/dev/token": {
+                "get": {
+                    **_op("Development mode only (404 otherwise): mint a token", auth=False),
+                    "parameters": [
+                        {"name": n, "in": "query", "required": n != "role", "schema": {"type": "string"}}
+                        for n in ("municipality", "user", "name", "role")
+                    ],
+                }
+            },
+            "/openapi.json": {"get": _op("This document", auth=False)},
             "/healthz": {"get": _op("Liveness", auth=False)},
             "/readyz": {"get": _op("Readiness (503 while starting or degraded)", auth=False)},
             "/metrics": {"get": _op("Prometheus metrics", auth=False)},

@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Final, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Final, Iterable, Protocol
 
 import structlog
 
@@ -43,6 +43,9 @@ class Transport(Protocol):
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None: ...
 
+    async def close_floor(self, floor_id: str) -> None:
+        """Unsubscribe every watcher of the floor on this node."""
+
 
 @dataclass(slots=True)
 class _Direct:
@@ -61,6 +64,7 @@ class Outbox:
         self._floors: dict[str, list[FloorDiff]] = {}
         self._floor_since: dict[str, float] = {}
         self._direct: deque[_Direct] = deque()
+        self._closed_floors: list[str] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -84,6 +88,11 @@ class Outbox:
 
     def post_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         self._direct.append(_Direct("session", sid, event, payload))
+        self._kick()
+
+    def post_floor_closed(self, floor_id: str) -> None:
+        """Unsubscribe the floor's watchers once its pending frames are out."""
+        self._closed_floors.append(floor_id)
         self._kick()
 
     def _kick(self) -> None:
@@ -117,10 +126,7 @@ class Outbox:
             if self._window > 0:
                 await asyncio.sleep(self._window)
             self._wakeup.clear()
-            try:
-                await self._flush()
-            except Exception:  # a failing transport must not kill delivery for everyone
-                log.exception("outbox_flush_failed")
+            await self._flush()
             if not self._wakeup.is_set():
                 self._idle.set()
 
@@ -128,15 +134,33 @@ class Outbox:
         floors, since = self._floors, self._floor_since
         self._floors, self._floor_since = {}, {}
         direct, self._direct = self._direct, deque()
+        closed, self._closed_floors = self._closed_floors, []
+        # Each send is isolated: one failing audience must not cost the others
+        # their frames (a lost floor frame heals by resync; a lost knock would not).
         for floor_id, diffs in floors.items():
             payload = {"floor_id": floor_id, "diffs": [d.to_wire() for d in diffs]}
-            await self._transport.send_floor(floor_id, FLOOR_DIFFS_EVENT, payload)
-            metrics.BROADCAST_LATENCY.observe(time.perf_counter() - since[floor_id])
-            for diff in diffs:
-                metrics.EVENTS_OUT.labels(diff.type).inc()
+            if await self._send(self._transport.send_floor, floor_id, FLOOR_DIFFS_EVENT, payload):
+                metrics.BROADCAST_LATENCY.observe(time.perf_counter() - since[floor_id])
+                for diff in diffs:
+                    metrics.EVENTS_OUT.labels(diff.type).inc()
         for item in direct:
-            if item.kind == "user":
-                await self._transport.send_user(item.target, item.event, item.payload)
-            else:
-                await self._transport.send_session(item.target, item.event, item.payload)
-            metrics.EVENTS_OUT.labels(item.event).inc()
+            send = self._transport.send_user if item.kind == "user" else self._transport.send_session
+            if await self._send(send, item.target, item.event, item.payload):
+                metrics.EVENTS_OUT.labels(item.event).inc()
+        for floor_id in closed:
+            try:
+                await self._transport.close_floor(floor_id)
+            except Exception:
+                log.exception("outbox_close_floor_failed", floor=floor_id)
+
+    @staticmethod
+    async def _send(
+        send: Callable[[str, str, dict[str, Any]], Awaitable[None]], target: str, event: str, payload: dict[str, Any]
+    ) -> bool:
+        try:
+            await send(target, event, payload)
+            return True
+        except Exception:
+            metrics.DELIVERY_FAILURES.inc()
+            log.exception("outbox_send_failed", target=target, kind=event)
+            return False

@@ -220,9 +220,8 @@ async def dev_token(request: web.Request) -> web.Response:
     if not rt.settings.dev_mode:
         raise DomainError(ErrorCode.NOT_FOUND)
     try:
-        query = rm.DevTokenQuery.model_validate(
-            {**request.query, "roles": request.query.getall("role", ["staff"])}
-        )
+        fields = {k: v for k, v in request.query.items() if k != "role"}
+        query = rm.DevTokenQuery.model_validate({**fields, "roles": request.query.getall("role", ["staff"])})
     except ValidationError as exc:
         raise validation_error(exc) from None
     try:

@@ -11,6 +11,8 @@ from presence_server.messages import Id
 __all__ = ["RectIn", "FloorCreate", "FloorPatch", "RoomCreate", "RoomPatch", "DevTokenQuery"]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Owners are token subjects, which each municipality's identity provider chooses.
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 RoomKindName = Literal["office", "meeting", "project", "lounge", "service_counter"]
 DoorName = Literal["open", "closed", "locked"]
 
@@ -49,7 +51,7 @@ class RoomCreate(_Body):
     rect: RectIn
     door: DoorName = "open"
     capacity: int = 8
-    owners: list[Id] = Field(default_factory=list, max_length=100)
+    owners: list[UserId] = Field(default_factory=list, max_length=100)
     expires_at: float | None = None
     id: Id | None = None
 
@@ -60,7 +62,7 @@ class RoomPatch(_Body):
     rect: RectIn | None = None
     door: DoorName | None = None
     capacity: int | None = None
-    owners: list[Id] | None = Field(default=None, max_length=100)
+    owners: list[UserId] | None = Field(default=None, max_length=100)
     expires_at: float | None = None
 
 

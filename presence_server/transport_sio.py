@@ -38,6 +38,9 @@ class SocketIOTransport:
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         await self._sio.emit(event, payload, to=sid)
 
+    async def close_floor(self, floor_id: str) -> None:
+        await self._sio.close_room(floor_room(floor_id))
+
     async def attach_user(self, sid: str, user_id: str) -> None:
         await self._sio.enter_room(sid, user_room(user_id))
 

@@ -114,9 +114,11 @@ class OfficeClient:
         view = self.views.get(floor_id)
         if view is None:
             view = self.views[floor_id] = FloorView(floor_id)
-        view.stale = True
-        result = await self.request("floor.watch", {"floor_id": floor_id})
-        view.load_snapshot(result["snapshot"])
+        for _ in range(5):  # a gap inside the early frames asks for one more snapshot
+            view.stale = True
+            result = await self.request("floor.watch", {"floor_id": floor_id})
+            if view.load_snapshot(result["snapshot"]):
+                break
         await self._notify_view()
         return view
 

@@ -29,15 +29,16 @@ class FloorView:
         self.gaps = 0
         self._early: list[dict[str, Any]] = []
 
-    def load_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def load_snapshot(self, snapshot: dict[str, Any]) -> bool:
+        """Take a snapshot, then replay frames that came early. False when the
+        replay found a gap: the view is stale again and needs another snapshot."""
         self.floor = dict(snapshot["floor"])
         self.rooms = {r["id"]: dict(r) for r in snapshot["rooms"]}
         self.members = {m["user_id"]: dict(m) for m in snapshot["members"]}
         self.seq = int(snapshot["seq"])
         self.stale = False
         early, self._early = self._early, []
-        for diff in early:
-            self.apply(diff)
+        return all(self.apply(diff) for diff in early)
 
     def apply_frame(self, frame: dict[str, Any]) -> bool:
         """Apply a ``floor.diffs`` frame. False when a gap was found (resync needed)."""

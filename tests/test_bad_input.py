@@ -84,6 +84,21 @@ async def test_oversized_payloads_are_refused_with_their_limit(office: OfficeSer
     assert (await client.move(FLOOR))["floor_id"] == FLOOR  # still served
 
 
+async def test_the_size_limit_counts_bytes_not_characters(office: OfficeServer) -> None:
+    client = await office.client("anna.altbach", "altbach")
+    limit = office.settings.limits.max_event_bytes
+    umlauts = "ä" * (limit // 2 + 10)  # fewer characters than the limit, more bytes (2 each in UTF-8)
+    ack = await client.call("presence.status", {"status": "busy", "text": umlauts})
+    assert is_structured_error(ack, "payload_too_large")
+
+
+async def test_unknown_events_count_against_the_rate_limit(start_server: StartServer) -> None:
+    office = await start_server({"PRESENCE_LIMITS__EVENTS_PER_SECOND": "1", "PRESENCE_LIMITS__BURST": "3"})
+    client = await office.client("mal.seefeld", "seefeld")
+    acks = [await client.call("no.such.event") for _ in range(5)]
+    assert [a["error"]["code"] for a in acks].count("rate_limited") >= 2
+
+
 async def test_more_than_one_argument_binary_and_unknown_events_get_errors(office: OfficeServer) -> None:
     client = await office.client("anna.altbach", "altbach")
     ack = await client.sio.call("presence.move", ({"floor_id": FLOOR}, {"extra": 1}), timeout=5)

@@ -25,6 +25,20 @@ class RecordingTransport:
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         self.sent.append(("session", sid, event, payload))
 
+    async def close_floor(self, floor_id: str) -> None:
+        self.sent.append(("close", floor_id, "", {}))
+
+
+class FailingFor(RecordingTransport):
+    def __init__(self, broken_user: str) -> None:
+        super().__init__()
+        self.broken_user = broken_user
+
+    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
+        if user_id == self.broken_user:
+            raise ConnectionError("socket gone")
+        await super().send_user(user_id, event, payload)
+
 
 def diff(floor: str, seq: int) -> FloorDiff:
     return FloorDiff(floor, seq, "moved", {"user_id": "u", "from": None, "room_id": None})
@@ -65,3 +79,30 @@ async def test_close_delivers_what_is_pending() -> None:
     outbox.post_diffs([diff("a", 1)])
     await outbox.close()
     assert len(transport.sent) == 1
+
+
+async def test_one_failing_audience_does_not_cost_the_others_their_events() -> None:
+    transport = FailingFor("broken")
+    outbox = Outbox(transport)
+    outbox.start()
+    outbox.post_user("before", "knock.outcome", {})
+    outbox.post_user("broken", "knock.outcome", {})
+    outbox.post_user("after", "knock.outcome", {})
+    outbox.post_diffs([diff("a", 1)])
+    await asyncio.wait_for(outbox.flushed(), 1)
+    assert [t[1] for t in transport.sent] == ["a", "before", "after"]
+    outbox.post_user("later", "knock.outcome", {})  # and the drain task lives on
+    await asyncio.wait_for(outbox.flushed(), 1)
+    assert transport.sent[-1][1] == "later"
+    await outbox.close()
+
+
+async def test_a_closed_floor_is_unsubscribed_after_its_last_frame() -> None:
+    transport = RecordingTransport()
+    outbox = Outbox(transport)
+    outbox.start()
+    outbox.post_diffs([diff("a", 7)])
+    outbox.post_floor_closed("a")
+    await asyncio.wait_for(outbox.flushed(), 1)
+    assert [(t[0], t[1]) for t in transport.sent] == [("floor", "a"), ("close", "a")]
+    await outbox.close()

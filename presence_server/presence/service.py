@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import structlog
 
@@ -29,14 +29,21 @@ __all__ = ["PresenceService", "PresenceHooks"]
 log = structlog.get_logger(__name__)
 
 
-class PresenceHooks(Protocol):
-    """What other services (knocks, calls) need to hear about presence."""
+class PresenceHooks:
+    """What other parts (knocks, calls, the gateway) may hear about presence.
+    Called synchronously, right after the change; override what you need."""
 
-    def room_emptied(self, floor_id: str, room_id: str) -> None: ...
+    def room_emptied(self, floor_id: str, room_id: str) -> None:
+        """Nobody who may answer the door is inside any more."""
 
-    def user_gone(self, user_id: str) -> None: ...
+    def user_gone(self, user_id: str) -> None:
+        """The grace period ran out: the user is offline."""
 
-    def room_removed(self, room: Room) -> None: ...
+    def room_removed(self, room: Room) -> None:
+        """Deleted or expired; its occupants are in the hallway."""
+
+    def floor_removed(self, floor_id: str) -> None:
+        """Deleted; its members are nowhere and its watchers unsubscribed."""
 
 
 class PresenceService:
@@ -132,7 +139,8 @@ class PresenceService:
 
     # ----------------------------------------------------------------- moving
     def move(self, actor: Actor, floor_id: str, room_id: str | None, *, admitted: bool = False) -> dict[str, Any]:
-        """Walk to a floor's hallway (``room_id`` None) or into a room."""
+        """Walk to a floor's hallway (``room_id`` None) or into a room. An admitted
+        knocker is moved by the server and told so with ``presence.location``."""
         user = self._online(actor)
         floor = self.campus.visible_floor(actor, floor_id)
         if (user.floor_id, user.room_id) == (floor.id, room_id):
@@ -146,6 +154,8 @@ class PresenceService:
             check_enter(actor, room, occupants=self.state.occupants(room_id, floor_id), admitted=admitted)
         previous = (user.floor_id, user.room_id)
         self._post(self.state.move(actor.user_id, floor.id, room_id))
+        if admitted:
+            self._tell_location(actor.user_id, "admitted")
         self._check_emptied(*previous)
         return self.location(actor.user_id)
 
@@ -154,6 +164,10 @@ class PresenceService:
         previous = (user.floor_id, user.room_id)
         self._post(self.state.leave_floor(actor.user_id))
         self._check_emptied(*previous)
+
+    def update_actor(self, actor: Actor) -> None:
+        """A refreshed token: show a changed name or profile to the floor."""
+        self._post(self.state.update_actor(actor))
 
     def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         self._post(self.state.set_status(sid, status, text, all_sessions=all_sessions))
@@ -183,16 +197,29 @@ class PresenceService:
             self._post([state.campus_diff(change.floor_id, "room", {"room": change.room.to_dict()})])
         elif change.kind == "room_deleted" and change.room is not None:
             room = change.room
+            evacuated = [u.actor.user_id for u in state.occupants_of(room.floor_id, room.id)]
             diffs = state.evacuate_room(room.floor_id, room.id)
             diffs.append(state.campus_diff(room.floor_id, "room_removed", {"room_id": room.id}))
             self._post(diffs)
+            for user_id in evacuated:
+                self._tell_location(user_id, "room_removed")
             for hooks in self._hooks:
                 hooks.room_removed(room)
         elif change.kind == "floor_upserted" and change.floor is not None:
             self._post([state.campus_diff(change.floor_id, "floor", {"floor": change.floor.to_dict()})])
         elif change.kind == "floor_deleted":
             self._post([state.campus_diff(change.floor_id, "floor_removed", {})])
-            state.drop_floor(change.floor_id)
+            for user in state.drop_floor(change.floor_id):
+                self._tell_location(user.actor.user_id, "floor_removed")
+            # After the floor_removed frame, nobody stays subscribed: a floor
+            # recreated under this id may belong to someone else.
+            self._outbox.post_floor_closed(change.floor_id)
+            for hooks in self._hooks:
+                hooks.floor_removed(change.floor_id)
+
+    def _tell_location(self, user_id: str, reason: str) -> None:
+        """The server moved someone (admitted, room or floor removed): tell their sessions."""
+        self._outbox.post_user(user_id, "presence.location", {**self.location(user_id), "reason": reason})
 
     def _post(self, diffs: list[FloorDiff]) -> None:
         if diffs:

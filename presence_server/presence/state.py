@@ -150,16 +150,21 @@ class PresenceState:
         if user is None:
             user = UserPresence(actor=actor)
             self._users[actor.user_id] = user
-        diffs: list[FloorDiff] = []
-        if user.actor != actor:
-            # A fresh token may carry a new name or profile: show it.
-            user.actor = actor
-            if user.floor_id is not None:
-                diffs.append(self._stamp(user.floor_id, "joined", {"member": user.member()}))
+        diffs = self.update_actor(actor)
         user.sessions[sid] = _Session(user.status, user.text, next(self._order))
         user.lingering_since = None
         self._session_user[sid] = actor.user_id
         return diffs
+
+    def update_actor(self, actor: Actor) -> list[FloorDiff]:
+        """A fresh token may carry a new name or profile: show it (as a join)."""
+        user = self._users.get(actor.user_id)
+        if user is None or user.actor == actor:
+            return []
+        user.actor = actor
+        if user.floor_id is None:
+            return []
+        return [self._stamp(user.floor_id, "joined", {"member": user.member()})]
 
     def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], UserPresence | None]:
         """Remove a session. Returns the diffs and, if it was the user's last
@@ -261,13 +266,19 @@ class PresenceState:
         return diffs
 
     def drop_floor(self, floor_id: str) -> list[UserPresence]:
-        """Forget a deleted floor; its members end up nowhere. Returns them."""
-        floor = self._floors.pop(floor_id, None)
+        """Empty a deleted floor; its members end up nowhere. Returns them.
+
+        The floor's sequence number is kept, so a floor recreated under the same
+        id continues it and no old view can mistake its diffs for old ones."""
+        floor = self._floors.get(floor_id)
         if floor is None:
             return []
-        for user in floor.members.values():
+        members = list(floor.members.values())
+        for user in members:
             user.floor_id = user.room_id = None
-        return list(floor.members.values())
+        floor.members.clear()
+        floor.occupancy.clear()
+        return members
 
     # -------------------------------------------------------------- internals
     def _stamp(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:

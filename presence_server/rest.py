@@ -20,6 +20,7 @@ from presence_server.auth import Identity, mint_token
 from presence_server.messages import validation_error
 from presence_server.openapi import openapi_document
 from presence_server.runtime import RUNTIME, Runtime
+from presence_server.vendor import add_vendor_routes
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import OwnerKind, Rect
 
@@ -250,7 +251,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.json", openapi)
     r.add_get("/dev/token", dev_token)
-    from presence_server.vendor import add_vendor_routes; add_vendor_routes(r)  # noqa: E702 - /vendor/socket.io.min.js
+    add_vendor_routes(r)
     r.add_get("/api/v1/campus", get_campus)
     r.add_post("/api/v1/floors", create_floor)
     r.add_get("/api/v1/floors/{floor_id}", get_floor)

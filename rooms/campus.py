@@ -108,10 +108,16 @@ class CampusService:
         return self._state.rooms_on(floor_id)
 
     def visible_floors(self, actor: Actor) -> list[Floor]:
-        """Floors the actor may see, sorted by owner, position, name."""
+        """Floors the actor may see: their own municipality's first, then the
+        cooperations', each by position, then name."""
         cooperations = self._state.cooperations
         floors = [f for f in self._state.floors.values() if access.can_see_floor(actor, f, cooperations)]
-        return sorted(floors, key=lambda f: (f.owner_kind.value, f.owner_id, f.position, f.name, f.id))
+
+        def order(f: Floor) -> tuple[bool, str, int, str, str]:
+            foreign = not (f.owner_kind is OwnerKind.MUNICIPALITY and f.owner_id == actor.municipality_id)
+            return (foreign, f.owner_id, f.position, f.name, f.id)
+
+        return sorted(floors, key=order)
 
     def can_see_floor(self, actor: Actor, floor_id: str) -> bool:
         floor = self._state.floors.get(floor_id)

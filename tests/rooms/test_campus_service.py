@@ -175,7 +175,7 @@ async def test_writes_before_start_are_refused(store: MemoryCampusStore) -> None
 
 
 def test_each_actor_sees_their_floors_in_order(campus: CampusService) -> None:
-    assert [f.id for f in campus.visible_floors(ANNA)] == ["projekt", "altbach-eg"]
+    assert [f.id for f in campus.visible_floors(ANNA)] == ["altbach-eg", "projekt"]  # own town first
     assert [f.id for f in campus.visible_floors(ADMIN_B)] == ["projekt"]
     assert [f.id for f in campus.visible_floors(GUEST_A)] == ["altbach-eg"]
     assert [f.id for f in campus.visible_floors(ADMIN_S)] == ["seefeld-eg"]
@@ -207,7 +207,7 @@ def test_campus_view_for_staff_and_for_a_guest(campus: CampusService) -> None:
     view = campus.campus_view(ANNA)
     assert view["municipality"] == {"id": "altbach", "name": "Gemeinde Altbach"}
     assert view["cooperations"] == [{"id": "vier-taeler", "name": "Vier Täler", "members": ["altbach", "bergheim"]}]
-    assert [f["id"] for f in view["floors"]] == ["projekt", "altbach-eg"]
+    assert [f["id"] for f in view["floors"]] == ["altbach-eg", "projekt"]
     altbach = view["floors"][1]
     assert altbach["owner_kind"] == "municipality"
     assert [r["id"] for r in altbach["rooms"]] == ["altbach-buero-anna", "altbach-teekueche"]

@@ -208,7 +208,7 @@ def test_campus_view_for_staff_and_for_a_guest(campus: CampusService) -> None:
     assert view["municipality"] == {"id": "altbach", "name": "Gemeinde Altbach"}
     assert view["cooperations"] == [{"id": "vier-taeler", "name": "Vier Täler", "members": ["altbach", "bergheim"]}]
     assert [f["id"] for f in view["floors"]] == ["altbach-eg", "projekt"]
-    altbach = view["floors"][1]
+    altbach = view["floors"][0]
     assert altbach["owner_kind"] == "municipality"
     assert [r["id"] for r in altbach["rooms"]] == ["altbach-buero-anna", "altbach-teekueche"]
     assert altbach["rooms"][0]["door"] == "closed"

@@ -18,6 +18,7 @@ from aiohttp import web
 from presence_server import rest
 from presence_server.auth import TokenVerifier
 from presence_server.config import Settings
+from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
 from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
@@ -54,8 +55,9 @@ def build_app(settings: Settings) -> web.Application:
 
     store = make_campus_store(settings.storage.backend, sqlite_path=settings.storage.sqlite_path)
     campus = CampusService(store)
-    transport = SocketIOTransport(sio)
-    outbox = Outbox(transport)
+    fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
+    transport = SocketIOTransport(sio, fanout)
+    outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
     transport.outbox = outbox
     presence = PresenceService(campus, outbox, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)

@@ -146,6 +146,15 @@ class LimitsSettings(_Section):
     burst: int = Field(default=40, ge=1)
 
 
+class FanoutSettings(_Section):
+    """How floor changes reach watchers."""
+
+    #: Changes on one floor within this window go out as one frame (0: next loop turn).
+    batch_window_ms: float = Field(default=5, ge=0, le=1000)
+    #: A watcher with more unsent bytes than this is a slow client and is disconnected.
+    max_send_buffer_bytes: int = Field(default=1_048_576, ge=65_536, le=67_108_864)
+
+
 class MunicipalityAuth(_Section):
     """How tokens of one municipality are verified.
 
@@ -292,6 +301,7 @@ class Settings(BaseSettings):
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
     knock: KnockSettings = Field(default_factory=KnockSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    fanout: FanoutSettings = Field(default_factory=FanoutSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
 

@@ -124,7 +124,7 @@ class Gateway(PresenceHooks):
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
-        await self._transport.attach_user(sid, actor.user_id)
+        await self._transport.attach(sid, actor.user_id, environ)
         user = self._presence.connect(sid, actor)
         self._transport.post_welcome(
             sid,
@@ -143,6 +143,7 @@ class Gateway(PresenceHooks):
         session = self._sessions.pop(sid, None)
         if session is None:
             return
+        self._transport.detach(sid)
         self._presence.disconnect(sid)
         log.info("disconnected", sid=sid, user=session.actor.user_id, reason=str(reason))
 

@@ -23,6 +23,8 @@ __all__ = [
     "BROADCAST_LATENCY",
     "CAMPUS_CHANGES",
     "DELIVERY_FAILURES",
+    "FANOUT_DELIVERIES",
+    "SLOW_CLIENTS",
     "render",
     "CONTENT_TYPE",
 ]
@@ -48,6 +50,12 @@ BROADCAST_LATENCY: Final = Histogram(
 )
 DELIVERY_FAILURES: Final = Counter(
     "vo_delivery_failures_total", "Frames or events the transport failed to send.", registry=REGISTRY
+)
+FANOUT_DELIVERIES: Final = Counter(
+    "vo_fanout_deliveries_total", "Floor frames written directly to watchers' sockets.", registry=REGISTRY
+)
+SLOW_CLIENTS: Final = Counter(
+    "vo_slow_clients_disconnected_total", "Sessions disconnected for not reading their frames.", registry=REGISTRY
 )
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY

@@ -1,16 +1,21 @@
-"""The Socket.IO transport: audiences as Socket.IO rooms on this node.
+"""The Socket.IO transport: how audiences on this node are reached.
 
-A floor's watchers sit in the room ``f:<floor id>``, a user's sessions in
-``u:<user id>``. This module is the only place that knows those names; the domain
-addresses floors, users and sessions through :class:`presence_server.outbox.Transport`.
+Floor watchers connected straight over WebSocket are written to by the fast
+path (:class:`presence_server.fanout.FloorFanout`); watchers that came over
+long-polling sit in the Socket.IO room ``f:<floor id>``. A user's sessions are in
+``u:<user id>`` for direct events (knocks, outcomes), which are few. This module
+is the only place that knows those names; the domain addresses floors, users and
+sessions through :class:`presence_server.outbox.Transport`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Mapping
 
 import socketio
 
+from presence_server.fanout import FloorFanout
 from presence_server.outbox import Outbox
 
 __all__ = ["SocketIOTransport", "floor_room", "user_room"]
@@ -25,12 +30,52 @@ def user_room(user_id: str) -> str:
 
 
 class SocketIOTransport:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, fanout: FloorFanout) -> None:
         self._sio = sio
+        self.fanout = fanout
+        self._polling: dict[str, set[str]] = {}  # floor -> sids watching through Socket.IO rooms
         self.outbox: Outbox | None = None  # set once wiring is complete
 
+    # ------------------------------------------------------------- sessions
+    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None:
+        """A new session: join its user's room; remember its socket if it is a direct WebSocket."""
+        await self._sio.enter_room(sid, user_room(user_id))
+        transport = _direct_websocket(environ)
+        if transport is not None:
+            self.fanout.register(sid, transport)
+
+    def detach(self, sid: str) -> None:
+        """The session is gone (Socket.IO leaves its rooms by itself)."""
+        self.fanout.forget(sid)
+        for floor_id in [f for f, sids in self._polling.items() if sid in sids]:
+            self._drop_polling(floor_id, sid)
+
+    async def watch(self, sid: str, floor_id: str) -> None:
+        if self.fanout.is_direct(sid):
+            self.fanout.watch(floor_id, sid)
+        else:
+            self._polling.setdefault(floor_id, set()).add(sid)
+            await self._sio.enter_room(sid, floor_room(floor_id))
+
+    async def unwatch(self, sid: str, floor_id: str) -> None:
+        if self.fanout.is_direct(sid):
+            self.fanout.unwatch(floor_id, sid)
+        else:
+            self._drop_polling(floor_id, sid)
+            await self._sio.leave_room(sid, floor_room(floor_id))
+
+    def _drop_polling(self, floor_id: str, sid: str) -> None:
+        sids = self._polling.get(floor_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._polling[floor_id]
+
+    # ------------------------------------------------------------- delivery
     async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
-        await self._sio.emit(event, payload, to=floor_room(floor_id))
+        self.fanout.broadcast(floor_id, event, payload)
+        if floor_id in self._polling:
+            await self._sio.emit(event, payload, to=floor_room(floor_id))
 
     async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         await self._sio.emit(event, payload, to=user_room(user_id))
@@ -39,18 +84,24 @@ class SocketIOTransport:
         await self._sio.emit(event, payload, to=sid)
 
     async def close_floor(self, floor_id: str) -> None:
+        self.fanout.close_floor(floor_id)
+        self._polling.pop(floor_id, None)
         await self._sio.close_room(floor_room(floor_id))
-
-    async def attach_user(self, sid: str, user_id: str) -> None:
-        await self._sio.enter_room(sid, user_room(user_id))
-
-    async def watch(self, sid: str, floor_id: str) -> None:
-        await self._sio.enter_room(sid, floor_room(floor_id))
-
-    async def unwatch(self, sid: str, floor_id: str) -> None:
-        await self._sio.leave_room(sid, floor_room(floor_id))
 
     def post_welcome(self, sid: str, payload: dict[str, Any]) -> None:
         """``session.ready``: queued behind the connect so it arrives after it."""
         assert self.outbox is not None
         self.outbox.post_session(sid, "session.ready", payload)
+
+
+def _direct_websocket(environ: Mapping[str, Any]) -> asyncio.Transport | None:
+    """The raw connection of a session that opened straight over WebSocket.
+
+    Only then is the connect request the WebSocket itself; a session that
+    started with long-polling upgrades on another request and stays on the
+    Socket.IO path."""
+    if "transport=websocket" not in str(environ.get("QUERY_STRING", "")):
+        return None
+    request = environ.get("aiohttp.request")
+    transport = getattr(request, "transport", None)
+    return transport if isinstance(transport, asyncio.Transport) else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import socketio
 
@@ -45,12 +45,14 @@ class OfficeClient:
         lang: str = "en",
         auto_resync: bool = True,
         request_timeout: float = 5.0,
+        transports: Sequence[str] = ("websocket",),
     ) -> None:
         self.url = url
         self.token = token
         self.lang = lang
         self.auto_resync = auto_resync
         self.request_timeout = request_timeout
+        self.transports = list(transports)
         self.sio = socketio.AsyncClient(reconnection=False)
         self.views: dict[str, FloorView] = {}
         self.ready: dict[str, Any] | None = None
@@ -72,7 +74,7 @@ class OfficeClient:
             await self.sio.connect(
                 self.url,
                 auth={"token": self.token, "lang": self.lang},
-                transports=["websocket"],
+                transports=self.transports,
                 wait_timeout=timeout,
             )
         except socketio.exceptions.ConnectionError as exc:
@@ -85,6 +87,10 @@ class OfficeClient:
     async def disconnect(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        if self.sio.connected and self.sio.transport() == "polling":
+            # The engine.io client would wait for its pending long-poll, which the
+            # server answers only at the next ping (25 s): send CLOSE and go.
+            await self.sio.eio.disconnect(abort=True)
         if self.sio.connected:
             await self.sio.disconnect()
 

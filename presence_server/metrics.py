@@ -25,6 +25,10 @@ __all__ = [
     "DELIVERY_FAILURES",
     "FANOUT_DELIVERIES",
     "SLOW_CLIENTS",
+    "BUS_PUBLISHED",
+    "BUS_RECEIVED",
+    "BUS_FLOOR_RECEIVED",
+    "BUS_CONNECTED",
     "render",
     "CONTENT_TYPE",
 ]
@@ -57,6 +61,18 @@ FANOUT_DELIVERIES: Final = Counter(
 SLOW_CLIENTS: Final = Counter(
     "vo_slow_clients_disconnected_total", "Sessions disconnected for not reading their frames.", registry=REGISTRY
 )
+BUS_PUBLISHED: Final = Counter("vo_bus_published_total", "Messages this node published on the bus.", registry=REGISTRY)
+BUS_RECEIVED: Final = Counter(
+    "vo_bus_received_total", "Bus messages this node received, by channel kind (f, u, campus, node).", ["kind"],
+    registry=REGISTRY,
+)
+BUS_FLOOR_RECEIVED: Final = Counter(
+    "vo_bus_floor_received_total",
+    "Floor messages this node received from the bus, by floor: zero for floors nobody here watches.",
+    ["floor"],
+    registry=REGISTRY,
+)
+BUS_CONNECTED: Final = Gauge("vo_bus_connected", "1 while the bus connection is up.", registry=REGISTRY)
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+import uuid
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 import aiohttp
 import pytest
@@ -21,6 +22,7 @@ from presence_server.auth import mint_token
 from presence_server.config import Settings, load_settings
 from presence_server.runtime import RUNTIME, Runtime
 from signalling.client import OfficeClient
+from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config" / "default.toml"
@@ -109,6 +111,20 @@ async def start_server() -> AsyncIterator[StartServer]:
         for client in office.clients:
             await client.disconnect()
         await office.server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the whole run; tests use unique key prefixes."""
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}:"
 
 
 @pytest.fixture

@@ -1,0 +1,159 @@
+"""The bus over Redis pub/sub (redis-py asyncio).
+
+One connection subscribes (channels are added and removed as local watchers
+come and go); publishing uses the client's pool and pipelines a batch of
+messages into one round trip. When Redis goes away the reader backs off with
+jitter up to a cap, reconnects, subscribes to every channel it had, and reports
+the outage and the recovery through ``on_state`` so the node can resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from presence_server import metrics
+from presence_server.cluster.bus import MessageHandler, StateHandler, decode_envelope, encode_envelope
+
+__all__ = ["RedisBus"]
+
+log = structlog.get_logger(__name__)
+
+_BACKOFF_START: Final = 0.1
+_BACKOFF_CAP: Final = 5.0
+_REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisBus:
+    def __init__(self, url: str, *, node_id: str, prefix: str = "vo:") -> None:
+        self.node_id = node_id
+        self._url = url
+        self._prefix = prefix
+        self._client: aioredis.Redis | None = None
+        self._pubsub: Any = None
+        self._channels: set[str] = set()  # bus channel names (without prefix)
+        self._on_message: MessageHandler | None = None
+        self._on_state: StateHandler | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = False
+        self._lock = asyncio.Lock()  # subscription changes vs. reconnects
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _key(self, channel: str) -> str:
+        return self._prefix + channel
+
+    async def start(self, on_message: MessageHandler, on_state: StateHandler) -> None:
+        self._on_message, self._on_state = on_message, on_state
+        self._client = aioredis.from_url(self._url, decode_responses=False, health_check_interval=5)
+        await self._connect()
+        self._reader = asyncio.create_task(self._read_forever(), name=f"bus-reader-{self.node_id}")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+            self._reader = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._connected = False
+
+    async def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        if not messages or self._client is None:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for channel, body in messages:
+            pipe.publish(self._key(channel), encode_envelope(self.node_id, body))
+        await pipe.execute()
+        metrics.BUS_PUBLISHED.inc(len(messages))
+
+    async def subscribe(self, channel: str) -> None:
+        async with self._lock:
+            if channel in self._channels:
+                return
+            self._channels.add(channel)
+            if self._connected and self._pubsub is not None:
+                await self._pubsub.subscribe(self._key(channel))
+
+    async def unsubscribe(self, channel: str) -> None:
+        async with self._lock:
+            if channel not in self._channels:
+                return
+            self._channels.discard(channel)
+            if self._connected and self._pubsub is not None:
+                await self._pubsub.unsubscribe(self._key(channel))
+
+    # ---------------------------------------------------------------- reading
+    async def _connect(self) -> None:
+        assert self._client is not None
+        async with self._lock:
+            if self._pubsub is not None:
+                await self._pubsub.aclose()
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            await self._client.ping()
+            # A pubsub with no channel has no connection yet; a private
+            # node channel keeps it open and lets others address this node.
+            await self._pubsub.subscribe(self._key("node:" + self.node_id), *map(self._key, self._channels))
+            self._connected = True
+
+    async def _read_forever(self) -> None:
+        backoff = _BACKOFF_START
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = _BACKOFF_START
+                if message is not None and message["type"] == "message":
+                    self._dispatch(message["channel"], message["data"])
+            except _REDIS_ERRORS as exc:
+                if self._connected:
+                    self._connected = False
+                    log.warning("bus_disconnected", error=str(exc))
+                    await self._notify(False)
+                # Full jitter: spread the reconnects of many nodes.
+                await asyncio.sleep(random.uniform(0, backoff))
+                backoff = min(_BACKOFF_CAP, backoff * 2)
+                try:
+                    await self._connect()
+                except _REDIS_ERRORS:
+                    continue
+                log.info("bus_reconnected", channels=len(self._channels))
+                await self._notify(True)
+
+    def _dispatch(self, raw_channel: bytes, data: bytes) -> None:
+        channel = raw_channel.decode()[len(self._prefix) :]
+        try:
+            sender, body = decode_envelope(data)
+        except Exception:  # a foreign or corrupt message must not stop the reader
+            log.warning("bus_message_undecodable", channel=channel)
+            return
+        if sender == self.node_id:
+            return  # our own echo: delivered locally before it was published
+        kind, _, name = channel.partition(":")
+        metrics.BUS_RECEIVED.labels(kind).inc()
+        if kind == "f":
+            metrics.BUS_FLOOR_RECEIVED.labels(name).inc()
+        assert self._on_message is not None
+        self._on_message(channel, body)
+
+    async def _notify(self, connected: bool) -> None:
+        metrics.BUS_CONNECTED.set(1 if connected else 0)
+        if self._on_state is not None:
+            try:
+                await self._on_state(connected)
+            except Exception:
+                log.exception("bus_state_handler_failed", connected=connected)

@@ -1,0 +1,87 @@
+"""Deliver each floor's diffs in sequence order, whoever made them.
+
+In cluster mode a node delivers its own changes at once ("local first") and
+hears the other nodes' changes from Redis a moment later, so diffs can reach it
+out of order. Per watched floor this keeps the next sequence number expected:
+
+* a diff at or below what was delivered is dropped (already delivered, or
+  contained in the snapshot the watch started from);
+* the next expected diff is released, with any held ones that now follow it;
+* an early diff is held until the ones before it arrive, or until ``hold``
+  seconds pass: then the gap is given up and the held diffs are released, so
+  clients see the gap and resync by snapshot instead of waiting forever.
+
+Pure: no I/O, no clock of its own; the caller passes ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from presence_server.presence.state import FloorDiff
+
+__all__ = ["FloorOrder"]
+
+
+@dataclass(slots=True)
+class _Floor:
+    next_seq: int
+    held: dict[int, FloorDiff] = field(default_factory=dict)
+    held_since: float | None = None
+
+
+class FloorOrder:
+    def __init__(self, *, hold: float) -> None:
+        self.hold = hold
+        self._floors: dict[str, _Floor] = {}
+        self.gaps_given_up = 0
+
+    def start(self, floor_id: str, after_seq: int) -> None:
+        """Begin ordering a floor whose state up to ``after_seq`` is known (a snapshot)."""
+        floor = self._floors.get(floor_id)
+        if floor is None:
+            self._floors[floor_id] = _Floor(after_seq + 1)
+        elif after_seq + 1 > floor.next_seq:
+            floor.next_seq = after_seq + 1
+            floor.held = {s: d for s, d in floor.held.items() if s > after_seq}
+
+    def stop(self, floor_id: str) -> None:
+        self._floors.pop(floor_id, None)
+
+    def is_ordering(self, floor_id: str) -> bool:
+        return floor_id in self._floors
+
+    def offer(self, diffs: list[FloorDiff], now: float) -> list[FloorDiff]:
+        """Diffs of one floor, in any order; returns those now deliverable, in order."""
+        if not diffs:
+            return []
+        floor = self._floors.get(diffs[0].floor_id)
+        if floor is None:
+            return []  # nobody here watches it
+        for diff in diffs:
+            if diff.seq >= floor.next_seq:
+                floor.held.setdefault(diff.seq, diff)
+        return self._release(floor, now)
+
+    def due(self, now: float) -> list[FloorDiff]:
+        """Give up gaps held longer than ``hold``; returns what that releases."""
+        released: list[FloorDiff] = []
+        for floor in self._floors.values():
+            if floor.held and floor.held_since is not None and now >= floor.held_since + self.hold:
+                self.gaps_given_up += 1
+                floor.next_seq = min(floor.held)
+                released.extend(self._release(floor, now))
+        return released
+
+    def next_deadline(self) -> float | None:
+        starts = [f.held_since for f in self._floors.values() if f.held and f.held_since is not None]
+        return min(starts) + self.hold if starts else None
+
+    @staticmethod
+    def _release(floor: _Floor, now: float) -> list[FloorDiff]:
+        out: list[FloorDiff] = []
+        while floor.next_seq in floor.held:
+            out.append(floor.held.pop(floor.next_seq))
+            floor.next_seq += 1
+        floor.held_since = (floor.held_since or now) if floor.held else None
+        return out

@@ -1,0 +1,64 @@
+"""Per-floor ordering of diffs that arrive from this node and from others."""
+
+from __future__ import annotations
+
+from presence_server.cluster.ordering import FloorOrder
+from presence_server.presence.state import FloorDiff
+
+
+def d(seq: int, floor: str = "f") -> FloorDiff:
+    return FloorDiff(floor, seq, "moved", {"user_id": "u", "from": None, "room_id": None})
+
+
+def seqs(diffs: list[FloorDiff]) -> list[int]:
+    return [x.seq for x in diffs]
+
+
+def test_in_order_diffs_pass_straight_through() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    assert seqs(order.offer([d(11), d(12)], now=0)) == [11, 12]
+
+
+def test_an_early_diff_waits_for_the_one_before_it() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    assert order.offer([d(12)], now=0) == []  # our own change, ahead of another node's 11
+    assert seqs(order.offer([d(11)], now=0.01)) == [11, 12]
+    assert order.next_deadline() is None
+
+
+def test_old_and_duplicate_diffs_are_dropped() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    assert order.offer([d(9), d(10)], now=0) == []  # inside the snapshot
+    assert seqs(order.offer([d(11)], now=0)) == [11]
+    assert order.offer([d(11)], now=0) == []
+
+
+def test_a_gap_that_does_not_fill_is_given_up_after_the_hold() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    order.offer([d(13), d(12)], now=1.0)
+    assert order.next_deadline() == 1.2
+    assert order.due(now=1.1) == []
+    assert seqs(order.due(now=1.2)) == [12, 13]  # 11 never came: clients will resync
+    assert order.gaps_given_up == 1
+    assert seqs(order.offer([d(14)], now=1.3)) == [14]
+
+
+def test_floors_are_independent_and_unwatched_floors_are_ignored() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("a", after_seq=0)
+    order.start("b", after_seq=5)
+    assert order.offer([d(2, "a")], now=0) == []
+    assert seqs(order.offer([d(6, "b")], now=0)) == [6]
+    assert order.offer([d(1, "elsewhere")], now=0) == []
+
+
+def test_a_newer_snapshot_moves_the_start_forward() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    order.offer([d(13)], now=0)
+    order.start("f", after_seq=12)  # a resync read seq 12
+    assert seqs(order.offer([d(14)], now=0)) == [13, 14]

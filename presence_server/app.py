@@ -25,6 +25,7 @@ from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from presence_server.runtime import RUNTIME, Runtime
+from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
 from rooms.campus import CampusService
 from rooms.expiry import RoomExpirer
@@ -96,11 +97,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         rt.ready = False
-        sweeper.cancel()
-        try:
-            await sweeper
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(sweeper)
         rt.knocks.close()
         rt.presence.close()
         await rt.outbox.close()

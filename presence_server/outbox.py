@@ -26,6 +26,7 @@ import structlog
 
 from presence_server import metrics
 from presence_server.presence.state import FloorDiff
+from presence_server.tasks import cancel_and_wait
 
 __all__ = ["Transport", "Outbox", "FLOOR_DIFFS_EVENT"]
 
@@ -113,11 +114,7 @@ class Outbox:
         if self._task is None:
             return
         await self._flush()
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _drain_forever(self) -> None:

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_server import metrics
 from presence_server.cluster.bus import MessageHandler, StateHandler, decode_envelope, encode_envelope
+from presence_server.tasks import cancel_and_wait
 
 __all__ = ["RedisBus"]
 
@@ -58,13 +59,8 @@ class RedisBus:
         self._reader = asyncio.create_task(self._read_forever(), name=f"bus-reader-{self.node_id}")
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None

@@ -9,8 +9,8 @@ Contract for every implementation:
 * Backends do no validation or authorisation; :class:`rooms.campus.CampusService` does.
 
 Implementations: :mod:`rooms.store_memory` (single process, nothing survives a
-restart) and :mod:`rooms.store_sqlite` (the embedded default, one file). A Redis
-store for cluster mode follows the same contract.
+restart), :mod:`rooms.store_sqlite` (the embedded default, one file) and
+:mod:`rooms.store_redis` (cluster mode: all nodes share one campus).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
@@ -13,6 +15,7 @@ from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, 
 from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
 from rooms.store_memory import MemoryCampusStore
+from rooms.store_redis import RedisCampusStore
 from rooms.store_sqlite import SCHEMA_VERSION, SqliteCampusStore
 
 ALTBACH = Municipality("altbach", "Gemeinde Altbach")
@@ -38,13 +41,30 @@ ROOM_P = Room("projekt-raum", "projekt", "Projektraum", RoomKind.PROJECT, Rect(2
 StoreFactory = Callable[[], CampusStore]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    """Makes store objects; for SQLite every one of them opens the same file."""
-    path = tmp_path / "nested" / "dir" / "campus.sqlite3"  # parent dirs do not exist yet
-    if request.param == "memory":
+def _store_factory(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Store objects of one backend that all see the same data (but for memory)."""
+    if backend == "memory":
         return MemoryCampusStore
-    return lambda: SqliteCampusStore(path)
+    if backend == "sqlite":
+        path = tmp_path / "nested" / "dir" / "campus.sqlite3"  # parent dirs do not exist yet
+        return lambda: SqliteCampusStore(path)
+    # The Redis server is started only when a Redis case runs; one server for the
+    # session, a key prefix of its own for every test.
+    url = request.getfixturevalue("redis_server").url
+    prefix = request.getfixturevalue("redis_prefix")
+    return lambda: RedisCampusStore(url, prefix=prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Makes store objects; for SQLite they open one file, for Redis one server and prefix."""
+    return _store_factory(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def new_durable_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """As ``new_store``, for the backends whose data outlives the store object."""
+    return _store_factory(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -162,15 +182,14 @@ async def test_open_and_close_are_idempotent(new_store: StoreFactory) -> None:
     await s.close()
 
 
-async def test_sqlite_data_survives_close_and_a_new_store_object(tmp_path: Path) -> None:
-    path = tmp_path / "campus.sqlite3"
-    first = SqliteCampusStore(path)
+async def test_data_survives_close_and_reopen_in_a_new_store_object(new_durable_store: StoreFactory) -> None:
+    first = new_durable_store()
     await first.open()
     await fill(first)
     await first.delete_room("altbach-teekueche")
     await first.close()
 
-    second = SqliteCampusStore(str(path))
+    second = new_durable_store()
     await second.open()
     data = await second.load()
     await second.close()
@@ -227,5 +246,24 @@ def test_factory_picks_the_backend_by_name(tmp_path: Path) -> None:
     sqlite_store = make_campus_store("sqlite", sqlite_path=str(tmp_path / "c.sqlite3"))
     assert isinstance(sqlite_store, SqliteCampusStore)
     assert sqlite_store.path == tmp_path / "c.sqlite3"
-    with pytest.raises(ValueError, match="redis"):
+    redis_store = make_campus_store("redis", redis_url="redis://127.0.0.1:6390/2", redis_prefix="x:")
+    assert isinstance(redis_store, RedisCampusStore)
+    assert (redis_store.url, redis_store.prefix) == ("redis://127.0.0.1:6390/2", "x:")
+    assert make_campus_store("redis", redis_url="redis://h/0").prefix == "vo:"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="redis_url"):
         make_campus_store("redis")
+    with pytest.raises(ValueError, match="memory, sqlite, redis"):
+        make_campus_store("etcd")
+
+
+def test_factory_loads_redis_only_for_the_redis_backend() -> None:
+    # A single-node install may lack the optional redis package altogether.
+    code = (
+        "import sys; from rooms.store_factory import make_campus_store; "
+        "make_campus_store('memory'); make_campus_store('sqlite', sqlite_path='unused.sqlite3'); "
+        "assert 'redis' not in sys.modules, 'redis imported'; "
+        "make_campus_store('redis', redis_url='redis://127.0.0.1:1/0'); "
+        "assert 'redis' in sys.modules"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)

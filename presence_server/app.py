@@ -24,6 +24,7 @@ from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
+from presence_server.presence.store_memory import MemoryPresenceStore
 from presence_server.runtime import RUNTIME, Runtime
 from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
@@ -60,7 +61,7 @@ def build_app(settings: Settings) -> web.Application:
     transport = SocketIOTransport(sio, fanout)
     outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
     transport.outbox = outbox
-    presence = PresenceService(campus, outbox, grace_seconds=settings.presence.grace_seconds)
+    presence = PresenceService(campus, outbox, MemoryPresenceStore(), grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
     knocks = KnockService(
         presence,
@@ -88,6 +89,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     seed_file = rt.settings.campus.seed_file
     seed = load_seed(Path(seed_file)) if seed_file else None
     await rt.campus.start(seed)
+    await rt.presence.store.open()
     rt.outbox.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
     sweeper = asyncio.create_task(expirer.run(), name="room-expiry")
@@ -98,9 +100,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         rt.ready = False
         await cancel_and_wait(sweeper)
-        rt.knocks.close()
-        rt.presence.close()
+        await rt.knocks.close()
+        await rt.presence.close()
         await rt.outbox.close()
+        await rt.presence.store.close()
         await rt.campus.close()
         log.info("server_stopped")
 

@@ -10,6 +10,7 @@ logging context, error shape, metrics), so handlers only hold the use case.
 from __future__ import annotations
 
 import json
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Final
@@ -28,6 +29,7 @@ from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
 from presence_server.transport_sio import SocketIOTransport
+from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 
 __all__ = ["Gateway", "MAX_WATCHED_FLOORS"]
@@ -46,7 +48,7 @@ class Session:
     watching: set[str] = field(default_factory=set)
 
     @property
-    def actor(self):  # noqa: ANN201 - rooms.actors.Actor
+    def actor(self) -> Actor:
         return self.identity.actor
 
 
@@ -72,6 +74,7 @@ class Gateway(PresenceHooks):
         self._knocks = knocks
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
+        self._user_sessions: Counter[str] = Counter()
         self._leeway = settings.auth.leeway_seconds
         # Per municipality: the portals allowed to embed its staff's sessions.
         self._origins = {
@@ -104,6 +107,22 @@ class Gateway(PresenceHooks):
     def session(self, sid: str) -> Session | None:
         return self._sessions.get(sid)
 
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def _count_online(self, actor: Actor, delta: int) -> None:
+        """vo_sessions and vo_online_users count what this node holds."""
+        metrics.SESSIONS.inc(delta)
+        before = self._user_sessions[actor.user_id]
+        after = self._user_sessions[actor.user_id] = before + delta
+        if after <= 0:
+            del self._user_sessions[actor.user_id]
+        if before == 0 and after > 0:
+            metrics.ONLINE_USERS.labels(actor.municipality_id).inc()
+        elif before > 0 and after <= 0:
+            metrics.ONLINE_USERS.labels(actor.municipality_id).dec()
+
     # ------------------------------------------------------------ connection
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         lang = _language(auth, environ)
@@ -125,13 +144,14 @@ class Gateway(PresenceHooks):
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
         await self._transport.attach(sid, actor.user_id, environ)
-        user = self._presence.connect(sid, actor)
+        member = await self._presence.connect(sid, actor)
+        self._count_online(actor, +1)
         self._transport.post_welcome(
             sid,
             {
-                "me": user.member(),
-                "location": self._presence.location(actor.user_id),
-                "knocks": self._knocks.pending_for(actor.user_id),
+                "me": member.to_wire(),
+                "location": {"floor_id": member.floor_id, "room_id": member.room_id},
+                "knocks": await self._knocks.pending_for(actor.user_id),
                 "token_expires_at": identity.expires_at,
                 "grace_seconds": self._settings.presence.grace_seconds,
             },
@@ -144,7 +164,8 @@ class Gateway(PresenceHooks):
         if session is None:
             return
         self._transport.detach(sid)
-        self._presence.disconnect(sid)
+        self._count_online(session.actor, -1)
+        await self._presence.disconnect(sid, session.actor.user_id)
         log.info("disconnected", sid=sid, user=session.actor.user_id, reason=str(reason))
 
     # -------------------------------------------------------------- dispatch
@@ -222,7 +243,7 @@ class Gateway(PresenceHooks):
         # session; diffs at or below the snapshot's seq are dropped by the client.
         await self._transport.watch(s.sid, msg.floor_id)
         s.watching.add(msg.floor_id)
-        return {"snapshot": self._presence.floor_view(s.actor, msg.floor_id)}
+        return {"snapshot": await self._presence.floor_view(s.actor, msg.floor_id)}
 
     async def _floor_unwatch(self, s: Session, msg: m.FloorRef) -> dict[str, Any]:
         if msg.floor_id in s.watching:
@@ -231,30 +252,30 @@ class Gateway(PresenceHooks):
         return {}
 
     async def _move(self, s: Session, msg: m.Move) -> dict[str, Any]:
-        return {"location": self._presence.move(s.actor, msg.floor_id, msg.room_id)}
+        return {"location": await self._presence.move(s.actor, msg.floor_id, msg.room_id)}
 
     async def _leave(self, s: Session, _: m.Empty) -> dict[str, Any]:
-        self._presence.leave_floor(s.actor)
-        return {"location": self._presence.location(s.actor.user_id)}
+        await self._presence.leave_floor(s.actor)
+        return {"location": await self._presence.location(s.actor.user_id)}
 
     async def _status(self, s: Session, msg: m.SetStatus) -> dict[str, Any]:
         cap = self._settings.presence.status_text_max
         if len(msg.text) > cap:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, f"text: at most {cap} characters", field="text")
-        result = self._presence.set_status(s.sid, Status(msg.status), msg.text, all_sessions=msg.scope == "user")
+        result = await self._presence.set_status(s.sid, Status(msg.status), msg.text, all_sessions=msg.scope == "user")
         return {"presence": result}
 
     async def _knock_send(self, s: Session, msg: m.KnockSend) -> dict[str, Any]:
         cap = self._settings.knock.message_max
         if len(msg.message) > cap:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, f"message: at most {cap} characters", field="message")
-        return self._knocks.knock(s.actor, msg.room_id, msg.message)
+        return await self._knocks.knock(s.actor, msg.room_id, msg.message)
 
     async def _knock_answer(self, s: Session, msg: m.KnockAnswer) -> dict[str, Any]:
-        return self._knocks.answer(s.actor, msg.knock_id, msg.admit)
+        return await self._knocks.answer(s.actor, msg.knock_id, msg.admit)
 
     async def _knock_cancel(self, s: Session, msg: m.KnockRef) -> dict[str, Any]:
-        return self._knocks.cancel(s.actor, msg.knock_id)
+        return await self._knocks.cancel(s.actor, msg.knock_id)
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)
@@ -262,11 +283,11 @@ class Gateway(PresenceHooks):
         if (identity.actor.user_id, identity.actor.municipality_id) != (old.user_id, old.municipality_id):
             raise DomainError(ErrorCode.FORBIDDEN, "token is for another user")
         s.identity = identity
-        self._presence.update_actor(identity.actor)
+        await self._presence.update_actor(identity.actor)
         return {"token_expires_at": identity.expires_at}
 
     # --------------------------------------------------------- presence hooks
-    def floor_removed(self, floor_id: str) -> None:
+    async def floor_removed(self, floor_id: str) -> None:
         for session in self._sessions.values():
             session.watching.discard(floor_id)
 

@@ -119,14 +119,14 @@ async def get_campus(request: web.Request) -> web.Response:
 
 async def get_floor(request: web.Request) -> web.Response:
     actor = (await _identity(request)).actor
-    return _ok(snapshot=_runtime(request).presence.floor_view(actor, request.match_info["floor_id"]))
+    return _ok(snapshot=await _runtime(request).presence.floor_view(actor, request.match_info["floor_id"]))
 
 
 async def get_room(request: web.Request) -> web.Response:
     actor = (await _identity(request)).actor
     rt = _runtime(request)
     room = rt.campus.visible_room(actor, request.match_info["room_id"])
-    occupants = [u.member() for u in rt.presence.state.occupants_of(room.floor_id, room.id)]
+    occupants = [m.to_wire() for m in await rt.presence.store.occupants(room.floor_id, room.id)]
     return _ok(room=room.to_dict(), occupants=occupants)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "can_admin_owner",
     "can_admin_floor",
     "can_change_door",
+    "check_door",
     "check_enter",
 ]
 
@@ -74,6 +75,18 @@ def can_change_door(actor: Actor, room: Room, floor: Floor, cooperations: Mappin
     return room.is_owner(actor.user_id) and not actor.is_guest
 
 
+def check_door(actor: Actor, room: Room, *, admitted: bool = False) -> None:
+    """The door part of :func:`check_enter`: owners pass any door, an admitted
+    knocker a closed one, nobody else a closed (``KNOCK_REQUIRED``) or locked
+    (``LOCKED``) one. Capacity is checked separately, where it can be atomic."""
+    if room.is_owner(actor.user_id):
+        return
+    if room.door is DoorState.LOCKED:
+        raise DomainError(ErrorCode.LOCKED)
+    if room.door is DoorState.CLOSED and not admitted:
+        raise DomainError(ErrorCode.KNOCK_REQUIRED)
+
+
 def check_enter(
     actor: Actor, room: Room, *, occupants: int, admitted: bool = False, already_inside: bool = False
 ) -> None:
@@ -92,9 +105,6 @@ def check_enter(
         raise DomainError(ErrorCode.ALREADY_INSIDE)
     if room.is_owner(actor.user_id):
         return
-    if room.door is DoorState.LOCKED:
-        raise DomainError(ErrorCode.LOCKED)
-    if room.door is DoorState.CLOSED and not admitted:
-        raise DomainError(ErrorCode.KNOCK_REQUIRED)
+    check_door(actor, room, admitted=admitted)
     if occupants >= room.capacity:
         raise DomainError(ErrorCode.ROOM_FULL, f"capacity {room.capacity}", capacity=room.capacity)

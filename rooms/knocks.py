@@ -82,6 +82,7 @@ class KnockBook:
         self.timeout = timeout
         self.cooldown = cooldown
         self._pending: dict[str, Knock] = {}
+        self._claimed: set[str] = set()  # being admitted: no other answer may win meanwhile
         self._by_knocker: dict[str, str] = {}
         self._cooldown_until: dict[tuple[str, str], float] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -91,6 +92,8 @@ class KnockBook:
 
     def get(self, knock_id: str) -> Knock:
         knock = self._pending.get(knock_id)
+        if knock_id in self._claimed:
+            raise DomainError(ErrorCode.KNOCK_RESOLVED)
         if knock is None:
             code = ErrorCode.KNOCK_RESOLVED if knock_id in self._recent else ErrorCode.NOT_FOUND
             raise DomainError(code)
@@ -140,6 +143,18 @@ class KnockBook:
         self._by_knocker[knocker.user_id] = knock_id
         return knock
 
+    def claim(self, knock_id: str) -> Knock:
+        """Reserve a knock for an answer that needs a moment (an admit moves the
+        knocker first). Until :meth:`resolve` or :meth:`release`, every other
+        caller gets ``knock_resolved``."""
+        knock = self.get(knock_id)
+        self._claimed.add(knock_id)
+        return knock
+
+    def release(self, knock_id: str) -> None:
+        """The claimed answer failed (the room filled up): the knock is pending again."""
+        self._claimed.discard(knock_id)
+
     def resolve(
         self,
         knock_id: str,
@@ -148,9 +163,15 @@ class KnockBook:
         now: float,
         by: str | None = None,
         reason: str | None = None,
+        claimed: bool = False,
     ) -> Resolution:
-        """Take the knock out of the book. Raises ``knock_resolved`` for every caller but the first."""
-        knock = self.get(knock_id)
+        """Take the knock out of the book. Raises ``knock_resolved`` for every caller
+        but the first (``claimed``: the caller holds the claim from :meth:`claim`)."""
+        if claimed and knock_id in self._claimed:
+            self._claimed.discard(knock_id)
+            knock = self._pending[knock_id]
+        else:
+            knock = self.get(knock_id)
         del self._pending[knock_id]
         del self._by_knocker[knock.knocker.user_id]
         self._recent[knock_id] = None
@@ -161,8 +182,8 @@ class KnockBook:
         return Resolution(knock, outcome, by=by, reason=reason)
 
     def due(self, now: float) -> list[Knock]:
-        """Knocks whose time is up (the caller resolves them as expired)."""
-        return [k for k in self._pending.values() if k.expires_at <= now]
+        """Unclaimed knocks whose time is up (the caller resolves them as expired)."""
+        return [k for k in self._pending.values() if k.expires_at <= now and k.id not in self._claimed]
 
     def forget_cooldowns(self, now: float) -> None:
         """Drop elapsed cool-downs so the map cannot grow without bound."""

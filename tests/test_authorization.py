@@ -27,7 +27,7 @@ async def world(office: OfficeServer) -> dict[str, Any]:
     presence = office.runtime.presence
     return {
         "campus": data,
-        "floors": {f: presence.state.snapshot(f) for f in (ALTBACH_FLOOR, SHARED_FLOOR)},
+        "floors": {f: await presence.store.snapshot(f) for f in (ALTBACH_FLOOR, SHARED_FLOOR)},
         "knocks": sorted(k.id for k in office.runtime.knocks.book.pending()),
     }
 
@@ -59,7 +59,7 @@ async def test_connect_without_a_valid_token_is_refused_with_its_code(
     with pytest.raises(ConnectRefused) as refused:
         await client.connect()
     assert refused.value.code == code
-    assert office.runtime.presence.state.session_count() == 0
+    assert office.runtime.gateway.session_count == 0
 
 
 async def pending_knock_on_altbach(office: OfficeServer) -> tuple[OfficeClient, str]:
@@ -131,7 +131,7 @@ async def test_an_expired_token_stops_requests_until_it_is_refreshed(start_serve
 
     ack = await asyncio.wait_for(refused_as_expired(), timeout=5)
     assert ack["error"]["code"] == "token_expired"
-    location = office.runtime.presence.location("anna.altbach")
+    location = await office.runtime.presence.location("anna.altbach")
     assert location == {"floor_id": None, "room_id": None}
     other = office.token("ben.bergheim", "bergheim")
     assert (await anna.call("auth.refresh", {"token": other}))["error"]["code"] == "forbidden"

@@ -62,7 +62,7 @@ async def test_every_event_refuses_malformed_and_wrongly_typed_payloads(start_se
         await bystander.move(FLOOR)
         await bystander.set_status("busy", f"Runde {round_no}")
         await watcher.until_view(FLOOR, lambda v, n=round_no: v.members.get("anna.altbach", {}).get("text") == f"Runde {n}")
-    assert office.runtime.presence.state.user("mal.seefeld").floor_id is None
+    assert (await office.runtime.presence.store.member("mal.seefeld")).floor_id is None
 
 
 async def test_invalid_payload_names_the_field(office: OfficeServer) -> None:

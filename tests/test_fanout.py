@@ -100,7 +100,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_their
     await healthy.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("text") == last, timeout=10)
 
     async def session_closed() -> None:  # engine.io notices the aborted socket
-        while office.runtime.presence.state.user("slow.seefeld").sessions:
+        while (await office.runtime.presence.store.member("slow.seefeld")).sessions:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(session_closed(), timeout=10)

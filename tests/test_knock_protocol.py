@@ -100,7 +100,7 @@ async def test_a_knock_on_an_empty_room_reaches_its_owners_wherever_they_are(off
     assert incoming["room_id"] == COORDINATION
     await jonas.answer(knock["knock_id"], admit=True)
     assert (await ben.next_event("knock.outcome"))["outcome"] == "admitted"
-    assert office.runtime.presence.location("ben.bergheim") == {"floor_id": FLOOR, "room_id": COORDINATION}
+    assert await office.runtime.presence.location("ben.bergheim") == {"floor_id": FLOOR, "room_id": COORDINATION}
 
 
 async def test_nobody_to_answer_is_said_at_once(office: OfficeServer) -> None:

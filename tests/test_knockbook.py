@@ -73,3 +73,17 @@ def test_due_lists_knocks_past_their_expiry() -> None:
     open_knock(book, now=0)
     assert book.due(29.9) == []
     assert [k.id for k in book.due(30)] == ["k1"]
+
+
+def test_a_claimed_knock_refuses_other_answers_until_resolved_or_released() -> None:
+    book = KnockBook(timeout=30, cooldown=20)
+    open_knock(book)
+    book.claim("k1")
+    with pytest.raises(DomainError) as refused:
+        book.resolve("k1", KnockOutcome.DECLINED, now=1, by="jonas")
+    assert code_of(refused) is ErrorCode.KNOCK_RESOLVED
+    assert book.due(100) == []  # a claimed knock does not expire under its claimer
+    book.release("k1")
+    book.claim("k1")
+    assert book.resolve("k1", KnockOutcome.ADMITTED, now=2, by="lea", claimed=True).outcome is KnockOutcome.ADMITTED
+    assert len(book) == 0

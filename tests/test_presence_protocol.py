@@ -100,7 +100,7 @@ async def test_a_user_gone_longer_than_the_grace_period_leaves_and_nothing_is_ke
     await ben.until_view(FLOOR, lambda v: "anna.altbach" in v.members)
     await anna.disconnect()
     await ben.until_view(FLOOR, lambda v: "anna.altbach" not in v.members, timeout=3)
-    assert office.runtime.presence.state.user("anna.altbach") is None  # privacy: no last-seen
+    assert await office.runtime.presence.store.member("anna.altbach") is None  # privacy: no last-seen
 
 
 async def test_a_gap_in_sequence_numbers_is_detected_and_a_fresh_snapshot_heals_it(office: OfficeServer) -> None:
@@ -118,15 +118,15 @@ async def test_a_gap_in_sequence_numbers_is_detected_and_a_fresh_snapshot_heals_
     await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("room_id") == PROJECT_ROOM)
 
     assert view.gaps == 1 and ben.resyncs == 1
-    truth = office.runtime.presence.floor_view(anna_actor(office), FLOOR)
+    truth = await office.runtime.presence.floor_view(await anna_actor(office), FLOOR)
     assert view.seq == truth["seq"]
     assert view.members == {m["user_id"]: m for m in truth["members"]}
 
 
-def anna_actor(office: OfficeServer):
-    user = office.runtime.presence.state.user("anna.altbach")
-    assert user is not None
-    return user.actor
+async def anna_actor(office: OfficeServer):
+    member = await office.runtime.presence.store.member("anna.altbach")
+    assert member is not None
+    return member.actor
 
 
 async def test_walking_respects_doors_capacity_and_owners(office: OfficeServer) -> None:
@@ -160,7 +160,8 @@ async def test_walking_respects_doors_capacity_and_owners(office: OfficeServer) 
         await extra.move(FLOOR, office_room)
     assert refused.value.code == "room_full"
     await tim.move(FLOOR, office_room)
-    assert office.runtime.presence.state.occupants(office_room, FLOOR) == 5
+    store = office.runtime.presence.store
+    assert len(await store.occupants(FLOOR, office_room)) == 5
 
     # Moving leaves the previous room, freeing its place (the owner counts too).
     await walkers[0].move(FLOOR, LOUNGE)
@@ -168,8 +169,7 @@ async def test_walking_respects_doors_capacity_and_owners(office: OfficeServer) 
         await extra.move(FLOOR, office_room)  # 3 walkers + tim: still full
     await walkers[1].move(FLOOR, LOUNGE)
     await extra.move(FLOOR, office_room)
-    state = office.runtime.presence.state
-    assert state.occupants(LOUNGE, FLOOR) == 2 and state.occupants(office_room, FLOOR) == 4
+    assert len(await store.occupants(FLOOR, LOUNGE)) == 2 and len(await store.occupants(FLOOR, office_room)) == 4
 
 
 async def test_status_of_several_sessions_merges_by_priority(office: OfficeServer) -> None:

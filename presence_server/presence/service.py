@@ -1,10 +1,10 @@
-"""Presence on one node: sessions, grace periods, walking, status and floor views.
+"""Presence: sessions, grace periods, walking, status and floor views.
 
-Wraps the pure :class:`PresenceState` with the campus rules (visibility, doors,
-capacity), the grace-period timers and the outbox. Every public method does its
-checks and its state change in one synchronous step (no ``await`` in between), so
-on one node no other change can slip between "the door is open and there is room"
-and "the user is inside".
+The rules that need the campus (visibility, doors, ownership) are checked here
+against the campus read model; what races between nodes (capacity, sequence
+numbers, sessions of one user on several nodes) is decided atomically by the
+:class:`~presence_server.presence.store.PresenceStore`. Every change's diffs go
+to the outbox as soon as the store returns them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import structlog
 
 from presence_server import metrics
 from presence_server.outbox import Outbox
-from presence_server.presence.state import FloorDiff, PresenceState, Status, UserPresence
-from rooms.access import check_enter
+from presence_server.presence.state import FloorDiff, Status
+from presence_server.presence.store import Member, PresenceStore
+from presence_server.tasks import cancel_and_wait
+from rooms.access import check_door
 from rooms.actors import Actor
 from rooms.campus import CampusChange, CampusService
 from rooms.errors import DomainError, ErrorCode
@@ -31,18 +33,18 @@ log = structlog.get_logger(__name__)
 
 class PresenceHooks:
     """What other parts (knocks, calls, the gateway) may hear about presence.
-    Called synchronously, right after the change; override what you need."""
+    Awaited right after the change; override what you need."""
 
-    def room_emptied(self, floor_id: str, room_id: str) -> None:
+    async def room_emptied(self, floor_id: str, room_id: str) -> None:
         """Nobody who may answer the door is inside any more."""
 
-    def user_gone(self, user_id: str) -> None:
+    async def user_gone(self, user_id: str) -> None:
         """The grace period ran out: the user is offline."""
 
-    def room_removed(self, room: Room) -> None:
+    async def room_removed(self, room: Room) -> None:
         """Deleted or expired; its occupants are in the hallway."""
 
-    def floor_removed(self, floor_id: str) -> None:
+    async def floor_removed(self, floor_id: str) -> None:
         """Deleted; its members are nowhere and its watchers unsubscribed."""
 
 
@@ -51,75 +53,72 @@ class PresenceService:
         self,
         campus: CampusService,
         outbox: Outbox,
+        store: PresenceStore,
         *,
         grace_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.campus = campus
-        self.state = PresenceState()
+        self.store = store
         self._outbox = outbox
         self._grace = grace_seconds
         self._clock = clock
         self._linger_timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._hooks: list[PresenceHooks] = []
 
     def add_hooks(self, hooks: PresenceHooks) -> None:
         self._hooks.append(hooks)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for handle in self._linger_timers.values():
             handle.cancel()
         self._linger_timers.clear()
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
 
     # --------------------------------------------------------------- sessions
-    def connect(self, sid: str, actor: Actor) -> UserPresence:
+    async def connect(self, sid: str, actor: Actor) -> Member:
         timer = self._linger_timers.pop(actor.user_id, None)
         if timer is not None:
             timer.cancel()
-        was_online = self.state.user(actor.user_id) is not None
-        self._post(self.state.connect(sid, actor, self._clock()))
-        metrics.SESSIONS.inc()
-        if not was_online:
-            metrics.ONLINE_USERS.labels(actor.municipality_id).inc()
-        user = self.state.user(actor.user_id)
-        assert user is not None
-        return user
-
-    def disconnect(self, sid: str) -> None:
-        if self.state.user_of(sid) is None:
-            return
-        diffs, lingering = self.state.disconnect(sid, self._clock())
-        metrics.SESSIONS.dec()
+        diffs, member = await self.store.connect(sid, actor, self._clock())
         self._post(diffs)
-        if lingering is None:
+        return member
+
+    async def disconnect(self, sid: str, user_id: str) -> None:
+        """The session ``sid`` of ``user_id`` ended; a last session starts the grace period."""
+        diffs, since = await self.store.disconnect(sid, self._clock())
+        self._post(diffs)
+        if since is None:
             return
-        user_id, since = lingering.actor.user_id, lingering.lingering_since
-        assert since is not None
         if self._grace <= 0:
-            self._expire(user_id, since)
+            await self._expire(user_id, since)
         else:
             loop = asyncio.get_running_loop()
-            self._linger_timers[user_id] = loop.call_later(self._grace, self._expire, user_id, since)
+            self._linger_timers[user_id] = loop.call_later(self._grace, self._spawn_expire, user_id, since)
 
-    def _expire(self, user_id: str, since: float) -> None:
+    def _spawn_expire(self, user_id: str, since: float) -> None:
         self._linger_timers.pop(user_id, None)
-        user = self.state.user(user_id)
-        where = (user.floor_id, user.room_id) if user else (None, None)
-        diffs, gone = self.state.expire(user_id, since)
+        task = asyncio.create_task(self._expire(user_id, since), name=f"expire-{user_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expire(self, user_id: str, since: float) -> None:
+        diffs, gone = await self.store.expire(user_id, since)
         if gone is None:
             return
-        metrics.ONLINE_USERS.labels(gone.actor.municipality_id).dec()
         log.info("presence_gone", user=user_id, municipality=gone.actor.municipality_id)
         self._post(diffs)
         for hooks in self._hooks:
-            hooks.user_gone(user_id)
-        self._check_emptied(*where)
+            await hooks.user_gone(user_id)
+        await self._check_emptied(gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
-    def floor_view(self, actor: Actor, floor_id: str) -> dict[str, Any]:
+    async def floor_view(self, actor: Actor, floor_id: str) -> dict[str, Any]:
         """Snapshot of a floor: rooms, doors, occupants with status, and its seq."""
         floor = self.campus.visible_floor(actor, floor_id)
-        seq, members = self.state.snapshot(floor_id)
+        seq, members = await self.store.snapshot(floor_id)
         return {
             "floor": floor.to_dict(),
             "rooms": [room.to_dict() for room in self.campus.rooms_on(floor_id)],
@@ -127,99 +126,93 @@ class PresenceService:
             "seq": seq,
         }
 
-    def location(self, user_id: str) -> dict[str, Any]:
-        user = self.state.user(user_id)
-        if user is None:
+    async def location(self, user_id: str) -> dict[str, Any]:
+        member = await self.store.member(user_id)
+        if member is None:
             return {"floor_id": None, "room_id": None}
-        return {"floor_id": user.floor_id, "room_id": user.room_id}
+        return {"floor_id": member.floor_id, "room_id": member.room_id}
 
-    def answerers(self, floor_id: str, room_id: str) -> list[UserPresence]:
+    async def answerers(self, floor_id: str, room_id: str) -> list[Member]:
         """Occupants who may answer the door (guests may not)."""
-        return [u for u in self.state.occupants_of(floor_id, room_id) if not u.actor.is_guest]
+        return [m for m in await self.store.occupants(floor_id, room_id) if not m.actor.is_guest]
 
     # ----------------------------------------------------------------- moving
-    def move(self, actor: Actor, floor_id: str, room_id: str | None, *, admitted: bool = False) -> dict[str, Any]:
+    async def move(
+        self, actor: Actor, floor_id: str, room_id: str | None, *, admitted: bool = False
+    ) -> dict[str, Any]:
         """Walk to a floor's hallway (``room_id`` None) or into a room. An admitted
         knocker is moved by the server and told so with ``presence.location``."""
-        user = self._online(actor)
         floor = self.campus.visible_floor(actor, floor_id)
-        if (user.floor_id, user.room_id) == (floor.id, room_id):
-            return self.location(actor.user_id)
+        capacity: int | None = None
         if room_id is not None:
             room = self.campus.room(room_id)
             if room is None:
                 raise DomainError(ErrorCode.NOT_FOUND, "room")
             if room.floor_id != floor.id:
                 raise DomainError(ErrorCode.NOT_ON_FLOOR)
-            check_enter(actor, room, occupants=self.state.occupants(room_id, floor_id), admitted=admitted)
-        previous = (user.floor_id, user.room_id)
-        self._post(self.state.move(actor.user_id, floor.id, room_id))
+            check_door(actor, room, admitted=admitted)
+            # Owners always enter; everyone else within capacity, decided by the store.
+            capacity = None if room.is_owner(actor.user_id) else room.capacity
+        diffs, before = await self.store.move(actor.user_id, floor.id, room_id, capacity=capacity)
+        self._post(diffs)
         if admitted:
-            self._tell_location(actor.user_id, "admitted")
-        self._check_emptied(*previous)
-        return self.location(actor.user_id)
+            self._tell_location(actor.user_id, {"floor_id": floor.id, "room_id": room_id}, "admitted")
+        await self._check_emptied(before.floor_id, before.room_id)
+        return {"floor_id": floor.id, "room_id": room_id}
 
-    def leave_floor(self, actor: Actor) -> None:
-        user = self._online(actor)
-        previous = (user.floor_id, user.room_id)
-        self._post(self.state.leave_floor(actor.user_id))
-        self._check_emptied(*previous)
+    async def leave_floor(self, actor: Actor) -> None:
+        diffs, before = await self.store.leave_floor(actor.user_id)
+        self._post(diffs)
+        if before is not None:
+            await self._check_emptied(before.floor_id, before.room_id)
 
-    def update_actor(self, actor: Actor) -> None:
+    async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
-        self._post(self.state.update_actor(actor))
+        self._post(await self.store.update_actor(actor))
 
-    def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
-        self._post(self.state.set_status(sid, status, text, all_sessions=all_sessions))
-        user = self.state.user_of(sid)
-        assert user is not None
-        return {"status": user.status.value, "text": user.text}
+    async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
+        diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)
+        self._post(diffs)
+        return {"status": member.status.value, "text": member.text}
 
-    def _online(self, actor: Actor) -> UserPresence:
-        user = self.state.user(actor.user_id)
-        if user is None:  # only reachable through a race with the grace timer
-            raise DomainError(ErrorCode.CONFLICT, "not online")
-        return user
-
-    def _check_emptied(self, floor_id: str | None, room_id: str | None) -> None:
+    async def _check_emptied(self, floor_id: str | None, room_id: str | None) -> None:
         if floor_id is None or room_id is None:
             return
-        if not self.answerers(floor_id, room_id):
+        if not await self.answerers(floor_id, room_id):
             for hooks in self._hooks:
-                hooks.room_emptied(floor_id, room_id)
+                await hooks.room_emptied(floor_id, room_id)
 
     # ----------------------------------------------------------------- campus
     async def campus_changed(self, change: CampusChange) -> None:
         """Campus listener: turn a floor or room change into floor diffs."""
         metrics.CAMPUS_CHANGES.labels(change.kind).inc()
-        state = self.state
+        store = self.store
         if change.kind == "room_upserted" and change.room is not None:
-            self._post([state.campus_diff(change.floor_id, "room", {"room": change.room.to_dict()})])
+            self._post([await store.campus_diff(change.floor_id, "room", {"room": change.room.to_dict()})])
         elif change.kind == "room_deleted" and change.room is not None:
             room = change.room
-            evacuated = [u.actor.user_id for u in state.occupants_of(room.floor_id, room.id)]
-            diffs = state.evacuate_room(room.floor_id, room.id)
-            diffs.append(state.campus_diff(room.floor_id, "room_removed", {"room_id": room.id}))
+            diffs, evacuated = await store.evacuate_room(room.floor_id, room.id)
+            diffs.append(await store.campus_diff(room.floor_id, "room_removed", {"room_id": room.id}))
             self._post(diffs)
             for user_id in evacuated:
-                self._tell_location(user_id, "room_removed")
+                self._tell_location(user_id, {"floor_id": room.floor_id, "room_id": None}, "room_removed")
             for hooks in self._hooks:
-                hooks.room_removed(room)
+                await hooks.room_removed(room)
         elif change.kind == "floor_upserted" and change.floor is not None:
-            self._post([state.campus_diff(change.floor_id, "floor", {"floor": change.floor.to_dict()})])
+            self._post([await store.campus_diff(change.floor_id, "floor", {"floor": change.floor.to_dict()})])
         elif change.kind == "floor_deleted":
-            self._post([state.campus_diff(change.floor_id, "floor_removed", {})])
-            for user in state.drop_floor(change.floor_id):
-                self._tell_location(user.actor.user_id, "floor_removed")
+            self._post([await store.campus_diff(change.floor_id, "floor_removed", {})])
+            for user_id in await store.drop_floor(change.floor_id):
+                self._tell_location(user_id, {"floor_id": None, "room_id": None}, "floor_removed")
             # After the floor_removed frame, nobody stays subscribed: a floor
             # recreated under this id may belong to someone else.
             self._outbox.post_floor_closed(change.floor_id)
             for hooks in self._hooks:
-                hooks.floor_removed(change.floor_id)
+                await hooks.floor_removed(change.floor_id)
 
-    def _tell_location(self, user_id: str, reason: str) -> None:
+    def _tell_location(self, user_id: str, where: dict[str, Any], reason: str) -> None:
         """The server moved someone (admitted, room or floor removed): tell their sessions."""
-        self._outbox.post_user(user_id, "presence.location", {**self.location(user_id), "reason": reason})
+        self._outbox.post_user(user_id, "presence.location", {**where, "reason": reason})
 
     def _post(self, diffs: list[FloorDiff]) -> None:
         if diffs:

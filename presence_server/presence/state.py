@@ -128,7 +128,7 @@ class PresenceState:
         floor = self._floors.get(floor_id)
         return floor.occupancy[room_id] if floor else 0
 
-    def occupants_of(self, floor_id: str, room_id: str) -> list[UserPresence]:
+    def occupants_of(self, floor_id: str, room_id: str | None) -> list[UserPresence]:
         floor = self._floors.get(floor_id)
         if floor is None:
             return []

@@ -1,0 +1,111 @@
+"""Where presence lives: the contract every presence store keeps.
+
+A presence store holds sessions, each user's effective status and location,
+each floor's members, room occupancy and sequence number. Each method is one
+use case, atomic for the floor it changes: the check (capacity), the change and
+the sequence numbers of the diffs it returns cannot be separated by another
+change. The caller delivers the returned diffs to its local watchers; a shared
+store (Redis) also publishes them to the other nodes as part of the same step.
+
+Rules (the same for every store; docs/protocol.md states them for clients):
+
+* one presence per user however many sessions; a new session inherits the
+  user's effective status; effective status = highest of the sessions'
+  (do_not_disturb > busy > available > away), text from the most recent setter;
+* a user whose last session ends lingers (no diff) until :meth:`expire` with
+  the same ``since``;
+* location is (floor, room); room ``None`` is the floor's hallway; a move to the
+  same place changes nothing and returns no diff;
+* a floor's diffs carry consecutive sequence numbers; a deleted floor keeps its
+  sequence so a floor recreated under the same id continues it.
+
+Implementations: :mod:`presence_server.presence.store_memory` (one node) and
+the Redis store (cluster mode; see docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from presence_server.presence.state import FloorDiff, Status
+from rooms.actors import Actor
+
+__all__ = ["Member", "PresenceStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A user's presence as a store returns it (a copy, never live state)."""
+
+    actor: Actor
+    status: Status
+    text: str
+    floor_id: str | None
+    room_id: str | None
+    sessions: int  # open sessions on all nodes; 0 while lingering
+
+    @property
+    def user_id(self) -> str:
+        return self.actor.user_id
+
+    def to_wire(self) -> dict[str, Any]:
+        """The entry watchers of a floor see for this user."""
+        return {**self.actor.public_dict(), "status": self.status.value, "text": self.text, "room_id": self.room_id}
+
+
+class PresenceStore(Protocol):
+    async def open(self) -> None:
+        """Connect / prepare. Idempotent."""
+
+    async def close(self) -> None:
+        """Release resources. Idempotent."""
+
+    # ------------------------------------------------------------- sessions
+    async def connect(self, sid: str, actor: Actor, now: float) -> tuple[list[FloorDiff], Member]:
+        """Add a session (a changed name or profile shows as a ``joined``)."""
+
+    async def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+        """Remove a session. Returns its diffs (the merged status may change) and,
+        if it was the user's last session, the ``since`` of the linger that began."""
+
+    async def expire(self, user_id: str, since: float) -> tuple[list[FloorDiff], Member | None]:
+        """Forget a user still lingering since ``since``; returns who left (with the
+        location they left), or None if they came back or lingered again later."""
+
+    async def update_actor(self, actor: Actor) -> list[FloorDiff]:
+        """A refreshed token: a new name or profile is shown on the user's floor."""
+
+    async def set_status(
+        self, sid: str, status: Status, text: str, *, all_sessions: bool
+    ) -> tuple[list[FloorDiff], Member]:
+        """Set the status of one session or of all the user's sessions."""
+
+    # ------------------------------------------------------------- location
+    async def move(
+        self, user_id: str, floor_id: str, room_id: str | None, *, capacity: int | None
+    ) -> tuple[list[FloorDiff], Member]:
+        """Put a user at (floor, room). ``capacity``: the room's limit, checked
+        atomically with the move (``room_full``); None lets them in regardless
+        (owners). Returns the diffs and the user *before* the move."""
+
+    async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:
+        """Take a user off their floor; returns the diffs and the user before."""
+
+    # ---------------------------------------------------------------- reads
+    async def member(self, user_id: str) -> Member | None: ...
+
+    async def snapshot(self, floor_id: str) -> tuple[int, list[dict[str, Any]]]:
+        """(seq, members) of a floor, consistent: no diff can fall between the two."""
+
+    async def occupants(self, floor_id: str, room_id: str | None) -> list[Member]: ...
+
+    # --------------------------------------------------------------- campus
+    async def campus_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
+        """Stamp a campus change (room changed, removed...) into the floor's sequence."""
+
+    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
+        """Move everyone in a room to the hallway; returns the diffs and who moved."""
+
+    async def drop_floor(self, floor_id: str) -> list[str]:
+        """Empty a deleted floor (its members end up nowhere); returns who was on it."""

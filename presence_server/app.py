@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import socketio
 import structlog
@@ -17,6 +17,9 @@ from aiohttp import web
 
 from presence_server import rest
 from presence_server.auth import TokenVerifier
+from presence_server.cluster.bus import Bus
+from presence_server.cluster.node import ClusterNode, new_node_id
+from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import Settings
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
@@ -24,6 +27,7 @@ from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
+from presence_server.presence.store import PresenceStore
 from presence_server.presence.store_memory import MemoryPresenceStore
 from presence_server.runtime import RUNTIME, Runtime
 from presence_server.tasks import cancel_and_wait
@@ -31,11 +35,15 @@ from presence_server.transport_sio import SocketIOTransport
 from rooms.campus import CampusService
 from rooms.expiry import RoomExpirer
 from rooms.seed import load_seed
+from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
 
 __all__ = ["build_app", "run_server"]
 
 log = structlog.get_logger(__name__)
+
+# How long a node holds a floor diff that arrived before its predecessor.
+_REORDER_HOLD = 0.25
 
 # Frames above this are cut by the transport itself; events between
 # limits.max_event_bytes and this get a structured payload_too_large error.
@@ -55,13 +63,14 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.http.max_body_bytes, middlewares=[rest.error_middleware])
     sio.attach(app, socketio_path="socket.io")
 
-    store = make_campus_store(settings.storage.backend, sqlite_path=settings.storage.sqlite_path)
-    campus = CampusService(store)
     fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
-    transport = SocketIOTransport(sio, fanout)
+    local = SocketIOTransport(sio, fanout)
+    parts = _cluster_parts(settings, local) if settings.redis.url else _single_node_parts(settings, local)
+    transport, campus_store, presence_store, bus = parts
+    campus = CampusService(campus_store)
     outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
-    transport.outbox = outbox
-    presence = PresenceService(campus, outbox, MemoryPresenceStore(), grace_seconds=settings.presence.grace_seconds)
+    local.outbox = outbox
+    presence = PresenceService(campus, outbox, presence_store, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
     knocks = KnockService(
         presence,
@@ -71,10 +80,45 @@ def build_app(settings: Settings) -> web.Application:
     )
     verifier = TokenVerifier(settings.auth)
     gateway = Gateway(sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks)
-    app[RUNTIME] = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
+    runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
+    if bus is not None:
+        assert isinstance(transport, ClusterTransport)
+        runtime.cluster = ClusterNode(bus, transport, campus, on_state=_readiness(runtime))
+    app[RUNTIME] = runtime
     app.cleanup_ctx.append(_lifecycle)
     rest.setup(app)
     return app
+
+
+_Parts = tuple[Any, CampusStore, PresenceStore, Bus | None]
+
+
+def _single_node_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
+    store = make_campus_store(settings.storage.backend, sqlite_path=settings.storage.sqlite_path)
+    return local, store, MemoryPresenceStore(), None
+
+
+def _cluster_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
+    """A Redis URL makes this node a cluster member: campus and presence in Redis."""
+    from presence_server.cluster.bus_redis import RedisBus  # redis is optional for one node
+    from presence_server.cluster.presence_redis import RedisPresenceStore
+
+    url, prefix = settings.redis.url, settings.redis.prefix
+    assert url is not None
+    node_id = new_node_id()
+    bus = RedisBus(url, node_id=node_id, prefix=prefix)
+    transport = ClusterTransport(local, bus, reorder_hold=_REORDER_HOLD)
+    store = make_campus_store("redis", redis_url=url, redis_prefix=prefix)
+    return transport, store, RedisPresenceStore(url, prefix=prefix, node_id=node_id), bus
+
+
+def _readiness(runtime: Runtime) -> Callable[[bool], Awaitable[None]]:
+    async def on_state(connected: bool) -> None:
+        # Not ready while Redis is away: a load balancer sends new clients elsewhere.
+        runtime.ready = connected
+        log.warning("cluster_redis_state", connected=connected)
+
+    return on_state
 
 
 def _allowed_origins(settings: Settings) -> list[str]:
@@ -91,15 +135,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await rt.campus.start(seed)
     await rt.presence.store.open()
     rt.outbox.start()
+    if rt.cluster is not None:
+        await rt.cluster.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
     sweeper = asyncio.create_task(expirer.run(), name="room-expiry")
     rt.ready = True
-    log.info("server_started", storage=rt.settings.storage.backend, municipalities=len(rt.campus.municipalities))
+    log.info(
+        "server_started",
+        storage="redis" if rt.cluster else rt.settings.storage.backend,
+        node=rt.cluster.node_id if rt.cluster else None,
+        municipalities=len(rt.campus.municipalities),
+    )
     try:
         yield
     finally:
         rt.ready = False
         await cancel_and_wait(sweeper)
+        if rt.cluster is not None:
+            await rt.cluster.close()
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()

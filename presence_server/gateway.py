@@ -28,7 +28,7 @@ from presence_server.origins import OriginPolicy
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
-from presence_server.transport_sio import SocketIOTransport
+from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 
@@ -59,7 +59,7 @@ class Gateway(PresenceHooks):
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        transport: SocketIOTransport,
+        transport: GatewayTransport,
         *,
         settings: Settings,
         verifier: TokenVerifier,
@@ -243,7 +243,9 @@ class Gateway(PresenceHooks):
         # session; diffs at or below the snapshot's seq are dropped by the client.
         await self._transport.watch(s.sid, msg.floor_id)
         s.watching.add(msg.floor_id)
-        return {"snapshot": await self._presence.floor_view(s.actor, msg.floor_id)}
+        snapshot = await self._presence.floor_view(s.actor, msg.floor_id)
+        self._transport.watch_started(msg.floor_id, snapshot["seq"])
+        return {"snapshot": snapshot}
 
     async def _floor_unwatch(self, s: Session, msg: m.FloorRef) -> dict[str, Any]:
         if msg.floor_id in s.watching:

@@ -8,6 +8,7 @@ import socketio
 from aiohttp import web
 
 from presence_server.auth import TokenVerifier
+from presence_server.cluster.node import ClusterNode
 from presence_server.config import Settings
 from presence_server.gateway import Gateway
 from presence_server.knocking import KnockService
@@ -29,6 +30,7 @@ class Runtime:
     verifier: TokenVerifier
     gateway: Gateway
     ready: bool = False
+    cluster: ClusterNode | None = None  # set in cluster mode (redis.url)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

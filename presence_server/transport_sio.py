@@ -11,14 +11,30 @@ sessions through :class:`presence_server.outbox.Transport`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import socketio
 
 from presence_server.fanout import FloorFanout
 from presence_server.outbox import Outbox
 
-__all__ = ["SocketIOTransport", "floor_room", "user_room"]
+__all__ = ["GatewayTransport", "SocketIOTransport", "floor_room", "user_room"]
+
+
+class GatewayTransport(Protocol):
+    """What the gateway needs from a transport besides delivery (one node or cluster)."""
+
+    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None: ...
+
+    def detach(self, sid: str) -> None: ...
+
+    async def watch(self, sid: str, floor_id: str) -> None: ...
+
+    def watch_started(self, floor_id: str, seq: int) -> None: ...
+
+    async def unwatch(self, sid: str, floor_id: str) -> None: ...
+
+    def post_welcome(self, sid: str, payload: dict[str, Any]) -> None: ...
 
 
 def floor_room(floor_id: str) -> str:
@@ -56,6 +72,9 @@ class SocketIOTransport:
         else:
             self._polling.setdefault(floor_id, set()).add(sid)
             await self._sio.enter_room(sid, floor_room(floor_id))
+
+    def watch_started(self, floor_id: str, seq: int) -> None:
+        """The snapshot a watch began with was read at ``seq`` (only cluster mode cares)."""
 
     async def unwatch(self, sid: str, floor_id: str) -> None:
         if self.fanout.is_direct(sid):

@@ -55,6 +55,7 @@ class CampusService:
         self._clock = clock
         self._listeners: list[CampusListener] = []
         self._write_lock = asyncio.Lock()
+        self._applying_remote = False  # set while apply_remote runs, under the write lock
         self._started = False
         self._state = CampusState()
 
@@ -333,23 +334,30 @@ class CampusService:
         """
         async with self._write_lock:
             self._require_started()
-            if change.kind == "floor_upserted":
-                assert change.floor is not None  # checked by CampusChange
-                self._state.put_floor(change.floor)
-            elif change.kind == "floor_deleted":
-                floor = self._state.floors.get(change.floor_id) or change.floor
-                if floor is not None:
-                    await self._drop_floor(floor)
-                else:
-                    await self._emit(change)
-                return
-            elif change.kind == "room_upserted":
-                assert change.room is not None
-                self._state.put_room(change.room)
+            self._applying_remote = True
+            try:
+                await self._apply_remote(change)
+            finally:
+                self._applying_remote = False
+
+    async def _apply_remote(self, change: CampusChange) -> None:
+        if change.kind == "floor_upserted":
+            assert change.floor is not None  # checked by CampusChange
+            self._state.put_floor(change.floor)
+        elif change.kind == "floor_deleted":
+            floor = self._state.floors.get(change.floor_id) or change.floor
+            if floor is not None:
+                await self._drop_floor(floor)
             else:
-                assert change.room is not None
-                self._state.remove_room(change.room.id)
-            await self._emit(change)
+                await self._emit(change)
+            return
+        elif change.kind == "room_upserted":
+            assert change.room is not None
+            self._state.put_room(change.room)
+        else:
+            assert change.room is not None
+            self._state.remove_room(change.room.id)
+        await self._emit(change)
 
     # -- internals ----------------------------------------------------------
 
@@ -393,6 +401,8 @@ class CampusService:
         await self._emit(CampusChange("floor_deleted", floor.id, floor=floor))
 
     async def _emit(self, change: CampusChange) -> None:
+        if self._applying_remote and not change.remote:
+            change = replace(change, remote=True)
         for listener in list(self._listeners):
             try:
                 await listener.campus_changed(change)

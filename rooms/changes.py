@@ -32,6 +32,9 @@ class CampusChange:
     floor_id: str
     floor: Floor | None = None
     room: Room | None = None
+    #: Made on another node and only heard of here: listeners update what this
+    #: node holds, but must not announce it again (the other node did).
+    remote: bool = False
 
     def __post_init__(self) -> None:
         # Fail where a malformed change is made, not later in some listener.

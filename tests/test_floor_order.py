@@ -60,5 +60,14 @@ def test_a_newer_snapshot_moves_the_start_forward() -> None:
     order = FloorOrder(hold=0.2)
     order.start("f", after_seq=10)
     order.offer([d(13)], now=0)
-    order.start("f", after_seq=12)  # a resync read seq 12
-    assert seqs(order.offer([d(14)], now=0)) == [13, 14]
+    assert seqs(order.start("f", after_seq=12)) == [13]  # a resync read seq 12: 13 may go
+    assert seqs(order.offer([d(14)], now=0)) == [14]
+
+
+def test_diffs_between_subscribing_and_the_snapshot_are_kept_until_it_is_read() -> None:
+    order = FloorOrder(hold=0.2)
+    order.prepare("f")
+    assert order.offer([d(7), d(9), d(8)], now=0) == []  # subscribed; snapshot still being read
+    assert order.due(now=5) == []  # nothing is given up before the start is known
+    assert seqs(order.start("f", after_seq=7, now=0.1)) == [8, 9]  # 7 was in the snapshot
+    assert seqs(order.offer([d(10)], now=0.2)) == [10]

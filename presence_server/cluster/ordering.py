@@ -25,7 +25,7 @@ __all__ = ["FloorOrder"]
 
 @dataclass(slots=True)
 class _Floor:
-    next_seq: int
+    next_seq: int | None  # None: subscribed, snapshot not read yet - collect, release nothing
     held: dict[int, FloorDiff] = field(default_factory=dict)
     held_since: float | None = None
 
@@ -36,14 +36,22 @@ class FloorOrder:
         self._floors: dict[str, _Floor] = {}
         self.gaps_given_up = 0
 
-    def start(self, floor_id: str, after_seq: int) -> None:
-        """Begin ordering a floor whose state up to ``after_seq`` is known (a snapshot)."""
+    def prepare(self, floor_id: str) -> None:
+        """Subscribed, snapshot not yet read: keep every diff until :meth:`start`."""
+        self._floors.setdefault(floor_id, _Floor(None))
+
+    def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[FloorDiff]:
+        """Order a floor whose state up to ``after_seq`` is known (a snapshot);
+        returns diffs collected meanwhile that now follow in order."""
         floor = self._floors.get(floor_id)
         if floor is None:
             self._floors[floor_id] = _Floor(after_seq + 1)
-        elif after_seq + 1 > floor.next_seq:
+            return []
+        if floor.next_seq is None or after_seq + 1 > floor.next_seq:
             floor.next_seq = after_seq + 1
             floor.held = {s: d for s, d in floor.held.items() if s > after_seq}
+            floor.held_since = None
+        return self._release(floor, now)
 
     def stop(self, floor_id: str) -> None:
         self._floors.pop(floor_id, None)
@@ -59,14 +67,18 @@ class FloorOrder:
         if floor is None:
             return []  # nobody here watches it
         for diff in diffs:
-            if diff.seq >= floor.next_seq:
+            if floor.next_seq is None or diff.seq >= floor.next_seq:
                 floor.held.setdefault(diff.seq, diff)
+        if floor.next_seq is None:
+            return []
         return self._release(floor, now)
 
     def due(self, now: float) -> list[FloorDiff]:
         """Give up gaps held longer than ``hold``; returns what that releases."""
         released: list[FloorDiff] = []
         for floor in self._floors.values():
+            if floor.next_seq is None:
+                continue
             if floor.held and floor.held_since is not None and now >= floor.held_since + self.hold:
                 self.gaps_given_up += 1
                 floor.next_seq = min(floor.held)
@@ -79,6 +91,7 @@ class FloorOrder:
 
     @staticmethod
     def _release(floor: _Floor, now: float) -> list[FloorDiff]:
+        assert floor.next_seq is not None
         out: list[FloorDiff] = []
         while floor.next_seq in floor.held:
             out.append(floor.held.pop(floor.next_seq))

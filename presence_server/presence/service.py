@@ -186,6 +186,16 @@ class PresenceService:
     async def campus_changed(self, change: CampusChange) -> None:
         """Campus listener: turn a floor or room change into floor diffs."""
         metrics.CAMPUS_CHANGES.labels(change.kind).inc()
+        if change.remote:
+            # Another node made it: it stamped and published the diffs and told the
+            # people it moved. Here only what this node holds is updated.
+            if change.kind == "room_deleted" and change.room is not None:
+                for hooks in self._hooks:
+                    await hooks.room_removed(change.room)
+            elif change.kind == "floor_deleted":
+                for hooks in self._hooks:
+                    await hooks.floor_removed(change.floor_id)
+            return
         store = self.store
         if change.kind == "room_upserted" and change.room is not None:
             self._post([await store.campus_diff(change.floor_id, "room", {"room": change.room.to_dict()})])

@@ -612,3 +612,12 @@ def test_changes_refuse_missing_parts_and_round_trip_through_dicts() -> None:
     change = CampusChange("room_upserted", "f", room=room)
     back = CampusChange.from_dict(change.to_dict())
     assert back == change and back.room is not None and back.room.created_at == 12.5
+
+
+async def test_changes_heard_from_another_node_are_marked_remote(campus: CampusService, events: Recorder) -> None:
+    floor = campus.floor("altbach-eg")
+    assert floor is not None
+    room = campus.rooms_on("altbach-eg")[0]
+    await campus.apply_remote(CampusChange("room_deleted", "altbach-eg", room=room))
+    await campus.apply_remote(CampusChange("floor_deleted", "altbach-eg", floor=floor))
+    assert events.changes and all(change.remote for change in events.changes)

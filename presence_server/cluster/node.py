@@ -1,0 +1,89 @@
+"""This process as a member of a cluster: the bus, and what travels on it.
+
+Owns the bus connection, publishes the campus changes made here on the
+``campus`` channel, takes in those made elsewhere, and hands floor and user
+messages to the :class:`ClusterTransport`. Campus changes are applied in the
+order received, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from typing import Any, Awaitable, Callable
+
+import structlog
+
+from presence_server.cluster.bus import Bus
+from presence_server.cluster.transport import ClusterTransport
+from presence_server.tasks import cancel_and_wait
+from rooms.campus import CampusService
+from rooms.changes import CampusChange
+
+__all__ = ["ClusterNode", "new_node_id"]
+
+log = structlog.get_logger(__name__)
+
+CAMPUS_CHANNEL = "campus"
+
+
+def new_node_id() -> str:
+    """Unique per process start: a restarted node is a new member."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        bus: Bus,
+        transport: ClusterTransport,
+        campus: CampusService,
+        *,
+        on_state: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        self.bus = bus
+        self.transport = transport
+        self._campus = campus
+        self._on_state = on_state
+        self._campus_inbox: asyncio.Queue[CampusChange] = asyncio.Queue()
+        self._campus_task: asyncio.Task[None] | None = None
+        campus.add_listener(self)
+
+    @property
+    def node_id(self) -> str:
+        return self.bus.node_id
+
+    async def start(self) -> None:
+        await self.bus.start(self._on_message, self._on_state)
+        await self.bus.subscribe(CAMPUS_CHANNEL)
+        self.transport.start()
+        self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
+        log.info("cluster_joined", node=self.node_id)
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._campus_task)
+        await self.transport.close()
+        await self.bus.close()
+
+    # ------------------------------------------------------------- campus
+    async def campus_changed(self, change: CampusChange) -> None:
+        """Campus listener: tell the other nodes about changes made here."""
+        if not change.remote:
+            await self.bus.publish([(CAMPUS_CHANNEL, change.to_dict())])
+
+    async def _apply_campus_forever(self) -> None:
+        while True:
+            change = await self._campus_inbox.get()
+            try:
+                await self._campus.apply_remote(change)
+            except Exception:
+                log.exception("cluster_campus_apply_failed", kind=change.kind, floor=change.floor_id)
+
+    # ----------------------------------------------------------------- bus
+    def _on_message(self, channel: str, body: dict[str, Any]) -> None:
+        if channel == CAMPUS_CHANNEL:
+            self._campus_inbox.put_nowait(CampusChange.from_dict(body))
+        else:
+            self.transport.on_bus_message(channel, body)

@@ -1,0 +1,187 @@
+"""The transport in cluster mode: this node's audiences plus the bus.
+
+Floor diffs made here come from the presence store, which has already
+published them to the other nodes inside its Lua scripts; diffs made elsewhere
+arrive from the bus. Both pass through :class:`FloorOrder`, so local watchers
+see every floor strictly in sequence order whichever node made a change.
+
+Routing: the node subscribes to a floor's channel when its first local session
+watches the floor and unsubscribes after the last one leaves; likewise to a
+user's channel while it holds a session of that user. Direct events (knocks,
+outcomes, location notices) are delivered to local sessions and published on
+the user's channel for sessions on other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Any, Mapping
+
+import structlog
+
+from presence_server.cluster.bus import Bus
+from presence_server.cluster.ordering import FloorOrder
+from presence_server.outbox import FLOOR_DIFFS_EVENT
+from presence_server.presence.state import FloorDiff
+from presence_server.tasks import cancel_and_wait
+from presence_server.transport_sio import SocketIOTransport
+
+__all__ = ["ClusterTransport"]
+
+log = structlog.get_logger(__name__)
+
+
+def floor_channel(floor_id: str) -> str:
+    return "f:" + floor_id
+
+
+def user_channel(user_id: str) -> str:
+    return "u:" + user_id
+
+
+class ClusterTransport:
+    def __init__(self, local: SocketIOTransport, bus: Bus, *, reorder_hold: float) -> None:
+        self.local = local
+        self._bus = bus
+        self._order = FloorOrder(hold=reorder_hold)
+        self._floor_watchers: Counter[str] = Counter()
+        self._user_sessions: Counter[str] = Counter()
+        self._session_user: dict[str, str] = {}
+        self._watching: dict[str, set[str]] = {}  # sid -> floors
+        self._gap_task: asyncio.Task[None] | None = None
+        self._gap_wakeup = asyncio.Event()
+        # One owned sender keeps local deliveries (and bus work) in the order made.
+        self._work: asyncio.Queue[Any] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+
+    @property
+    def outbox(self) -> Any:
+        return self.local.outbox
+
+    def start(self) -> None:
+        self._gap_task = asyncio.create_task(self._give_up_gaps(), name="cluster-reorder")
+        self._sender = asyncio.create_task(self._send_forever(), name="cluster-sender")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._gap_task)
+        await cancel_and_wait(self._sender)
+
+    # ------------------------------------------------------------- sessions
+    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None:
+        await self.local.attach(sid, user_id, environ)
+        self._session_user[sid] = user_id
+        self._user_sessions[user_id] += 1
+        if self._user_sessions[user_id] == 1:
+            await self._bus.subscribe(user_channel(user_id))
+
+    def detach(self, sid: str) -> None:
+        self.local.detach(sid)
+        for floor_id in self._watching.pop(sid, set()):
+            self._release_floor(floor_id)
+        user_id = self._session_user.pop(sid, None)
+        if user_id is not None:
+            self._user_sessions[user_id] -= 1
+            if self._user_sessions[user_id] <= 0:
+                del self._user_sessions[user_id]
+                self._spawn(self._bus.unsubscribe(user_channel(user_id)))
+
+    async def watch(self, sid: str, floor_id: str) -> None:
+        await self.local.watch(sid, floor_id)
+        if floor_id in self._watching.setdefault(sid, set()):
+            return
+        self._watching[sid].add(floor_id)
+        self._floor_watchers[floor_id] += 1
+        if self._floor_watchers[floor_id] == 1:
+            self._order.prepare(floor_id)  # keep what arrives until the snapshot is read
+            await self._bus.subscribe(floor_channel(floor_id))
+
+    def watch_started(self, floor_id: str, seq: int) -> None:
+        """The snapshot a watch began with was read at ``seq``."""
+        self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
+
+    async def unwatch(self, sid: str, floor_id: str) -> None:
+        await self.local.unwatch(sid, floor_id)
+        floors = self._watching.get(sid)
+        if floors is not None and floor_id in floors:
+            floors.discard(floor_id)
+            self._release_floor(floor_id)
+
+    def _release_floor(self, floor_id: str) -> None:
+        self._floor_watchers[floor_id] -= 1
+        if self._floor_watchers[floor_id] <= 0:
+            del self._floor_watchers[floor_id]
+            self._order.stop(floor_id)
+            self._spawn(self._bus.unsubscribe(floor_channel(floor_id)))
+
+    # ------------------------------------------------------------- delivery
+    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
+        """This node's own diffs (already published by the store): order, deliver."""
+        diffs = [FloorDiff(floor_id, d["seq"], d["type"], _data(d)) for d in payload["diffs"]]
+        self._deliver(floor_id, self._order.offer(diffs, time.monotonic()))
+
+    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
+        await self.local.send_user(user_id, event, payload)
+        await self._bus.publish([(user_channel(user_id), {"event": event, "payload": payload})])
+
+    async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        await self.local.send_session(sid, event, payload)
+
+    async def close_floor(self, floor_id: str) -> None:
+        await self.local.close_floor(floor_id)
+
+    def post_welcome(self, sid: str, payload: dict[str, Any]) -> None:
+        self.local.post_welcome(sid, payload)
+
+    # ------------------------------------------------------------ from the bus
+    def on_bus_message(self, channel: str, body: dict[str, Any]) -> None:
+        kind, _, name = channel.partition(":")
+        if kind == "f":
+            diffs = [FloorDiff(name, d["seq"], d["type"], _data(d)) for d in json.loads(body["diffs_json"])]
+            self._deliver(name, self._order.offer(diffs, time.monotonic()))
+        elif kind == "u":
+            self._spawn(self.local.send_user(name, body["event"], body["payload"]))
+
+    def _deliver(self, floor_id: str, diffs: list[FloorDiff]) -> None:
+        if diffs:
+            self._spawn(self._send_local(floor_id, diffs))
+        if self._order.next_deadline() is not None:
+            self._gap_wakeup.set()
+
+    async def _send_local(self, floor_id: str, diffs: list[FloorDiff]) -> None:
+        payload = {"floor_id": floor_id, "diffs": [d.to_wire() for d in diffs]}
+        await self.local.send_floor(floor_id, FLOOR_DIFFS_EVENT, payload)
+        if any(d.type == "floor_removed" for d in diffs):
+            await self.local.close_floor(floor_id)  # after its last frame, as on one node
+
+    async def _give_up_gaps(self) -> None:
+        """Release diffs held for a missing one once the hold is over."""
+        while True:
+            deadline = self._order.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(self._gap_wakeup.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._gap_wakeup.clear()
+            released = self._order.due(time.monotonic())
+            for floor_id in {d.floor_id for d in released}:
+                self._deliver(floor_id, [d for d in released if d.floor_id == floor_id])
+
+    def _spawn(self, coro: Any) -> None:
+        """Queue work for the sender; it runs in the order queued."""
+        self._work.put_nowait(coro)
+
+    async def _send_forever(self) -> None:
+        while True:
+            coro = await self._work.get()
+            try:
+                await coro
+            except Exception:  # one failed delivery must not stop the others
+                log.exception("cluster_delivery_failed")
+
+
+def _data(wire: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in wire.items() if k not in ("seq", "type")}

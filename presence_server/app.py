@@ -8,6 +8,7 @@ and every background task has an owner that cancels it.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -18,7 +19,10 @@ from aiohttp import web
 from presence_server import rest
 from presence_server.auth import TokenVerifier
 from presence_server.cluster.bus import Bus
+from presence_server.cluster.bus_redis import RedisBus
+from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
+from presence_server.cluster.presence_redis import RedisPresenceStore
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import Settings
 from presence_server.fanout import FloorFanout
@@ -83,7 +87,8 @@ def build_app(settings: Settings) -> web.Application:
     runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
     if bus is not None:
         assert isinstance(transport, ClusterTransport)
-        runtime.cluster = ClusterNode(bus, transport, campus, on_state=_readiness(runtime))
+        membership = _membership(settings, bus.node_id, presence)
+        runtime.cluster = ClusterNode(bus, transport, campus, membership, on_state=_readiness(runtime))
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_lifecycle)
     rest.setup(app)
@@ -100,9 +105,6 @@ def _single_node_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
 
 def _cluster_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
     """A Redis URL makes this node a cluster member: campus and presence in Redis."""
-    from presence_server.cluster.bus_redis import RedisBus  # redis is optional for one node
-    from presence_server.cluster.presence_redis import RedisPresenceStore
-
     url, prefix = settings.redis.url, settings.redis.prefix
     assert url is not None
     node_id = new_node_id()
@@ -110,6 +112,28 @@ def _cluster_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
     transport = ClusterTransport(local, bus, reorder_hold=_REORDER_HOLD)
     store = make_campus_store("redis", redis_url=url, redis_prefix=prefix)
     return transport, store, RedisPresenceStore(url, prefix=prefix, node_id=node_id), bus
+
+
+def _membership(settings: Settings, node_id: str, presence: PresenceService) -> Membership:
+    store = presence.store
+    assert isinstance(store, RedisPresenceStore)
+
+    async def on_dead_session(node: str, user_id: str, sid: str) -> None:
+        diffs, since = await store.reap_session(node, user_id, sid, time.time())
+        await presence.reaped(user_id, diffs, since)
+
+    async def on_dead_linger(user_id: str, since: float) -> None:
+        await presence.reaped(user_id, [], since)
+
+    assert settings.redis.url is not None
+    return Membership(
+        settings.redis.url,
+        prefix=settings.redis.prefix,
+        node_id=node_id,
+        sessions=store,
+        on_dead_session=on_dead_session,
+        on_dead_linger=on_dead_linger,
+    )
 
 
 def _readiness(runtime: Runtime) -> Callable[[bool], Awaitable[None]]:

@@ -11,6 +11,7 @@ from typing import AsyncIterator
 
 import pytest
 
+from presence_server.cluster.presence_redis import RedisPresenceStore
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import PresenceStore
 from presence_server.presence.store_memory import MemoryPresenceStore
@@ -21,9 +22,15 @@ ANNA = Actor("anna", "altbach", "Anna")
 BEN = Actor("ben", "bergheim", "Ben")
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[PresenceStore]:
-    store: PresenceStore = MemoryPresenceStore()
+    store: PresenceStore
+    if request.param == "redis":
+        # Looked up only here, so the memory runs need no redis-server.
+        url = request.getfixturevalue("redis_server").url
+        store = RedisPresenceStore(url, prefix=request.getfixturevalue("redis_prefix"), node_id="node-a")
+    else:
+        store = MemoryPresenceStore()
     await store.open()
     yield store
     await store.close()

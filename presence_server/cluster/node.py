@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from presence_server.cluster.bus import Bus
+from presence_server.cluster.membership import Membership
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.tasks import cancel_and_wait
 from rooms.campus import CampusService
@@ -40,11 +41,13 @@ class ClusterNode:
         bus: Bus,
         transport: ClusterTransport,
         campus: CampusService,
+        membership: Membership,
         *,
         on_state: Callable[[bool], Awaitable[None]],
     ) -> None:
         self.bus = bus
         self.transport = transport
+        self.membership = membership
         self._campus = campus
         self._on_state = on_state
         self._campus_inbox: asyncio.Queue[CampusChange] = asyncio.Queue()
@@ -59,11 +62,13 @@ class ClusterNode:
         await self.bus.start(self._on_message, self._on_state)
         await self.bus.subscribe(CAMPUS_CHANNEL)
         self.transport.start()
+        await self.membership.start()
         self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
         log.info("cluster_joined", node=self.node_id)
 
     async def close(self) -> None:
         await cancel_and_wait(self._campus_task)
+        await self.membership.close()
         await self.transport.close()
         await self.bus.close()
 

@@ -98,6 +98,17 @@ class PresenceService:
             loop = asyncio.get_running_loop()
             self._linger_timers[user_id] = loop.call_later(self._grace, self._spawn_expire, user_id, since)
 
+    async def reaped(self, user_id: str, diffs: list[FloorDiff], since: float | None) -> None:
+        """A session of a node that died was removed (``diffs``): no grace period,
+        the node will not come back for it; a user left with none is gone."""
+        self._post(diffs)
+        if since is not None:
+            await self._expire(user_id, since)
+
+    async def reap_linger(self, user_id: str, since: float) -> None:
+        """A grace period that a dead node had started: it ends now."""
+        await self._expire(user_id, since)
+
     def _spawn_expire(self, user_id: str, since: float) -> None:
         self._linger_timers.pop(user_id, None)
         task = asyncio.create_task(self._expire(user_id, since), name=f"expire-{user_id}")

@@ -1,0 +1,516 @@
+"""Presence in Redis: the :class:`~presence_server.presence.store.PresenceStore`
+shared by every node of a cluster (docs/cluster.md).
+
+Key layout (``P`` is the prefix, ``"vo:"`` by default)::
+
+    P{u:<user>}:presence   HASH  actor (msgpack), public (JSON of actor.public_dict()),
+                                 status, text (effective), floor, room (absent: none /
+                                 hallway), ver, locver, since (lingering since, repr of a float)
+    P{u:<user>}:sessions   HASH  sid -> msgpack [node, status, text, order]
+    P{u:<user>}:floors     HASH  floor -> version: every floor that may list the user
+    P{f:<floor>}:seq       STRING the floor's sequence number (never deleted)
+    P{f:<floor>}:members   HASH  user -> msgpack [lv, av, room, status, text, actor, public]
+    P{f:<floor>}:occupancy HASH  room -> users inside
+    P{f:<floor>}:gone      HASH  user -> lv of the removal (tombstone)      } TTL 60 s,
+    P{f:<floor>}:gone_at   ZSET  user -> when the tombstone may go (ms)     } swept lazily
+    P{node:<id>}:sessions  SET   "user\\x00sid" of the node's sessions (for the reaper)
+    P{node:<id>}:sids      HASH  sid -> user (disconnect and set_status find the user)
+    P{node:<id>}:lingering HASH  user -> since: grace periods this node started (the
+                                 reaper ends them if the node dies)
+
+Every script gets the keys of one hash tag only (Redis Cluster rule): user
+scripts ``presence, sessions, floors``; floor scripts ``seq, members,
+occupancy, gone, gone_at``; the node script its two keys. A floor script that
+stamps diffs publishes them itself, on ``P + "f:" + floor`` as the bus envelope
+``{n: node, b: {floor_id, diffs_json}}``, so Redis delivers a floor's diffs in
+sequence order. ``diffs_json`` is ``[FloorDiff.to_wire(), ...]`` as JSON: Lua
+tables cannot hold a null, and receivers can forward the text unchanged. The
+caller gets the same diffs back and delivers them locally first.
+
+Versions instead of locks. A user's sessions, effective status and location
+live in the user's slot, their entry on a floor in the floor's slot. Every user
+script that writes increments ``ver`` (seeded from the server clock, so a user
+forgotten and back again continues above their old tombstones). A floor keeps,
+per member, ``lv`` (version of the location change that placed them) and ``av``
+(version of the status/actor shown): ``f_enter`` applies only above ``lv`` and
+any tombstone, ``f_leave`` only above ``lv``, ``f_update`` only above ``av`` and
+never adds or moves anyone (only ``f_enter`` does, capacity-checked). Each floor thus
+ends with the newest location and attributes it was sent, in whatever order
+the scripts of two nodes arrive.
+
+Which scripts each operation runs, in order:
+
+* ``connect``: ``node_add`` (sid index first, so a crash leaves nothing the
+  reaper cannot find), ``u_connect``, and ``f_update`` on the user's floor if
+  the actor changed. ``disconnect``: ``u_disconnect``, ``f_update`` if the
+  merged status changed, then the index entry is removed. ``set_status`` and
+  ``update_actor``: ``u_set_status`` / ``u_update_actor``, then ``f_update``.
+  Attribute changes are committed in the user slot first and need no check.
+* ``move`` (a location change): ``u_move_begin`` takes a version ``v``, reads
+  the attributes and adds the target floor to ``floors``; ``f_enter`` checks
+  capacity and places the member at ``lv = av = v``; ``u_move_commit`` writes
+  the location with ``locver = v`` unless a location with a higher version was
+  committed meanwhile (then this move was superseded and stops: the newer one
+  cleans up after it). If attributes changed since ``v`` it sends them to the
+  new floor (``f_update`` at the current ``ver``). Last, ``f_leave`` at ``v`` on
+  every other floor in ``floors`` and ``u_prune`` of those confirmed clean.
+  The floor decides before the user slot commits, so nobody can read a location
+  its floor has not admitted, and a refusal (``room_full``) changes nothing.
+* ``leave_floor``, ``expire``, ``drop_floor`` (per member): ``u_vacate``
+  (location none, ``locver = v``), then ``f_leave`` at ``v`` on every floor in
+  ``floors`` and ``u_prune``; ``expire`` ends with ``u_expire_end``, which
+  deletes the user only if nothing happened since (else they came back).
+  ``drop_floor`` first empties the floor at once with ``f_drop`` (no diffs),
+  and its per-member ``f_leave`` is silent.
+* ``evacuate_room``: ``u_move_begin`` per occupant (only if still in that room),
+  one ``f_evacuate`` moving them all to the hallway, then each one's move
+  continues from ``u_move_commit`` as above.
+
+Why two nodes acting for one user at once converge: user scripts are
+serialised in the user's slot, so each operation has its own version. A
+commit is refused below the committed ``locver``, so the committed location
+only moves forward and always names a floor that admitted it at that version.
+Every location change is preceded by a ``floors`` entry, and every committed
+location change removes the user, at its version, from every floor in
+``floors`` except its own: a superseded move's entry is removed by its
+superseder, or refused by the tombstone if it arrives later. An attribute
+change either happens before a move's commit (the commit sees ``ver`` moved and
+re-sends the attributes) or after it (it reads the new floor and updates it).
+A node that dies between two scripts leaves at most a member listed where
+``floors`` still names them (cleaned by the user's next location change or
+expiry) or a floor showing older attributes (until the next change).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
+from presence_server.presence.state import FloorDiff, Status
+from presence_server.presence.store import Member
+from rooms.actors import Actor, Profile, Role
+from rooms.errors import DomainError, ErrorCode
+
+__all__ = ["RedisPresenceStore", "TOMBSTONE_MS"]
+
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    """A user script's answer: a tag and the user's state as the script left it."""
+
+    tag: str
+    ver: int = 0
+    locver: int = 0
+    floor: str | None = None
+    room: str | None = None
+    status: str = ""
+    text: str = ""
+    actor: bytes = b""
+    public: bytes = b""
+    since: str = ""
+    sessions: int = 0
+    floors: tuple[str, ...] = ()
+    extra: tuple[Any, ...] = ()
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> _User:
+        tag = reply[0].decode()
+        if len(reply) == 1:
+            return cls(tag)
+        floor = reply[3].decode() or None
+        return cls(
+            tag, int(reply[1]), int(reply[2]), floor, (reply[4].decode() or None) if floor else None,
+            reply[5].decode(), reply[6].decode(), reply[7], reply[8], reply[9].decode(), int(reply[10]),
+            tuple(f.decode() for f in reply[11]), tuple(reply[12:]),
+        )
+
+    def member(self) -> Member:
+        return Member(_unpack_actor(self.actor), Status(self.status), self.text, self.floor, self.room, self.sessions)
+
+    def attributes(self) -> list[Any]:
+        return [self.status, self.text, self.actor, self.public]
+
+
+class RedisPresenceStore:
+    """:class:`~presence_server.presence.store.PresenceStore` in Redis, for cluster mode.
+
+    Each method is a short sequence of single-slot scripts (see the module
+    docstring); each script is atomic, and every floor change checks, changes,
+    takes its sequence numbers and publishes in one script. ``disconnect`` and
+    ``set_status`` find a session through this node's index: call them on the
+    node that holds the session (the one whose ``node_id`` connected it). Sids
+    must be unique across the cluster (Socket.IO's are random). Redis errors
+    propagate unchanged. Stores with different prefixes share a server without
+    seeing each other.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "vo:", node_id: str) -> None:
+        self.node_id: Final = node_id
+        self._url = url
+        self._prefix = prefix
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._node_sids, self._node_sessions, self._node_lingering = self._node_keys(node_id)
+
+    def _node_keys(self, node_id: str) -> tuple[str, str, str]:
+        """A node's session index, session list and lingering users (for the reaper)."""
+        base = f"{self._prefix}{{node:{node_id}}}:"
+        return base + "sids", base + "sessions", base + "lingering"
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = aioredis.Redis.from_url(self._url, decode_responses=False)
+        try:
+            await client.ping()  # fail at start-up, not on the first connect
+        except BaseException:
+            await client.aclose()
+            raise
+        # A Script keeps its SHA and reloads itself after a NOSCRIPT (restart, failover).
+        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._client = client
+
+    async def close(self) -> None:
+        if self._client is None:
+            return
+        client, self._client = self._client, None
+        self._scripts = {}
+        await client.aclose()
+
+    # ------------------------------------------------------------- sessions
+    async def connect(self, sid: str, actor: Actor, now: float) -> tuple[list[FloorDiff], Member]:
+        if not await self._run("node_add", [self._node_sids, self._node_sessions], [sid, actor.user_id]):
+            raise ValueError(f"session {sid} already connected")
+        user = await self._user("u_connect", actor.user_id, sid, self.node_id, _pack_actor(actor), _public(actor))
+        if user.tag == "duplicate":
+            await self._forget_session(sid, actor.user_id)
+            raise ValueError(f"session {sid} already connected")
+        diffs = await self._show(actor.user_id, user) if user.tag == "changed" else []
+        return diffs, user.member()
+
+    async def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+        user_id = await self._user_of(sid)
+        if user_id is None:
+            return [], None
+        diffs, since = await self._disconnect(user_id, sid, now)
+        if since is not None:
+            # The grace timer lives on this node; if the node dies, the reaper ends it.
+            await self._redis().hset(self._node_lingering, user_id, repr(since))
+        await self._forget_session(sid, user_id)  # after: a crash before it leaves work the reaper can find
+        return diffs, since
+
+    async def _disconnect(self, user_id: str, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+        user = await self._user("u_disconnect", user_id, sid, repr(float(now)))
+        diffs = await self._show(user_id, user) if user.tag == "changed" else []
+        return diffs, float(user.since) if user.tag == "lingering" else None
+
+    # ------------------------------------------------------- dead nodes
+    async def node_sessions(self, node_id: str) -> list[tuple[str, str]]:
+        """(user, sid) of the sessions a node registered and has not removed."""
+        _, sessions, _ = self._node_keys(node_id)
+        members = await self._redis().smembers(sessions)
+        return [tuple(m.decode().split("\x00", 1)) for m in members]  # type: ignore[misc]
+
+    async def node_lingering(self, node_id: str) -> list[tuple[str, float]]:
+        """(user, since) of the grace periods a node had started and not ended."""
+        _, _, lingering = self._node_keys(node_id)
+        entries = await self._redis().hgetall(lingering)
+        return [(user.decode(), float(since)) for user, since in entries.items()]
+
+    async def reap_session(self, node_id: str, user_id: str, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+        """Remove a session another node held (that node died). Like ``disconnect``."""
+        diffs, since = await self._disconnect(user_id, sid, now)
+        sids, sessions, _ = self._node_keys(node_id)
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hdel(sids, sid)
+        pipe.srem(sessions, f"{user_id}\x00{sid}")
+        await pipe.execute()
+        return diffs, since
+
+    async def forget_node(self, node_id: str) -> None:
+        await self._redis().delete(*self._node_keys(node_id))
+
+    async def expire(self, user_id: str, since: float) -> tuple[list[FloorDiff], Member | None]:
+        await self._redis().hdel(self._node_lingering, user_id)
+        user = await self._user("u_vacate", user_id, "expire", repr(float(since)))
+        if user.tag == "none":
+            return [], None
+        version = int(user.extra[0])
+        diffs, clean = await self._clear(user_id, version, user.floors, keep=None)
+        end = await self._run("u_expire_end", self._user_keys(user_id), [version, *clean])
+        return diffs, user.member() if end == b"gone" else None
+
+    async def update_actor(self, actor: Actor) -> list[FloorDiff]:
+        user = await self._user("u_update_actor", actor.user_id, _pack_actor(actor), _public(actor))
+        return await self._show(actor.user_id, user) if user.tag == "changed" else []
+
+    async def set_status(
+        self, sid: str, status: Status, text: str, *, all_sessions: bool
+    ) -> tuple[list[FloorDiff], Member]:
+        user_id = await self._user_of(sid)
+        if user_id is None:
+            raise KeyError(sid)
+        user = await self._user("u_set_status", user_id, sid, status.value, text, "1" if all_sessions else "0")
+        if user.tag == "none":
+            raise KeyError(sid)
+        diffs = await self._show(user_id, user) if user.tag == "changed" else []
+        return diffs, user.member()
+
+    # ------------------------------------------------------------- location
+    async def move(
+        self, user_id: str, floor_id: str, room_id: str | None, *, capacity: int | None
+    ) -> tuple[list[FloorDiff], Member]:
+        diffs, before = await self._move(user_id, floor_id, room_id, capacity)
+        if before is None:
+            raise DomainError(ErrorCode.CONFLICT, "not online")
+        return diffs, before
+
+    async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:
+        user = await self._user("u_vacate", user_id, "leave", "")
+        if user.tag == "none":
+            return [], None
+        if user.tag == "same":
+            return [], user.member()
+        version = int(user.extra[0])
+        diffs, clean = await self._clear(user_id, version, user.floors, keep=None)
+        await self._prune(user_id, version, clean)
+        return diffs, user.member()
+
+    # ---------------------------------------------------------------- reads
+    async def member(self, user_id: str) -> Member | None:
+        presence, sessions, _ = self._user_keys(user_id)
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hmget(presence, "actor", "status", "text", "floor", "room")
+        pipe.hlen(sessions)
+        (actor, status, text, floor, room), count = await pipe.execute()
+        if actor is None:
+            return None
+        floor_id = floor.decode() if floor else None
+        room_id = room.decode() if room and floor_id else None
+        return Member(_unpack_actor(actor), Status(status.decode()), text.decode(), floor_id, room_id, int(count))
+
+    async def snapshot(self, floor_id: str) -> tuple[int, list[dict[str, Any]]]:
+        seq_key, members_key, *_ = self._floor_keys(floor_id)
+        pipe = self._redis().pipeline(transaction=True)  # one slot: no diff can fall between
+        pipe.get(seq_key)
+        pipe.hgetall(members_key)
+        seq, members = await pipe.execute()
+        return int(seq or 0), [_wire(msgpack.unpackb(blob, raw=True)) for blob in members.values()]
+
+    async def occupants(self, floor_id: str, room_id: str | None) -> list[Member]:
+        members = await self._redis().hgetall(self._floor_keys(floor_id)[1])
+        records = {user.decode(): msgpack.unpackb(blob, raw=True) for user, blob in members.items()}
+        inside = {user: r for user, r in records.items() if (r[2].decode() or None) == room_id}
+        if not inside:
+            return []
+        pipe = self._redis().pipeline(transaction=False)  # several user slots: no transaction
+        for user_id in inside:
+            pipe.hlen(self._user_keys(user_id)[1])
+        counts = await pipe.execute()
+        return [
+            Member(_unpack_actor(r[5]), Status(r[3].decode()), r[4].decode(), floor_id, room_id, int(n))
+            for r, n in zip(inside.values(), counts)
+        ]
+
+    # --------------------------------------------------------------- campus
+    async def campus_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
+        _, diffs = await self._floor("f_campus", floor_id, type_, _json(data))
+        return diffs[0]
+
+    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
+        # Each occupant's move begins in their slot (a version; only if still in
+        # the room), one script moves them all on the floor, each commits after.
+        begun: list[tuple[str, _User]] = []
+        for occupant in await self.occupants(floor_id, room_id):
+            begin = await self._user("u_move_begin", occupant.user_id, floor_id, "", "1", floor_id, room_id)
+            if begin.tag == "ok":
+                begun.append((occupant.user_id, begin))
+        if not begun:
+            return [], []
+        args = [x for user_id, begin in begun for x in (user_id, begin.ver, *begin.attributes())]
+        _, diffs, tags = await self._floor_raw("f_evacuate", floor_id, *args)
+        moved: list[str] = []
+        for (user_id, begin), tag in zip(begun, tags):
+            diffs += await self._commit(user_id, begin, floor_id, "", tag.decode(), [])
+            if tag == b"ok":
+                moved.append(user_id)
+        return diffs, moved
+
+    async def drop_floor(self, floor_id: str) -> list[str]:
+        _, _, users = await self._floor_raw("f_drop", floor_id)
+        gone = [u.decode() for u in users]
+        for user_id in gone:
+            user = await self._user("u_vacate", user_id, "floor", floor_id)
+            if user.tag == "none":
+                continue
+            version = int(user.extra[0])
+            keep = user.floor if user.floor != floor_id else None
+            # Silent on the deleted floor (its watchers heard floor_removed); a move
+            # this supersedes may have left the user elsewhere: those hear a leave.
+            _, clean = await self._clear(user_id, version, user.floors, keep=keep, silent=floor_id)
+            await self._prune(user_id, version, clean)
+        return gone
+
+    # ------------------------------------------------------------ internals
+    async def _move(
+        self, user_id: str, floor_id: str, room_id: str | None, capacity: int | None
+    ) -> tuple[list[FloorDiff], Member | None]:
+        room = room_id or ""
+        begin = await self._user("u_move_begin", user_id, floor_id, room, "0", "", "")
+        if begin.tag == "none":
+            return [], None
+        if begin.tag == "same":
+            return [], begin.member()
+        tag, diffs = await self._floor(
+            "f_enter", floor_id, user_id, begin.ver, room, -1 if capacity is None else capacity, *begin.attributes()
+        )
+        if tag == "full":
+            raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
+        return await self._commit(user_id, begin, floor_id, room, tag, diffs), begin.member()
+
+    async def _commit(
+        self, user_id: str, begin: _User, floor_id: str, room: str, entered: str, diffs: list[FloorDiff]
+    ) -> list[FloorDiff]:
+        """The rest of a move its floor answered ``entered``: commit, show newer
+        attributes, clean the other floors. Returns every diff published."""
+        if entered == "stale":  # a newer location change of this user reached the floor first
+            return diffs
+        commit = await self._user("u_move_commit", user_id, begin.ver, floor_id, room)
+        if commit.tag != "ok":  # superseded or gone: the newer change cleans up after us
+            return diffs
+        if commit.ver != begin.ver:  # status or actor changed since begin: show the new ones
+            _, shown = await self._floor("f_update", floor_id, user_id, commit.ver, *commit.attributes())
+            diffs = diffs + shown
+        left, clean = await self._clear(user_id, begin.ver, commit.floors, keep=floor_id)
+        await self._prune(user_id, begin.ver, clean)
+        return left + diffs
+
+    async def _show(self, user_id: str, user: _User) -> list[FloorDiff]:
+        """Show a user's changed status or actor on their floor, at their version."""
+        if user.floor is None:
+            return []
+        _, diffs = await self._floor("f_update", user.floor, user_id, user.ver, *user.attributes())
+        return diffs
+
+    async def _clear(
+        self, user_id: str, version: int, floors: tuple[str, ...], *, keep: str | None, silent: str | None = None
+    ) -> tuple[list[FloorDiff], list[str]]:
+        """Take the user off every floor in ``floors`` but ``keep``, at ``version``;
+        returns the diffs and the floors now confirmed clean."""
+        diffs: list[FloorDiff] = []
+        clean: list[str] = []
+        for floor_id in floors:
+            if floor_id == keep:
+                continue
+            tag, own = await self._floor("f_leave", floor_id, user_id, version, "1" if floor_id == silent else "0")
+            diffs += own
+            if tag != "stale":
+                clean.append(floor_id)
+        return diffs, clean
+
+    async def _prune(self, user_id: str, version: int, floors: list[str]) -> None:
+        if floors:
+            await self._run("u_prune", self._user_keys(user_id), [version, *floors])
+
+    async def _user_of(self, sid: str) -> str | None:
+        user_id = await self._redis().hget(self._node_sids, sid)
+        return user_id.decode() if user_id is not None else None
+
+    async def _forget_session(self, sid: str, user_id: str) -> None:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hdel(self._node_sids, sid)
+        pipe.srem(self._node_sessions, f"{user_id}\x00{sid}")
+        await pipe.execute()
+
+    async def _user(self, script: str, user_id: str, *args: Any) -> _User:
+        return _User.parse(await self._run(script, self._user_keys(user_id), list(args)))
+
+    async def _floor(self, script: str, floor_id: str, *args: Any) -> tuple[str, list[FloorDiff]]:
+        tag, diffs, _ = await self._floor_raw(script, floor_id, *args)
+        return tag, diffs
+
+    async def _floor_raw(self, script: str, floor_id: str, *args: Any) -> tuple[str, list[FloorDiff], list[Any]]:
+        channel = f"{self._prefix}f:{floor_id}"
+        reply = await self._run(script, self._floor_keys(floor_id), [channel, self.node_id, floor_id, *args])
+        diffs = [_diff(floor_id, wire) for wire in json.loads(reply[1])] if reply[1] else []
+        return reply[0].decode(), diffs, reply[2] if len(reply) > 2 else []
+
+    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """The one place scripts run (tests wrap it to check the keys' slots)."""
+        if self._client is None:
+            raise RuntimeError("RedisPresenceStore is not open: call .open() first")
+        return await self._scripts[script](keys=keys, args=args)
+
+    def _user_keys(self, user_id: str) -> list[str]:
+        base = f"{self._prefix}{{u:{user_id}}}:"
+        return [base + "presence", base + "sessions", base + "floors"]
+
+    def _floor_keys(self, floor_id: str) -> list[str]:
+        base = f"{self._prefix}{{f:{floor_id}}}:"
+        return [base + "seq", base + "members", base + "occupancy", base + "gone", base + "gone_at"]
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisPresenceStore is not open: call .open() first")
+        return self._client
+
+
+# ------------------------------------------------------------------ encoding
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _public(actor: Actor) -> str:
+    return _json(actor.public_dict())
+
+
+def _pack_actor(actor: Actor) -> bytes:
+    # Fixed field order and sorted roles: equal actors give equal bytes, which
+    # the scripts compare to tell a changed name or profile.
+    return msgpack.packb(  # type: ignore[no-any-return]
+        {
+            "user_id": actor.user_id,
+            "municipality_id": actor.municipality_id,
+            "display_name": actor.display_name,
+            "roles": sorted(role.value for role in actor.roles),
+            "profile": {
+                "department": actor.profile.department,
+                "job_title": actor.profile.job_title,
+                "skills": list(actor.profile.skills),
+            },
+        },
+        use_bin_type=True,
+    )
+
+
+def _unpack_actor(blob: bytes) -> Actor:
+    d = msgpack.unpackb(blob, raw=False)
+    p = d["profile"]
+    return Actor(
+        d["user_id"],
+        d["municipality_id"],
+        d["display_name"],
+        frozenset(Role(r) for r in d["roles"]),
+        Profile(p["department"], p["job_title"], tuple(p["skills"])),
+    )
+
+
+def _wire(record: list[Any]) -> dict[str, Any]:
+    """A floor's member record ``[lv, av, room, status, text, actor, public]`` as watchers see it."""
+    return {**json.loads(record[6]), "status": record[3].decode(), "text": record[4].decode(),
+            "room_id": record[2].decode() or None}
+
+
+def _diff(floor_id: str, wire: dict[str, Any]) -> FloorDiff:
+    seq, type_ = wire.pop("seq"), wire.pop("type")
+    return FloorDiff(floor_id, seq, type_, wire)

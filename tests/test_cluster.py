@@ -1,0 +1,214 @@
+"""Several real server processes over one real Redis act as one office."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from presence_server.auth import mint_token
+from signalling.client import OfficeClient, RequestError
+from tests.conftest import make_settings
+from tests.support.processes import ServerProcess
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.slow
+
+FLOOR = "projekt"
+SETTINGS = make_settings()
+
+
+def token(user: str, municipality: str, roles: tuple[str, ...] = ("staff",)) -> str:
+    return mint_token(SETTINGS.auth, municipality=municipality, user_id=user, name=user.split(".")[0].title(),
+                      roles=roles)
+
+
+class Cluster:
+    def __init__(self, nodes: list[ServerProcess]) -> None:
+        self.nodes = nodes
+        self.clients: list[OfficeClient] = []
+
+    async def client(self, node: int, user: str, municipality: str) -> OfficeClient:
+        client = OfficeClient(self.nodes[node].url, token(user, municipality))
+        self.clients.append(client)
+        return await client.connect()
+
+    async def metrics(self, node: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(self.nodes[node].url + "/metrics") as resp:
+                text = await resp.text()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+@pytest.fixture(scope="module")
+def three_nodes(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    """Three nodes sharing one Redis under a prefix of their own; started once per module."""
+    logs = tmp_path_factory.mktemp("cluster-logs")
+    env = {
+        "PRESENCE_REDIS__URL": redis_server.url,
+        "PRESENCE_REDIS__PREFIX": f"c{uuid.uuid4().hex[:8]}:",
+        "PRESENCE_PRESENCE__GRACE_SECONDS": "1",
+        "PRESENCE_LIMITS__EVENTS_PER_SECOND": "1000",
+        "PRESENCE_LIMITS__BURST": "1000",
+        "PRESENCE_LOG__LEVEL": "info",
+    }
+    nodes: list[ServerProcess] = []
+    try:
+        for i in range(3):
+            nodes.append(ServerProcess(env, log_path=logs / f"node{i}.log").start())
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture
+async def cluster(three_nodes: list[ServerProcess]) -> AsyncIterator[Cluster]:
+    c = Cluster(three_nodes)
+    yield c
+    for client in c.clients:
+        await client.disconnect()
+
+
+async def test_joins_walks_and_status_are_seen_on_every_node_in_order(cluster: Cluster) -> None:
+    watchers = [await cluster.client(i, f"watcher{i}.seefeld", "seefeld") for i in range(3)]
+    views = [await w.watch(FLOOR) for w in watchers]
+    starts = [v.seq for v in views]
+    anna = await cluster.client(0, "anna.altbach", "altbach")
+    ben = await cluster.client(1, "ben.bergheim", "bergheim")
+    lea = await cluster.client(2, "lea.lindenau", "lindenau")
+    await anna.move(FLOOR)
+    await ben.move(FLOOR, "projekt-lounge")
+    await lea.move(FLOOR, "projekt-raum-digitales-rathaus")
+    await anna.move(FLOOR, "projekt-lounge")
+    await ben.set_status("busy", "Haushalt")
+    await lea.set_status("do_not_disturb")
+
+    def settled(v) -> bool:
+        m = v.members
+        return (m.get("anna.altbach", {}).get("room_id") == "projekt-lounge"
+                and m.get("ben.bergheim", {}).get("text") == "Haushalt"
+                and m.get("lea.lindenau", {}).get("status") == "do_not_disturb")
+
+    for watcher in watchers:
+        await watcher.until_view(FLOOR, settled, timeout=10)
+    assert views[0].as_comparable() == views[1].as_comparable() == views[2].as_comparable()
+    for watcher, view, start in zip(watchers, views, starts):
+        assert view.gaps == 0 and watcher.resyncs == 0
+        received = [d["seq"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["seq"] > start]
+        # Every diff after the snapshot, once each, in order, without a gap.
+        assert received == list(range(start + 1, view.seq + 1)), received
+
+
+async def test_a_user_with_sessions_on_two_nodes_is_one_presence(cluster: Cluster) -> None:
+    watcher = await cluster.client(2, "watcher.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    tab0 = await cluster.client(0, "jonas.lindenau", "lindenau")
+    await tab0.move(FLOOR)
+    tab1 = await cluster.client(1, "jonas.lindenau", "lindenau")
+    assert tab1.ready["location"] == {"floor_id": FLOOR, "room_id": None}
+    await tab1.set_status("busy", scope="session")
+    await watcher.until_view(FLOOR, lambda v: v.members.get("jonas.lindenau", {}).get("status") == "busy")
+    await tab1.disconnect()  # the busy tab closes: status falls back, no leave
+    await watcher.until_view(FLOOR, lambda v: v.members.get("jonas.lindenau", {}).get("status") == "available")
+    kinds = [d["type"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"]
+             if d.get("user_id") == "jonas.lindenau" or d.get("member", {}).get("user_id") == "jonas.lindenau"]
+    assert "left" not in kinds
+
+
+async def test_capacity_holds_across_nodes_when_twenty_enter_at_once(cluster: Cluster) -> None:
+    admin = token("lea.lindenau", "lindenau", roles=("staff", "admin"))
+    body = {"name": "Enger Raum", "kind": "meeting", "capacity": 5, "rect": {"x": 640, "y": 360, "w": 120, "h": 120}}
+    async with aiohttp.ClientSession(cluster.nodes[0].url, headers={"Authorization": f"Bearer {admin}"}) as http:
+        async with http.post(f"/api/v1/floors/{FLOOR}/rooms", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            room = (await resp.json())["room"]["id"]
+    walkers = [await cluster.client(i % 3, f"walker{i}.seefeld", "seefeld") for i in range(20)]
+
+    async def enter(client: OfficeClient) -> bool:
+        try:
+            await client.move(FLOOR, room)
+            return True
+        except RequestError as refused:
+            assert refused.code in ("room_full", "not_found")  # not_found: the room not yet known there
+            return False
+
+    # Every node must know the new room before the race starts.
+    watcher = walkers[2]
+    view = await watcher.watch(FLOOR)
+    await watcher.until_view(FLOOR, lambda v: room in v.rooms, timeout=5)
+    del view
+    results = await asyncio.gather(*(enter(w) for w in walkers))
+    assert sum(results) == 5
+    await watcher.until_view(FLOOR, lambda v: len(v.occupants(room)) == 5, timeout=10)
+
+
+async def test_a_node_with_no_watcher_of_a_floor_receives_none_of_its_traffic(cluster: Cluster) -> None:
+    floor = "altbach-eg"
+    watcher = await cluster.client(1, "jan.altbach", "altbach")
+    await watcher.watch(floor)
+    mover = await cluster.client(0, "mia.altbach", "altbach")
+    await mover.move(floor)
+    await mover.move(floor, "altbach-teekueche")
+    await watcher.until_view(floor, lambda v: v.members.get("mia.altbach", {}).get("room_id") == "altbach-teekueche")
+    key = ("vo_bus_floor_received_total", (("floor", floor),))
+    assert (await cluster.metrics(1)).get(key, 0) >= 1  # node 1 has a watcher: it hears the floor
+    assert (await cluster.metrics(2)).get(key, 0) == 0  # node 2 has none: not one message
+
+
+async def test_a_campus_change_on_one_node_is_live_on_the_others(cluster: Cluster) -> None:
+    watcher = await cluster.client(2, "sven.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    admin = token("ben.bergheim", "bergheim", roles=("staff", "admin"))
+    async with aiohttp.ClientSession(cluster.nodes[0].url, headers={"Authorization": f"Bearer {admin}"}) as http:
+        async with http.patch("/api/v1/rooms/projekt-buero-it-verbund", json={"door": "closed"}) as resp:
+            assert resp.status == 200
+    await watcher.until_view(FLOOR, lambda v: v.rooms["projekt-buero-it-verbund"]["door"] == "closed", timeout=5)
+    async with aiohttp.ClientSession(cluster.nodes[1].url, headers={"Authorization": f"Bearer {admin}"}) as http:
+        async with http.get("/api/v1/rooms/projekt-buero-it-verbund") as resp:
+            assert (await resp.json())["room"]["door"] == "closed"
+
+
+async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    env = {
+        "PRESENCE_REDIS__URL": redis_server.url,
+        "PRESENCE_REDIS__PREFIX": f"k{uuid.uuid4().hex[:8]}:",
+        "PRESENCE_PRESENCE__GRACE_SECONDS": "30",  # a crash must not wait for the grace period
+    }
+    nodes = [ServerProcess(env, log_path=tmp_path / f"node{i}.log").start() for i in range(3)]
+    c = Cluster(nodes)
+    try:
+        watchers = [await c.client(i, f"watcher{i}.seefeld", "seefeld") for i in (0, 1)]
+        for watcher in watchers:
+            await watcher.watch(FLOOR)
+        doomed = [await c.client(2, f"doomed{i}.bergheim", "bergheim") for i in range(3)]
+        for i, client in enumerate(doomed):
+            await client.move(FLOOR, "projekt-lounge" if i else None)
+        for watcher in watchers:
+            await watcher.until_view(FLOOR, lambda v: {f"doomed{i}.bergheim" for i in range(3)} <= set(v.members))
+        started = time.monotonic()
+        nodes[2].stop(signal.SIGKILL)
+        for watcher in watchers:
+            await watcher.until_view(FLOOR, lambda v: not any(u.startswith("doomed") for u in v.members), timeout=10)
+        assert time.monotonic() - started < 10
+        for watcher in watchers:
+            lefts = [d["user_id"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
+            assert sorted(lefts) == [f"doomed{i}.bergheim" for i in range(3)]  # each once
+            assert await watcher.request("campus.get")  # still served
+    finally:
+        for client in c.clients:
+            if client.sio.connected and client.url != nodes[2].url:
+                await client.disconnect()
+        for node in nodes:
+            node.stop()

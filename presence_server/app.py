@@ -27,6 +27,7 @@ from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import Settings
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
+from presence_server.knock_store import KnockStore, MemoryKnockStore
 from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
@@ -76,12 +77,14 @@ def build_app(settings: Settings) -> web.Application:
     local.outbox = outbox
     presence = PresenceService(campus, outbox, presence_store, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
-    knocks = KnockService(
-        presence,
-        outbox,
-        timeout_seconds=settings.knock.timeout_seconds,
-        cooldown_seconds=settings.knock.cooldown_seconds,
-    )
+    knock_timing = {"timeout": settings.knock.timeout_seconds, "cooldown": settings.knock.cooldown_seconds}
+    if settings.redis.url:
+        from presence_server.cluster.knocks_redis import RedisKnockStore  # being written: moves up when it lands
+
+        knock_store: KnockStore = RedisKnockStore(settings.redis.url, prefix=settings.redis.prefix, **knock_timing)
+    else:
+        knock_store = MemoryKnockStore(**knock_timing)
+    knocks = KnockService(presence, outbox, store=knock_store)
     verifier = TokenVerifier(settings.auth)
     gateway = Gateway(sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks)
     runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
@@ -158,7 +161,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     seed = load_seed(Path(seed_file)) if seed_file else None
     await rt.campus.start(seed)
     await rt.presence.store.open()
+    await rt.knocks.store.open()
     rt.outbox.start()
+    rt.knocks.start()
     if rt.cluster is not None:
         await rt.cluster.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
@@ -180,6 +185,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()
+        await rt.knocks.store.close()
         await rt.presence.store.close()
         await rt.campus.close()
         log.info("server_stopped")

@@ -1,7 +1,8 @@
 """Doorknocks: who hears a knock, who may answer, and the one outcome.
 
-The :class:`rooms.knocks.KnockBook` holds the state machine; this service adds the
-people (occupants or owners), the timers and the delivery. Every outcome is
+The :class:`~presence_server.knock_store.KnockStore` decides outcomes (one per
+knock, cluster-wide); this service adds the people (occupants or owners), the
+expiry sweep and the delivery. Every outcome is
 delivered once, as ``knock.outcome``, to the knocker and to everyone who heard
 the knock or is inside the room now.
 
@@ -14,20 +15,20 @@ every other answer already gets ``knock_resolved``; if the move is refused
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from typing import Any, Callable
 
 import structlog
 
 from presence_server import metrics
+from presence_server.knock_store import KnockStore, new_knock_id
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
-from rooms.knocks import Knock, KnockBook, KnockOutcome, Resolution
+from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.model import DoorState, Room
 
 __all__ = ["KnockService"]
@@ -41,25 +42,23 @@ class KnockService(PresenceHooks):
         presence: PresenceService,
         outbox: Outbox,
         *,
-        timeout_seconds: float,
-        cooldown_seconds: float,
+        store: KnockStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._presence = presence
         self._campus = presence.campus
         self._outbox = outbox
         self._clock = clock
-        self.book = KnockBook(timeout=timeout_seconds, cooldown=cooldown_seconds)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.store = store
+        self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
 
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._expire_forever(), name="knock-expiry")
+
     async def close(self) -> None:
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        for task in list(self._tasks):
-            await cancel_and_wait(task)
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
 
     # --------------------------------------------------------------- requests
     async def knock(self, actor: Actor, room_id: str, message: str) -> dict[str, Any]:
@@ -83,8 +82,8 @@ class KnockService(PresenceHooks):
         else:
             recipients = frozenset(m.user_id for m in answerers)
         now = self._clock()
-        knock = self.book.open(
-            "k-" + secrets.token_urlsafe(9),
+        knock = await self.store.add(
+            new_knock_id(room.floor_id),
             actor,
             room_id=room.id,
             floor_id=room.floor_id,
@@ -93,7 +92,6 @@ class KnockService(PresenceHooks):
             message=message,
             now=now,
         )
-        self._arm_timer(knock)
         wire = knock.to_wire()
         for user_id in recipients:
             self._outbox.post_user(user_id, "knock.incoming", {**wire, "silent": await self._is_silent(user_id)})
@@ -102,7 +100,7 @@ class KnockService(PresenceHooks):
         return {"knock": wire}
 
     async def answer(self, actor: Actor, knock_id: str, admit: bool) -> dict[str, Any]:
-        knock = self.book.get(knock_id)
+        knock = await self.store.get(knock_id)
         room = self._campus.room(knock.room_id)
         if room is None:  # removed a moment ago; room_removed resolves the knock
             raise DomainError(ErrorCode.KNOCK_RESOLVED)
@@ -111,19 +109,17 @@ class KnockService(PresenceHooks):
         if not admit:
             resolution = await self._resolve(knock_id, KnockOutcome.DECLINED, by=actor.user_id)
             return {"outcome": resolution.to_wire()}
-        self.book.claim(knock_id)  # from here on, every other answer is too late
+        await self.store.claim(knock_id)  # from here on, every other answer is too late
         try:
             await self._presence.move(knock.knocker, room.floor_id, room.id, admitted=True)
         except BaseException:
-            self.book.release(knock_id)  # refused (room full, door locked meanwhile): still pending
-            if knock_id not in self._timers:  # its timer fired while it was claimed
-                self._arm_timer(knock)
+            await self.store.release(knock_id)  # refused (room full, door locked meanwhile): still pending
             raise
         resolution = await self._resolve(knock_id, KnockOutcome.ADMITTED, by=actor.user_id, claimed=True)
         return {"outcome": resolution.to_wire()}
 
     async def cancel(self, actor: Actor, knock_id: str) -> dict[str, Any]:
-        knock = self.book.get(knock_id)
+        knock = await self.store.get(knock_id)
         if knock.knocker.user_id != actor.user_id:
             raise DomainError(ErrorCode.FORBIDDEN)
         resolution = await self._resolve(knock.id, KnockOutcome.CANCELLED, by=actor.user_id)
@@ -131,9 +127,9 @@ class KnockService(PresenceHooks):
 
     async def pending_for(self, user_id: str) -> dict[str, Any]:
         """Knocks a (re)connecting session should know of: its own, and those it may answer."""
-        own = self.book.pending_of(user_id)
+        own = await self.store.pending_of(user_id)
         silent = await self._is_silent(user_id)
-        incoming = [{**k.to_wire(), "silent": silent} for k in self.book.pending() if user_id in k.recipients]
+        incoming = [{**k.to_wire(), "silent": silent} for k in await self.store.incoming(user_id)]
         return {"own": own.to_wire() if own else None, "incoming": incoming}
 
     async def _may_answer(self, actor: Actor, knock: Knock, room: Room) -> bool:
@@ -163,11 +159,8 @@ class KnockService(PresenceHooks):
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution:
-        # Synchronous up to here: the book decides the one outcome before any await.
-        resolution = self.book.resolve(knock_id, outcome, now=self._clock(), by=by, reason=reason, claimed=claimed)
-        timer = self._timers.pop(knock_id, None)
-        if timer is not None:
-            timer.cancel()
+        # The store decides the one outcome; everything after is telling people.
+        resolution = await self.store.resolve(knock_id, outcome, now=self._clock(), by=by, reason=reason, claimed=claimed)
         metrics.KNOCKS.labels(outcome.value).inc()
         log.info("knock_resolved", knock=knock_id, outcome=outcome.value, by=by, reason=reason)
         knock = resolution.knock
@@ -179,36 +172,30 @@ class KnockService(PresenceHooks):
             self._outbox.post_user(user_id, "knock.outcome", wire)
         return resolution
 
-    def _arm_timer(self, knock: Knock) -> None:
-        delay = max(0.0, knock.expires_at - self._clock())
-        self._timers[knock.id] = asyncio.get_running_loop().call_later(delay, self._spawn_expire, knock.id)
-
-    def _spawn_expire(self, knock_id: str) -> None:
-        self._timers.pop(knock_id, None)
-        task = asyncio.create_task(self._expire(knock_id), name=f"knock-expire-{knock_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _expire(self, knock_id: str) -> None:
-        try:
-            await self._resolve(knock_id, KnockOutcome.EXPIRED, reason="timeout")
-        except DomainError:
-            pass  # answered (or being admitted) as the timer fired
-        self.book.forget_cooldowns(self._clock())
+    async def _expire_forever(self) -> None:
+        """Expire knocks whose time is up, whichever node opened them."""
+        period = min(1.0, self.store.timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                for knock in await self.store.due(self._clock()):
+                    await self._resolve_if_pending(knock.id, KnockOutcome.EXPIRED, "timeout")
+            except Exception:  # the store away (Redis outage): try again next round
+                log.warning("knock_expiry_failed", exc_info=True)
 
     # ------------------------------------------------------ presence hooks
     async def room_emptied(self, floor_id: str, room_id: str) -> None:
-        for knock in self.book.pending_for_room(room_id):
+        for knock in await self.store.pending_for_room(floor_id, room_id):
             if not knock.to_owners:
                 await self._resolve_if_pending(knock.id, KnockOutcome.DECLINED, "room_empty")
 
     async def user_gone(self, user_id: str) -> None:
-        knock = self.book.pending_of(user_id)
+        knock = await self.store.pending_of(user_id)
         if knock is not None:
             await self._resolve_if_pending(knock.id, KnockOutcome.CANCELLED, "knocker_left")
 
     async def room_removed(self, room: Room) -> None:
-        for knock in self.book.pending_for_room(room.id):
+        for knock in await self.store.pending_for_room(room.floor_id, room.id):
             await self._resolve_if_pending(knock.id, KnockOutcome.CANCELLED, "room_removed")
 
     async def _resolve_if_pending(self, knock_id: str, outcome: KnockOutcome, reason: str) -> None:

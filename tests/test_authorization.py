@@ -28,7 +28,7 @@ async def world(office: OfficeServer) -> dict[str, Any]:
     return {
         "campus": data,
         "floors": {f: await presence.store.snapshot(f) for f in (ALTBACH_FLOOR, SHARED_FLOOR)},
-        "knocks": sorted(k.id for k in office.runtime.knocks.book.pending()),
+        "knocks": sorted(k.id for k in office.runtime.knocks.store.book.pending()),
     }
 
 

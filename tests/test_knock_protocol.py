@@ -138,7 +138,7 @@ async def test_only_people_inside_or_owners_may_answer(office: OfficeServer) -> 
     with pytest.raises(RequestError) as refused:
         await outsider.answer(knock["knock_id"], admit=True)
     assert refused.value.code == "forbidden"
-    assert office.runtime.knocks.book.pending_of("ben.bergheim") is not None
+    assert await office.runtime.knocks.store.pending_of("ben.bergheim") is not None
 
 
 async def test_two_occupants_answering_at_the_same_moment_give_exactly_one_outcome_100_times(

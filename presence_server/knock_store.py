@@ -1,0 +1,162 @@
+"""Where pending knocks live: the contract every knock store keeps.
+
+Contract:
+
+* **One outcome.** :meth:`KnockStore.resolve` succeeds for exactly one caller
+  per knock, cluster-wide; every other caller gets ``knock_resolved`` (or
+  ``not_found`` for an id that never existed). A knock under :meth:`claim` is
+  refused to every other caller until :meth:`resolve` (with ``claimed``) or
+  :meth:`release`.
+* **One pending knock per knocker** (``already_knocking``), and after a human
+  decline (``outcome=declined`` with ``by`` set) a cool-down per (knocker,
+  room) of ``cooldown`` seconds (``knock_cooldown`` with ``retry_after``).
+* **Expiry.** :meth:`due` lists unclaimed knocks past ``expires_at``; whoever
+  resolves one first as expired wins, like any answer.
+* Knock ids name their floor (``k-<token>@<floor>``) so a store can find a
+  knock's home without an index.
+
+Implementations: :class:`MemoryKnockStore` (one node: the pure
+:class:`rooms.knocks.KnockBook`) and the Redis store (cluster mode).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+
+from rooms.actors import Actor
+from rooms.errors import DomainError, ErrorCode
+from rooms.knocks import Knock, KnockBook, KnockOutcome, Resolution
+
+__all__ = ["KnockStore", "MemoryKnockStore", "new_knock_id", "floor_of"]
+
+
+def new_knock_id(floor_id: str) -> str:
+    return f"k-{secrets.token_urlsafe(9)}@{floor_id}"
+
+
+def floor_of(knock_id: str) -> str:
+    """The floor a knock id names; ``not_found`` for an id that names none."""
+    _, at, floor_id = knock_id.rpartition("@")
+    if not at or not floor_id:
+        raise DomainError(ErrorCode.NOT_FOUND)
+    return floor_id
+
+
+class KnockStore(Protocol):
+    timeout: float
+    cooldown: float
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def add(
+        self,
+        knock_id: str,
+        knocker: Actor,
+        *,
+        room_id: str,
+        floor_id: str,
+        recipients: frozenset[str],
+        to_owners: bool,
+        message: str,
+        now: float,
+    ) -> Knock:
+        """Open a knock (``already_knocking``, ``knock_cooldown``)."""
+
+    async def get(self, knock_id: str) -> Knock:
+        """A pending, unclaimed knock (``knock_resolved``, ``not_found``)."""
+
+    async def claim(self, knock_id: str) -> Knock: ...
+
+    async def release(self, knock_id: str) -> None: ...
+
+    async def resolve(
+        self,
+        knock_id: str,
+        outcome: KnockOutcome,
+        *,
+        now: float,
+        by: str | None = None,
+        reason: str | None = None,
+        claimed: bool = False,
+    ) -> Resolution: ...
+
+    async def pending_of(self, user_id: str) -> Knock | None:
+        """The knocker's own pending knock."""
+
+    async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]: ...
+
+    async def incoming(self, user_id: str) -> list[Knock]:
+        """Pending knocks the user was asked to answer."""
+
+    async def due(self, now: float) -> list[Knock]:
+        """Unclaimed pending knocks whose time is up."""
+
+
+class MemoryKnockStore:
+    """One node: the pure :class:`KnockBook` behind the async contract."""
+
+    def __init__(self, *, timeout: float, cooldown: float) -> None:
+        self.book = KnockBook(timeout=timeout, cooldown=cooldown)
+        self.timeout = timeout
+        self.cooldown = cooldown
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def add(
+        self,
+        knock_id: str,
+        knocker: Actor,
+        *,
+        room_id: str,
+        floor_id: str,
+        recipients: frozenset[str],
+        to_owners: bool,
+        message: str,
+        now: float,
+    ) -> Knock:
+        return self.book.open(
+            knock_id, knocker, room_id=room_id, floor_id=floor_id, recipients=recipients,
+            to_owners=to_owners, message=message, now=now,
+        )
+
+    async def get(self, knock_id: str) -> Knock:
+        return self.book.get(knock_id)
+
+    async def claim(self, knock_id: str) -> Knock:
+        return self.book.claim(knock_id)
+
+    async def release(self, knock_id: str) -> None:
+        self.book.release(knock_id)
+
+    async def resolve(
+        self,
+        knock_id: str,
+        outcome: KnockOutcome,
+        *,
+        now: float,
+        by: str | None = None,
+        reason: str | None = None,
+        claimed: bool = False,
+    ) -> Resolution:
+        resolution = self.book.resolve(knock_id, outcome, now=now, by=by, reason=reason, claimed=claimed)
+        self.book.forget_cooldowns(now)
+        return resolution
+
+    async def pending_of(self, user_id: str) -> Knock | None:
+        return self.book.pending_of(user_id)
+
+    async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]:
+        return self.book.pending_for_room(room_id)
+
+    async def incoming(self, user_id: str) -> list[Knock]:
+        return [k for k in self.book.pending() if user_id in k.recipients]
+
+    async def due(self, now: float) -> list[Knock]:
+        return self.book.due(now)

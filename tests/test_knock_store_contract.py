@@ -1,0 +1,126 @@
+"""The knock store contract, run against every implementation (add backends to ``new_store``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+
+from presence_server.knock_store import KnockStore, MemoryKnockStore, floor_of, new_knock_id
+from rooms.actors import Actor
+from rooms.errors import DomainError, ErrorCode
+from rooms.knocks import KnockOutcome
+
+BEN = Actor("ben", "bergheim", "Ben")
+ANNA = Actor("anna", "altbach", "Anna")
+
+
+@pytest.fixture(params=["memory"])
+async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[KnockStore]:
+    store: KnockStore = MemoryKnockStore(timeout=30, cooldown=20)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def knock(store: KnockStore, knocker: Actor = BEN, *, room: str = "r", floor: str = "f", now: float = 0.0,
+                recipients: frozenset[str] = frozenset({"lea", "jonas"})):
+    return await store.add(new_knock_id(floor), knocker, room_id=room, floor_id=floor, recipients=recipients,
+                           to_owners=False, message="Hallo", now=now)
+
+
+async def code(awaitable) -> ErrorCode:
+    with pytest.raises(DomainError) as refused:
+        await awaitable
+    return refused.value.code
+
+
+def test_knock_ids_name_their_floor() -> None:
+    assert floor_of(new_knock_id("projekt")) == "projekt"
+    with pytest.raises(DomainError):
+        floor_of("k-nofloor")
+
+
+async def test_a_knock_round_trips(new_store: KnockStore) -> None:
+    k = await knock(new_store, now=100.0)
+    got = await new_store.get(k.id)
+    assert got == k and got.expires_at == 130.0 and got.recipients == frozenset({"lea", "jonas"})
+    assert got.knocker == BEN and got.message == "Hallo" and got.to_owners is False
+
+
+async def test_the_first_resolution_wins_and_every_later_one_is_refused(new_store: KnockStore) -> None:
+    k = await knock(new_store)
+    resolution = await new_store.resolve(k.id, KnockOutcome.ADMITTED, now=1, by="lea")
+    assert (resolution.outcome, resolution.by, resolution.knock.id) == (KnockOutcome.ADMITTED, "lea", k.id)
+    for outcome in KnockOutcome:
+        assert await code(new_store.resolve(k.id, outcome, now=1, by="jonas")) is ErrorCode.KNOCK_RESOLVED
+    assert await code(new_store.get(k.id)) is ErrorCode.KNOCK_RESOLVED
+    assert await new_store.pending_of("ben") is None
+
+
+async def test_concurrent_answers_give_exactly_one_outcome(new_store: KnockStore) -> None:
+    for _ in range(50):
+        k = await knock(new_store)
+        results = await asyncio.gather(
+            new_store.resolve(k.id, KnockOutcome.ADMITTED, now=1, by="lea"),
+            new_store.resolve(k.id, KnockOutcome.DECLINED, now=1, reason="room_empty"),
+            return_exceptions=True,
+        )
+        assert sum(not isinstance(r, Exception) for r in results) == 1
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert all(isinstance(e, DomainError) and e.code is ErrorCode.KNOCK_RESOLVED for e in errors)
+
+
+async def test_an_unknown_knock_is_not_found(new_store: KnockStore) -> None:
+    assert await code(new_store.get(new_knock_id("f"))) is ErrorCode.NOT_FOUND
+
+
+async def test_one_pending_knock_per_knocker(new_store: KnockStore) -> None:
+    k = await knock(new_store)
+    assert await code(knock(new_store, room="other")) is ErrorCode.ALREADY_KNOCKING
+    assert (await new_store.pending_of("ben")) == k
+    await new_store.resolve(k.id, KnockOutcome.CANCELLED, now=1, by="ben")
+    await knock(new_store, room="other")
+
+
+async def test_a_human_decline_starts_a_cooldown_for_that_room_only(new_store: KnockStore) -> None:
+    k = await knock(new_store, now=100)
+    await new_store.resolve(k.id, KnockOutcome.DECLINED, now=100, by="lea")
+    with pytest.raises(DomainError) as refused:
+        await knock(new_store, now=110)
+    assert refused.value.code is ErrorCode.KNOCK_COOLDOWN and refused.value.extra["retry_after"] == 10
+    other = await knock(new_store, room="other", now=110)
+    await new_store.resolve(other.id, KnockOutcome.CANCELLED, now=111, by="ben")
+    await knock(new_store, now=120)  # over
+
+
+async def test_a_decline_without_a_person_sets_no_cooldown(new_store: KnockStore) -> None:
+    k = await knock(new_store)
+    await new_store.resolve(k.id, KnockOutcome.DECLINED, now=1, reason="room_empty")
+    await knock(new_store, now=2)
+
+
+async def test_a_claimed_knock_refuses_others_until_resolved_or_released(new_store: KnockStore) -> None:
+    k = await knock(new_store)
+    await new_store.claim(k.id)
+    assert await code(new_store.claim(k.id)) is ErrorCode.KNOCK_RESOLVED
+    assert await code(new_store.resolve(k.id, KnockOutcome.DECLINED, now=1, by="jonas")) is ErrorCode.KNOCK_RESOLVED
+    assert await new_store.due(1000) == []
+    await new_store.release(k.id)
+    assert [x.id for x in await new_store.due(1000)] == [k.id]
+    await new_store.claim(k.id)
+    resolution = await new_store.resolve(k.id, KnockOutcome.ADMITTED, now=2, by="lea", claimed=True)
+    assert resolution.outcome is KnockOutcome.ADMITTED
+
+
+async def test_rooms_recipients_and_due(new_store: KnockStore) -> None:
+    k1 = await knock(new_store, BEN, room="r1", now=0, recipients=frozenset({"lea"}))
+    k2 = await knock(new_store, ANNA, room="r2", now=10, recipients=frozenset({"lea", "jonas"}))
+    assert [k.id for k in await new_store.pending_for_room("f", "r1")] == [k1.id]
+    assert sorted(k.id for k in await new_store.incoming("lea")) == sorted([k1.id, k2.id])
+    assert [k.id for k in await new_store.incoming("jonas")] == [k2.id]
+    assert await new_store.due(29.9) == []
+    assert [k.id for k in await new_store.due(30)] == [k1.id]
+    await new_store.resolve(k1.id, KnockOutcome.EXPIRED, now=30, reason="timeout")
+    assert [k.id for k in await new_store.incoming("lea")] == [k2.id]

@@ -20,6 +20,7 @@ from presence_server import rest
 from presence_server.auth import TokenVerifier
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.bus_redis import RedisBus
+from presence_server.cluster.knocks_redis import RedisKnockStore
 from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
 from presence_server.cluster.presence_redis import RedisPresenceStore
@@ -46,6 +47,8 @@ from rooms.store_factory import make_campus_store
 __all__ = ["build_app", "run_server"]
 
 log = structlog.get_logger(__name__)
+
+_SHUTDOWN_TIMEOUT = 5.0
 
 # How long a node holds a floor diff that arrived before its predecessor.
 _REORDER_HOLD = 0.25
@@ -79,8 +82,6 @@ def build_app(settings: Settings) -> web.Application:
     campus.add_listener(presence)
     knock_timing = {"timeout": settings.knock.timeout_seconds, "cooldown": settings.knock.cooldown_seconds}
     if settings.redis.url:
-        from presence_server.cluster.knocks_redis import RedisKnockStore  # being written: moves up when it lands
-
         knock_store: KnockStore = RedisKnockStore(settings.redis.url, prefix=settings.redis.prefix, **knock_timing)
     else:
         knock_store = MemoryKnockStore(**knock_timing)
@@ -94,8 +95,17 @@ def build_app(settings: Settings) -> web.Application:
         runtime.cluster = ClusterNode(bus, transport, campus, membership, on_state=_readiness(runtime))
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_drain)
     rest.setup(app)
     return app
+
+
+async def _drain(app: web.Application) -> None:
+    """SIGTERM: stop taking clients and tell the connected ones to go elsewhere."""
+    rt = app[RUNTIME]
+    rt.ready = False
+    drained = await rt.gateway.drain()
+    log.info("drained", sessions=drained)
 
 
 _Parts = tuple[Any, CampusStore, PresenceStore, Bus | None]
@@ -144,8 +154,27 @@ def _readiness(runtime: Runtime) -> Callable[[bool], Awaitable[None]]:
         # Not ready while Redis is away: a load balancer sends new clients elsewhere.
         runtime.ready = connected
         log.warning("cluster_redis_state", connected=connected)
+        await runtime.gateway.notify_degraded(not connected)
+        if connected:
+            await _recover(runtime)
 
     return on_state
+
+
+async def _recover(runtime: Runtime) -> None:
+    """Redis is back: make the store agree with what this node holds, then tell
+    local watchers where each floor stands so stale views resync."""
+    assert runtime.cluster is not None
+    store = runtime.presence.store
+    assert isinstance(store, RedisPresenceStore)
+    node_id = runtime.cluster.node_id
+    registered = {sid: user for user, sid in await store.node_sessions(node_id)}
+    await runtime.gateway.reregister_sessions(registered)
+    transport = runtime.cluster.transport
+    for floor_id in transport.watched_floors():
+        seq, _ = await store.snapshot(floor_id)
+        transport.resync_floor(floor_id, seq)
+    log.info("cluster_recovered", node=node_id, sessions=len(registered))
 
 
 def _allowed_origins(settings: Settings) -> list[str]:
@@ -181,7 +210,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         rt.ready = False
         await cancel_and_wait(sweeper)
         if rt.cluster is not None:
-            await rt.cluster.close()
+            # Sessions were drained on shutdown; their grace periods outlive this node.
+            await rt.cluster.close(handover_seconds=rt.settings.presence.grace_seconds + 1)
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()
@@ -199,5 +229,7 @@ def run_server(settings: Settings) -> None:
         host=settings.http.host,
         port=settings.http.port,
         access_log=None,
+        # After the drain, wait at most this long for clients to close their sockets.
+        shutdown_timeout=_SHUTDOWN_TIMEOUT,
         print=lambda *_: log.info("listening", host=settings.http.host, port=settings.http.port),
     )

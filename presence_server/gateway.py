@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
+from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.knocking import KnockService
@@ -144,7 +145,14 @@ class Gateway(PresenceHooks):
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
         await self._transport.attach(sid, actor.user_id, environ)
-        member = await self._presence.connect(sid, actor)
+        try:
+            member = await self._presence.connect(sid, actor)
+        except STORE_UNAVAILABLE:
+            del self._sessions[sid]
+            self._transport.detach(sid)
+            exc = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
         self._count_online(actor, +1)
         self._transport.post_welcome(
             sid,
@@ -165,7 +173,12 @@ class Gateway(PresenceHooks):
             return
         self._transport.detach(sid)
         self._count_online(session.actor, -1)
-        await self._presence.disconnect(sid, session.actor.user_id)
+        try:
+            await self._presence.disconnect(sid, session.actor.user_id)
+        except STORE_UNAVAILABLE:
+            # The store is away: the session stays registered there until the
+            # node re-registers its sessions after the outage and removes it.
+            log.warning("disconnect_unregistered", sid=sid)
         log.info("disconnected", sid=sid, user=session.actor.user_id, reason=str(reason))
 
     # -------------------------------------------------------------- dispatch
@@ -213,6 +226,10 @@ class Gateway(PresenceHooks):
             metrics.ERRORS.labels(exc.code.value).inc()
             log.info("request_refused", request=event, code=exc.code.value, detail=exc.detail)
             return _failure(exc, session.lang)
+        except STORE_UNAVAILABLE:
+            metrics.ERRORS.labels(ErrorCode.UNAVAILABLE.value).inc()
+            log.warning("request_unavailable", request=event)
+            return _failure(DomainError(ErrorCode.UNAVAILABLE), session.lang)
         except Exception:
             metrics.ERRORS.labels(ErrorCode.INTERNAL.value).inc()
             log.exception("request_failed", request=event)
@@ -287,6 +304,31 @@ class Gateway(PresenceHooks):
         s.identity = identity
         await self._presence.update_actor(identity.actor)
         return {"token_expires_at": identity.expires_at}
+
+    async def drain(self) -> int:
+        """Shutting down: ask every session to reconnect (to another node) and close
+        it. Their users linger for the grace period, like a page reload, so a
+        reconnect elsewhere emits nothing to others."""
+        sids = list(self._sessions)
+        for sid in sids:
+            await self._sio.emit("session.reconnect", {"reason": "shutdown"}, to=sid)
+        for sid in sids:
+            await self._sio.disconnect(sid)
+        return len(sids)
+
+    # ------------------------------------------------------------- cluster
+    async def notify_degraded(self, degraded: bool) -> None:
+        """Tell every session here that the shared store is away (or back)."""
+        await self._sio.emit("session.degraded", {"degraded": degraded})
+
+    async def reregister_sessions(self, registered: dict[str, str]) -> None:
+        """After an outage: ``registered`` (sid -> user) is what the store still has
+        for this node. Sessions that ended meanwhile are removed (with the usual
+        grace period); sessions that began meanwhile are registered."""
+        for sid in set(self._sessions) - set(registered):
+            await self._presence.connect(sid, self._sessions[sid].actor)
+        for sid in set(registered) - set(self._sessions):
+            await self._presence.disconnect(sid, registered[sid])
 
     # --------------------------------------------------------- presence hooks
     async def floor_removed(self, floor_id: str) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from presence_server import metrics
+from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server import rest_models as rm
 from presence_server.auth import Identity, mint_token
 from presence_server.messages import validation_error
@@ -75,6 +76,8 @@ async def error_middleware(
         return await handler(request)
     except DomainError as exc:
         return _error_response(request, exc)
+    except STORE_UNAVAILABLE:
+        return _error_response(request, DomainError(ErrorCode.UNAVAILABLE))
     except web.HTTPException as exc:
         code = _AIOHTTP_ERRORS.get(exc.status)
         if code is None or exc.status < 400:

@@ -96,6 +96,10 @@ class SocketIOTransport:
         if floor_id in self._polling:
             await self._sio.emit(event, payload, to=floor_room(floor_id))
 
+    async def send_floor_event(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
+        """An event other than diffs to a floor's watchers here (e.g. ``floor.seq``)."""
+        await self.send_floor(floor_id, event, payload)
+
     async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         await self._sio.emit(event, payload, to=user_room(user_id))
 

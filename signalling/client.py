@@ -67,6 +67,9 @@ class OfficeClient:
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("session.ready", self._on_ready)
         self.sio.on("floor.diffs", self._on_diffs)
+        self.sio.on("floor.seq", self._on_seq)
+        self.sio.on("session.degraded", self._on_degraded)
+        self.degraded = False
 
     # ------------------------------------------------------------ connection
     async def connect(self, timeout: float = 5.0) -> OfficeClient:
@@ -194,10 +197,25 @@ class OfficeClient:
             return
         if not view.apply_frame(frame) and self.auto_resync:
             self.resyncs += 1
-            task = asyncio.create_task(self.watch(view.floor_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            await self._spawn_resync(view.floor_id)
         await self._notify_view()
+
+    async def _on_seq(self, data: dict[str, Any]) -> None:
+        """The server says where a floor stands (after an outage): resync if behind."""
+        self._queues["floor.seq"].put_nowait(data)
+        view = self.views.get(data["floor_id"])
+        if view is not None and not view.stale and int(data["seq"]) > view.seq and self.auto_resync:
+            self.resyncs += 1
+            await self._spawn_resync(view.floor_id)
+
+    async def _on_degraded(self, data: dict[str, Any]) -> None:
+        self.degraded = bool(data.get("degraded"))
+        self._queues["session.degraded"].put_nowait(data)
+
+    async def _spawn_resync(self, floor_id: str) -> None:
+        task = asyncio.create_task(self.watch(floor_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _notify_view(self) -> None:
         async with self._view_changed:

@@ -56,6 +56,7 @@ def three_nodes(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
         "PRESENCE_PRESENCE__GRACE_SECONDS": "1",
         "PRESENCE_LIMITS__EVENTS_PER_SECOND": "1000",
         "PRESENCE_LIMITS__BURST": "1000",
+        "PRESENCE_KNOCK__COOLDOWN_SECONDS": "0",  # the knock race declines round after round
         "PRESENCE_LOG__LEVEL": "info",
     }
     nodes: list[ServerProcess] = []
@@ -212,3 +213,72 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
                 await client.disconnect()
         for node in nodes:
             node.stop()
+
+
+async def test_a_draining_node_hands_its_users_over_without_a_leave(redis_server: RedisServer, tmp_path: Path) -> None:
+    import signal
+
+    env = {
+        "PRESENCE_REDIS__URL": redis_server.url,
+        "PRESENCE_REDIS__PREFIX": f"d{uuid.uuid4().hex[:8]}:",
+        "PRESENCE_PRESENCE__GRACE_SECONDS": "4",
+    }
+    nodes = [ServerProcess(env, log_path=tmp_path / f"node{i}.log").start() for i in range(2)]
+    c = Cluster(nodes)
+    try:
+        watcher = await c.client(0, "sven.seefeld", "seefeld")
+        await watcher.watch(FLOOR)
+        anna = await c.client(1, "anna.altbach", "altbach")
+        ben = await c.client(1, "ben.bergheim", "bergheim")
+        await anna.move(FLOOR, "projekt-lounge")
+        await anna.set_status("busy", "Workshop")
+        await ben.move(FLOOR)
+        await watcher.until_view(FLOOR, lambda v: {"anna.altbach", "ben.bergheim"} <= set(v.members))
+        watcher.pending_events("floor.diffs")
+
+        # In a thread: the clients on this loop must answer the close handshake meanwhile.
+        stopping = asyncio.ensure_future(asyncio.to_thread(nodes[1].stop, signal.SIGTERM))
+        assert (await anna.next_event("session.reconnect"))["reason"] == "shutdown"
+        back = await c.client(0, "anna.altbach", "altbach")  # anna reconnects elsewhere; ben does not
+        assert back.ready["location"] == {"floor_id": FLOOR, "room_id": "projekt-lounge"}
+        assert back.ready["me"]["text"] == "Workshop"
+        await watcher.until_view(FLOOR, lambda v: "ben.bergheim" not in v.members, timeout=15)
+        diffs = [d for f in watcher.pending_events("floor.diffs") for d in f["diffs"]]
+        about = lambda user: [d["type"] for d in diffs if user in (d.get("user_id"), d.get("member", {}).get("user_id"))]  # noqa: E731
+        assert about("anna.altbach") == []  # handed over: no flicker
+        assert about("ben.bergheim") == ["left"]  # gone for good, once
+        assert await stopping == 0  # drained, then exited cleanly
+    finally:
+        for client in c.clients:
+            if client.sio.connected:
+                await client.disconnect()
+        for node in nodes:
+            node.stop()
+
+
+async def test_a_knock_answered_from_two_nodes_at_once_has_one_outcome_100_times(cluster: Cluster) -> None:
+    meeting = "projekt-besprechung"  # closed; owner lea.lindenau
+    lea = await cluster.client(0, "lea.lindenau", "lindenau")
+    await lea.move(FLOOR, meeting)
+    jonas = await cluster.client(1, "jonas.lindenau", "lindenau")
+    entry = await jonas.knock(meeting)
+    await lea.answer(entry["knock_id"], admit=True)
+    await jonas.next_event("knock.outcome", lambda o: o["knock_id"] == entry["knock_id"], timeout=5)
+    knocker = await cluster.client(2, "tim.bergheim", "bergheim")  # the knocker on a third node
+    await knocker.move(FLOOR)
+    for round_no in range(100):
+        knock = await knocker.knock(meeting)
+        admit_first = round_no % 2 == 0
+        acks = await asyncio.gather(
+            lea.call("knock.answer", {"knock_id": knock["knock_id"], "admit": admit_first}),
+            jonas.call("knock.answer", {"knock_id": knock["knock_id"], "admit": not admit_first}),
+        )
+        winners = [a for a in acks if a["ok"]]
+        assert len(winners) == 1, acks
+        assert [a["error"]["code"] for a in acks if not a["ok"]] == ["knock_resolved"]
+        outcome = winners[0]["outcome"]["outcome"]
+        for client in (knocker, lea, jonas):  # every node delivers the same one outcome
+            seen = await client.next_event("knock.outcome", lambda o, k=knock["knock_id"]: o["knock_id"] == k, timeout=5)
+            assert seen["outcome"] == outcome
+        if outcome == "admitted":
+            await knocker.move(FLOOR)  # step out for the next round

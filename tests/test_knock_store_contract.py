@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 import pytest
 
+from presence_server.cluster.knocks_redis import RedisKnockStore
 from presence_server.knock_store import KnockStore, MemoryKnockStore, floor_of, new_knock_id
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
@@ -16,9 +17,15 @@ BEN = Actor("ben", "bergheim", "Ben")
 ANNA = Actor("anna", "altbach", "Anna")
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 async def new_store(request: pytest.FixtureRequest) -> AsyncIterator[KnockStore]:
-    store: KnockStore = MemoryKnockStore(timeout=30, cooldown=20)
+    store: KnockStore
+    if request.param == "redis":
+        # Looked up only here, so the memory runs need no redis-server.
+        url = request.getfixturevalue("redis_server").url
+        store = RedisKnockStore(url, prefix=request.getfixturevalue("redis_prefix"), timeout=30, cooldown=20)
+    else:
+        store = MemoryKnockStore(timeout=30, cooldown=20)
     await store.open()
     yield store
     await store.close()

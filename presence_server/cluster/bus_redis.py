@@ -15,8 +15,6 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_server import metrics
 from presence_server.cluster.bus import MessageHandler, StateHandler, decode_envelope, encode_envelope
@@ -28,7 +26,6 @@ log = structlog.get_logger(__name__)
 
 _BACKOFF_START: Final = 0.1
 _BACKOFF_CAP: Final = 5.0
-_REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class RedisBus:
@@ -101,6 +98,7 @@ class RedisBus:
             if self._pubsub is not None:
                 await self._pubsub.aclose()
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._connected = False
             await self._client.ping()
             # A pubsub with no channel has no connection yet; a private
             # node channel keeps it open and lets others address this node.
@@ -110,25 +108,28 @@ class RedisBus:
     async def _read_forever(self) -> None:
         backoff = _BACKOFF_START
         while True:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
+            if self._connected:
+                try:
+                    message = await self._pubsub.get_message(timeout=1.0)
+                except Exception as exc:  # redis-py raises more than ConnectionError here
+                    self._connected = False
+                    log.warning("bus_disconnected", error=repr(exc))
+                    await self._notify(False)
+                    continue
                 backoff = _BACKOFF_START
                 if message is not None and message["type"] == "message":
                     self._dispatch(message["channel"], message["data"])
-            except _REDIS_ERRORS as exc:
-                if self._connected:
-                    self._connected = False
-                    log.warning("bus_disconnected", error=str(exc))
-                    await self._notify(False)
-                # Full jitter: spread the reconnects of many nodes.
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(_BACKOFF_CAP, backoff * 2)
-                try:
-                    await self._connect()
-                except _REDIS_ERRORS:
-                    continue
-                log.info("bus_reconnected", channels=len(self._channels))
-                await self._notify(True)
+                continue
+            # Full jitter: spread the reconnects of many nodes.
+            await asyncio.sleep(random.uniform(0, backoff))
+            backoff = min(_BACKOFF_CAP, backoff * 2)
+            try:
+                await self._connect()
+            except Exception as exc:
+                log.debug("bus_reconnect_failed", error=repr(exc))
+                continue
+            log.info("bus_reconnected", channels=len(self._channels))
+            await self._notify(True)
 
     def _dispatch(self, raw_channel: bytes, data: bytes) -> None:
         channel = raw_channel.decode()[len(self._prefix) :]

@@ -9,8 +9,11 @@ had started through ``on_dead_linger``; the presence store then publishes each
 leave once. With the defaults a node killed without warning is
 gone from every view within ttl + check + the reaping itself: about 7 s.
 
-A node that stops cleanly deletes its ``alive`` key and leaves the list, so it
-is never reaped (its sessions are handed over by the drain, see docs/cluster.md).
+A node that stops (SIGTERM) drains: its sessions were closed, their users
+linger for the grace period like a page reload, and :meth:`close` hands over
+by letting ``alive`` live exactly that long more. Whoever of them reconnects to
+another node in time is simply back; for the others a survivor reaps the node
+when ``alive`` expires and ends the grace periods it had started.
 """
 
 from __future__ import annotations
@@ -78,17 +81,17 @@ class Membership:
             asyncio.create_task(self._every(self._check, self._reap_dead), name="cluster-reaper"),
         ]
 
-    async def close(self, *, leave: bool = True) -> None:
+    async def close(self, *, handover_seconds: float) -> None:
+        """Stop heartbeating; the survivors reap this node ``handover_seconds`` from now."""
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
         if self._client is not None:
-            if leave:
-                try:
-                    await self._client.delete(self._key("node", self.node_id, "alive"))
-                    await self._client.srem(self._key("nodes"), self.node_id)
-                except RedisError:
-                    log.warning("cluster_leave_failed", node=self.node_id)
+            try:
+                ttl_ms = max(1, int(handover_seconds * 1000))
+                await self._client.set(self._key("node", self.node_id, "alive"), "draining", px=ttl_ms)
+            except RedisError:
+                log.warning("cluster_handover_failed", node=self.node_id)  # reaped after the TTL anyway
             await self._client.aclose()
             self._client = None
 

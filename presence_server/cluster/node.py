@@ -66,9 +66,9 @@ class ClusterNode:
         self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
         log.info("cluster_joined", node=self.node_id)
 
-    async def close(self) -> None:
+    async def close(self, *, handover_seconds: float) -> None:
         await cancel_and_wait(self._campus_task)
-        await self.membership.close()
+        await self.membership.close(handover_seconds=handover_seconds)
         await self.transport.close()
         await self.bus.close()
 

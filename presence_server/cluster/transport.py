@@ -135,6 +135,16 @@ class ClusterTransport:
     def post_welcome(self, sid: str, payload: dict[str, Any]) -> None:
         self.local.post_welcome(sid, payload)
 
+    def watched_floors(self) -> list[str]:
+        return list(self._floor_watchers)
+
+    def resync_floor(self, floor_id: str, seq: int) -> None:
+        """After an outage: the floor is at ``seq`` in the store. Whatever was held
+        below it is given up, and local watchers are told the seq, so a view that
+        missed diffs sees it is behind and takes a fresh snapshot."""
+        self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
+        self._spawn(self.local.send_floor_event(floor_id, "floor.seq", {"floor_id": floor_id, "seq": seq}))
+
     # ------------------------------------------------------------ from the bus
     def on_bus_message(self, channel: str, body: dict[str, Any]) -> None:
         kind, _, name = channel.partition(":")

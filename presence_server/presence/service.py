@@ -16,6 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from presence_server import metrics
+from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.outbox import Outbox
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member, PresenceStore
@@ -29,6 +30,8 @@ from rooms.model import Room
 __all__ = ["PresenceService", "PresenceHooks"]
 
 log = structlog.get_logger(__name__)
+
+_RETRY_SECONDS = 1.0  # an expiry that met a store outage is tried again after this
 
 
 class PresenceHooks:
@@ -116,7 +119,13 @@ class PresenceService:
         task.add_done_callback(self._tasks.discard)
 
     async def _expire(self, user_id: str, since: float) -> None:
-        diffs, gone = await self.store.expire(user_id, since)
+        try:
+            diffs, gone = await self.store.expire(user_id, since)
+        except STORE_UNAVAILABLE:
+            # The store is away: try again shortly; the grace period only gets longer.
+            loop = asyncio.get_running_loop()
+            self._linger_timers[user_id] = loop.call_later(_RETRY_SECONDS, self._spawn_expire, user_id, since)
+            return
         if gone is None:
             return
         log.info("presence_gone", user=user_id, municipality=gone.actor.municipality_id)

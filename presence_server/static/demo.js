@@ -20,6 +20,8 @@ const TEXT = {
     knocking: "Sie klopfen an „{room}“ …", knocks_at: "{name} ({municipality}) klopft an „{room}“",
     silent: "leise – Sie sind auf „nicht stören“", status_set: "Status gesetzt.", error: "Fehler",
     disconnected: "Verbindung getrennt – neuer Versuch …",
+    degraded: "Eingeschränkter Betrieb: Änderungen sind gerade nicht möglich.",
+    recovered: "Wieder voll verfügbar.",
     connect_failed: "Keine Verbindung zum Server", origin_hint: "Steht diese Adresse in http.cors_origins?", timeout: "Keine Antwort vom Server.",
     admitted: "Hereingebeten", declined: "Abgelehnt", expired: "Niemand hat geöffnet", cancelled: "Zurückgezogen",
     outcome: "Klopfen an „{room}“: {outcome}", floor_gone: "Diese Etage gibt es nicht mehr.",
@@ -36,6 +38,8 @@ const TEXT = {
     knocking: "You are knocking on “{room}” …", knocks_at: "{name} ({municipality}) is knocking on “{room}”",
     silent: "silent – you are on “do not disturb”", status_set: "Status set.", error: "Error",
     disconnected: "Disconnected – retrying …",
+    degraded: "Degraded: changes are not possible right now.",
+    recovered: "Fully available again.",
     connect_failed: "Cannot connect to the server", origin_hint: "Is this address listed in http.cors_origins?", timeout: "The server did not answer.",
     admitted: "Admitted", declined: "Declined", expired: "Nobody answered", cancelled: "Withdrawn",
     outcome: "Knock on “{room}”: {outcome}", floor_gone: "This floor no longer exists.",
@@ -177,6 +181,12 @@ async function login(municipality, user, name, role, startup = {}) {
   socket.on("disconnect", (reason) => reason !== "io client disconnect" && say(t("disconnected")));
   socket.on("session.ready", onReady);
   socket.on("floor.diffs", onDiffs);
+  // After a server-side outage: a view behind the floor's current seq resyncs.
+  socket.on("floor.seq", ({ floor_id, seq }) => {
+    const view = state.view;
+    if (view && view.floorId === floor_id && !view.stale && seq > view.seq) watch(floor_id);
+  });
+  socket.on("session.degraded", ({ degraded }) => say(t(degraded ? "degraded" : "recovered")));
   socket.on("knock.incoming", onKnockIncoming);
   socket.on("knock.pending", (knock) => showPendingKnock(knock));
   socket.on("knock.outcome", onKnockOutcome);

@@ -2,8 +2,9 @@
 
 Floor watchers connected straight over WebSocket are written to by the fast
 path (:class:`presence_server.fanout.FloorFanout`); watchers that came over
-long-polling sit in the Socket.IO room ``f:<floor id>``. A user's sessions are in
-``u:<user id>`` for direct events (knocks, outcomes), which are few. This module
+long-polling sit in the Socket.IO room ``f:<floor id>``. A user's sessions are
+kept in a plain map for direct events (knocks, outcomes), which are few: a
+Socket.IO room per user would cost a bidict per online user. This module
 is the only place that knows those names; the domain addresses floors, users and
 sessions through :class:`presence_server.outbox.Transport`.
 """
@@ -18,7 +19,7 @@ import socketio
 from presence_server.fanout import FloorFanout
 from presence_server.outbox import Outbox
 
-__all__ = ["GatewayTransport", "SocketIOTransport", "floor_room", "user_room"]
+__all__ = ["GatewayTransport", "SocketIOTransport", "floor_room"]
 
 
 class GatewayTransport(Protocol):
@@ -41,21 +42,20 @@ def floor_room(floor_id: str) -> str:
     return "f:" + floor_id
 
 
-def user_room(user_id: str) -> str:
-    return "u:" + user_id
-
-
 class SocketIOTransport:
     def __init__(self, sio: socketio.AsyncServer, fanout: FloorFanout) -> None:
         self._sio = sio
         self.fanout = fanout
         self._polling: dict[str, set[str]] = {}  # floor -> sids watching through Socket.IO rooms
+        self._user_sids: dict[str, set[str]] = {}  # user -> their sessions on this node
+        self._sid_user: dict[str, str] = {}
         self.outbox: Outbox | None = None  # set once wiring is complete
 
     # ------------------------------------------------------------- sessions
     async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None:
-        """A new session: join its user's room; remember its socket if it is a direct WebSocket."""
-        await self._sio.enter_room(sid, user_room(user_id))
+        """A new session: note its user; remember its socket if it is a direct WebSocket."""
+        self._user_sids.setdefault(user_id, set()).add(sid)
+        self._sid_user[sid] = user_id
         transport = _direct_websocket(environ)
         if transport is not None:
             self.fanout.register(sid, transport)
@@ -63,6 +63,12 @@ class SocketIOTransport:
     def detach(self, sid: str) -> None:
         """The session is gone (Socket.IO leaves its rooms by itself)."""
         self.fanout.forget(sid)
+        user_id = self._sid_user.pop(sid, None)
+        if user_id is not None:
+            sids = self._user_sids[user_id]
+            sids.discard(sid)
+            if not sids:
+                del self._user_sids[user_id]
         for floor_id in [f for f, sids in self._polling.items() if sid in sids]:
             self._drop_polling(floor_id, sid)
 
@@ -101,7 +107,8 @@ class SocketIOTransport:
         await self.send_floor(floor_id, event, payload)
 
     async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
-        await self._sio.emit(event, payload, to=user_room(user_id))
+        for sid in list(self._user_sids.get(user_id, ())):
+            await self._sio.emit(event, payload, to=sid)
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         await self._sio.emit(event, payload, to=sid)

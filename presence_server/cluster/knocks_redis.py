@@ -54,12 +54,11 @@ from collections import defaultdict
 from typing import Any, Final
 
 import msgpack
-import redis.asyncio as aioredis
 import structlog
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from presence_server.cluster.knocks_lua import SCRIPTS
+from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.cluster.presence_redis import _pack_actor, _unpack_actor
 from presence_server.knock_store import floor_of
 from rooms.actors import Actor
@@ -83,7 +82,7 @@ _REFUSED: Final = {b"claimed": ErrorCode.KNOCK_RESOLVED, b"resolved": ErrorCode.
                    b"unknown": ErrorCode.NOT_FOUND}
 
 
-class RedisKnockStore:
+class RedisKnockStore(ScriptedRedis):
     """:class:`~presence_server.knock_store.KnockStore` in Redis, for cluster mode.
 
     Keeps the whole contract across nodes (see the module docstring), with one
@@ -93,40 +92,18 @@ class RedisKnockStore:
     propagate unchanged, except after a decided ``resolve``.
     """
 
+    SCRIPTS = SCRIPTS
+
     def __init__(self, url: str, *, prefix: str = "vo:", timeout: float, cooldown: float) -> None:
         self.timeout = timeout
         self.cooldown = cooldown
-        self._url = url
-        self._prefix = prefix
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        super().__init__(url, prefix=prefix)
         self._deadlines: Final = f"{prefix}{{knocks}}:deadlines"
         self._ttl_ms: Final = math.ceil(timeout * 1000) + SLACK_MS
         self._cooldown_ms: Final = max(1, math.ceil(cooldown * 1000))
 
-    @property
-    def prefix(self) -> str:
-        return self._prefix
 
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        client = aioredis.Redis.from_url(self._url, decode_responses=False)
-        try:
-            await client.ping()  # fail at start-up, not on the first knock
-        except BaseException:
-            await client.aclose()
-            raise
-        # A Script keeps its SHA and reloads itself after a NOSCRIPT (restart, failover).
-        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
-        self._client = client
 
-    async def close(self) -> None:
-        if self._client is None:
-            return
-        client, self._client = self._client, None
-        self._scripts = {}
-        await client.aclose()
 
     # -------------------------------------------------------------- changes
     async def add(
@@ -306,11 +283,6 @@ class RedisKnockStore:
         flat = await self._run("f_peek", self._floor_keys(floor_id), [CLAIM_LEASE_MS, *ids])
         return list(zip(flat[::2], flat[1::2]))
 
-    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """The one place scripts run (tests wrap it to check the keys' slots)."""
-        if self._client is None:
-            raise RuntimeError("RedisKnockStore is not open: call .open() first")
-        return await self._scripts[script](keys=keys, args=args)
 
     def _floor_keys(self, floor_id: str) -> list[str]:
         base = f"{self._prefix}{{f:{floor_id}}}:"
@@ -323,10 +295,7 @@ class RedisKnockStore:
     def _incoming_key(self, user_id: str) -> str:
         return f"{self._prefix}{{u:{user_id}}}:incoming"
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise RuntimeError("RedisKnockStore is not open: call .open() first")
-        return self._client
+
 
 
 # ------------------------------------------------------------------ encoding

@@ -88,10 +88,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
-import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
+from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member
 from rooms.actors import Actor, Profile, Role
@@ -137,7 +136,7 @@ class _User:
         return [self.status, self.text, self.actor, self.public]
 
 
-class RedisPresenceStore:
+class RedisPresenceStore(ScriptedRedis):
     """:class:`~presence_server.presence.store.PresenceStore` in Redis, for cluster mode.
 
     Each method is a short sequence of single-slot scripts (see the module
@@ -150,12 +149,11 @@ class RedisPresenceStore:
     seeing each other.
     """
 
+    SCRIPTS = SCRIPTS
+
     def __init__(self, url: str, *, prefix: str = "vo:", node_id: str) -> None:
         self.node_id: Final = node_id
-        self._url = url
-        self._prefix = prefix
-        self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        super().__init__(url, prefix=prefix)
         self._node_sids, self._node_sessions, self._node_lingering = self._node_keys(node_id)
 
     def _node_keys(self, node_id: str) -> tuple[str, str, str]:
@@ -163,29 +161,8 @@ class RedisPresenceStore:
         base = f"{self._prefix}{{node:{node_id}}}:"
         return base + "sids", base + "sessions", base + "lingering"
 
-    @property
-    def prefix(self) -> str:
-        return self._prefix
 
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        client = aioredis.Redis.from_url(self._url, decode_responses=False)
-        try:
-            await client.ping()  # fail at start-up, not on the first connect
-        except BaseException:
-            await client.aclose()
-            raise
-        # A Script keeps its SHA and reloads itself after a NOSCRIPT (restart, failover).
-        self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
-        self._client = client
 
-    async def close(self) -> None:
-        if self._client is None:
-            return
-        client, self._client = self._client, None
-        self._scripts = {}
-        await client.aclose()
 
     # ------------------------------------------------------------- sessions
     async def connect(self, sid: str, actor: Actor, now: float) -> tuple[list[FloorDiff], Member]:
@@ -445,11 +422,6 @@ class RedisPresenceStore:
         diffs = [_diff(floor_id, wire) for wire in json.loads(reply[1])] if reply[1] else []
         return reply[0].decode(), diffs, reply[2] if len(reply) > 2 else []
 
-    async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """The one place scripts run (tests wrap it to check the keys' slots)."""
-        if self._client is None:
-            raise RuntimeError("RedisPresenceStore is not open: call .open() first")
-        return await self._scripts[script](keys=keys, args=args)
 
     def _user_keys(self, user_id: str) -> list[str]:
         base = f"{self._prefix}{{u:{user_id}}}:"
@@ -459,10 +431,7 @@ class RedisPresenceStore:
         base = f"{self._prefix}{{f:{floor_id}}}:"
         return [base + "seq", base + "members", base + "occupancy", base + "gone", base + "gone_at"]
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise RuntimeError("RedisPresenceStore is not open: call .open() first")
-        return self._client
+
 
 
 # ------------------------------------------------------------------ encoding

@@ -65,6 +65,9 @@ def build_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         cors_allowed_origins=OriginPolicy(_allowed_origins(settings)),
         max_http_buffer_size=_TRANSPORT_MAX_BYTES,
+        # One session's requests apply in the order sent (a status set twice ends
+        # as the second); other sessions are not held up by it.
+        async_handlers=False,
         logger=False,
         engineio_logger=False,
     )

@@ -282,3 +282,21 @@ async def test_a_knock_answered_from_two_nodes_at_once_has_one_outcome_100_times
             assert seen["outcome"] == outcome
         if outcome == "admitted":
             await knocker.move(FLOOR)  # step out for the next round
+
+
+async def test_one_sessions_requests_apply_in_the_order_sent(cluster: Cluster) -> None:
+    """Twenty status changes fired without waiting: every watcher sees all of them,
+    in order, and the last one sent is the one that stays."""
+    watcher = await cluster.client(1, "watcher.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    mia = await cluster.client(0, "mia.altbach", "altbach")
+    await mia.move(FLOOR)
+    await watcher.until_view(FLOOR, lambda v: "mia.altbach" in v.members)
+    watcher.pending_events("floor.diffs")
+    acks = await asyncio.gather(
+        *(mia.call("presence.status", {"status": "busy", "text": f"Schritt {i:02d}"}) for i in range(20))
+    )
+    assert all(a["ok"] for a in acks)
+    await watcher.until_view(FLOOR, lambda v: v.members["mia.altbach"]["text"] == "Schritt 19", timeout=5)
+    texts = [d["text"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "status"]
+    assert texts == [f"Schritt {i:02d}" for i in range(20)]

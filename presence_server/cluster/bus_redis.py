@@ -51,7 +51,7 @@ class RedisBus:
 
     async def start(self, on_message: MessageHandler, on_state: StateHandler) -> None:
         self._on_message, self._on_state = on_message, on_state
-        self._client = aioredis.from_url(self._url, decode_responses=False, health_check_interval=5)
+        self._client = aioredis.from_url(self._url, decode_responses=False, socket_keepalive=True)
         await self._connect()
         self._reader = asyncio.create_task(self._read_forever(), name=f"bus-reader-{self.node_id}")
 
@@ -110,7 +110,11 @@ class RedisBus:
         while True:
             if self._connected:
                 try:
-                    message = await self._pubsub.get_message(timeout=1.0)
+                    # Block until a message: a read with a timeout can be cut off in the
+                    # middle of a message, and redis-py then holds that message back until
+                    # the next one arrives (diffs stuck under load). A lost connection still
+                    # ends the read with an error; keepalive catches a silent peer.
+                    message = await self._pubsub.get_message(timeout=None)
                 except Exception as exc:  # redis-py raises more than ConnectionError here
                     self._connected = False
                     log.warning("bus_disconnected", error=repr(exc))

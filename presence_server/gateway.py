@@ -147,6 +147,7 @@ class Gateway(PresenceHooks):
         await self._transport.attach(sid, actor.user_id, environ)
         try:
             member = await self._presence.connect(sid, actor)
+            knocks = await self._knocks.pending_for(actor.user_id)
         except STORE_UNAVAILABLE:
             del self._sessions[sid]
             self._transport.detach(sid)
@@ -159,7 +160,7 @@ class Gateway(PresenceHooks):
             {
                 "me": member.to_wire(),
                 "location": {"floor_id": member.floor_id, "room_id": member.room_id},
-                "knocks": await self._knocks.pending_for(actor.user_id),
+                "knocks": knocks,
                 "token_expires_at": identity.expires_at,
                 "grace_seconds": self._settings.presence.grace_seconds,
             },

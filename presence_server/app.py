@@ -18,6 +18,7 @@ from aiohttp import web
 
 from presence_server import rest
 from presence_server.auth import TokenVerifier
+from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.bus_redis import RedisBus
 from presence_server.cluster.knocks_redis import RedisKnockStore
@@ -90,8 +91,12 @@ def build_app(settings: Settings) -> web.Application:
         knock_store = MemoryKnockStore(**knock_timing)
     knocks = KnockService(presence, outbox, store=knock_store)
     verifier = TokenVerifier(settings.auth)
-    gateway = Gateway(sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks)
-    runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway)
+    # Calls need a shared store to span nodes (docs/calls.md): one node only, for now.
+    calls = CallService(presence, outbox, settings, enabled=not settings.redis.url)
+    gateway = Gateway(
+        sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
+    )
+    runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway, calls)
     if bus is not None:
         assert isinstance(transport, ClusterTransport)
         membership = _membership(settings, bus.node_id, presence)

@@ -155,6 +155,23 @@ class FanoutSettings(_Section):
     max_send_buffer_bytes: int = Field(default=1_048_576, ge=65_536, le=67_108_864)
 
 
+class IceSettings(_Section):
+    """STUN/TURN servers handed to call members (browser RTCIceServer shape)."""
+
+    stun_urls: list[str] = Field(default_factory=list)
+    turn_urls: list[str] = Field(default_factory=list)
+    #: coturn's static-auth-secret (use-auth-secret); per-user credentials are minted from it.
+    turn_secret: SecretStr | None = None
+    turn_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+
+
+class CallSettings(_Section):
+    #: Members of a room call in a full mesh; more are refused with call_full (no SFU yet).
+    max_mesh: int = Field(default=6, ge=2, le=16)
+    #: Largest relayed signalling message (SDP, ICE candidate), in bytes.
+    max_signal_bytes: int = Field(default=65536, ge=1024, le=1048576)
+
+
 class MunicipalityAuth(_Section):
     """How tokens of one municipality are verified.
 
@@ -302,6 +319,8 @@ class Settings(BaseSettings):
     knock: KnockSettings = Field(default_factory=KnockSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     fanout: FanoutSettings = Field(default_factory=FanoutSettings)
+    ice: IceSettings = Field(default_factory=IceSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
 

@@ -24,6 +24,7 @@ from presence_server import metrics
 from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
+from presence_server.calls import CallService
 from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.presence.service import PresenceHooks, PresenceService
@@ -66,6 +67,7 @@ class Gateway(PresenceHooks):
         verifier: TokenVerifier,
         presence: PresenceService,
         knocks: KnockService,
+        calls: CallService,
     ) -> None:
         self._sio = sio
         self._transport = transport
@@ -73,6 +75,7 @@ class Gateway(PresenceHooks):
         self._verifier = verifier
         self._presence = presence
         self._knocks = knocks
+        self._calls = calls
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
         self._user_sessions: Counter[str] = Counter()
@@ -94,6 +97,9 @@ class Gateway(PresenceHooks):
             "knock.answer": (m.KnockAnswer, self._knock_answer),
             "knock.cancel": (m.KnockRef, self._knock_cancel),
             "auth.refresh": (m.AuthRefresh, self._auth_refresh),
+            "call.join": (m.CallJoin, self._call_join),
+            "call.leave": (m.Empty, self._call_leave),
+            "call.signal": (m.CallSignal, self._call_signal),
         }
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
@@ -296,6 +302,15 @@ class Gateway(PresenceHooks):
 
     async def _knock_cancel(self, s: Session, msg: m.KnockRef) -> dict[str, Any]:
         return await self._knocks.cancel(s.actor, msg.knock_id)
+
+    async def _call_join(self, s: Session, msg: m.CallJoin) -> dict[str, Any]:
+        return await self._calls.join(s.actor, msg.room_id)
+
+    async def _call_leave(self, s: Session, _: m.Empty) -> dict[str, Any]:
+        return await self._calls.leave(s.actor)
+
+    async def _call_signal(self, s: Session, msg: m.CallSignal) -> dict[str, Any]:
+        return await self._calls.signal(s.actor, msg.call_id, msg.to, msg.kind, msg.data)
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)

@@ -8,7 +8,7 @@ applied by the handlers.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -23,6 +23,8 @@ __all__ = [
     "KnockAnswer",
     "KnockRef",
     "AuthRefresh",
+    "CallJoin",
+    "CallSignal",
     "validation_error",
 ]
 
@@ -67,6 +69,17 @@ class KnockAnswer(_Msg):
 
 class KnockRef(_Msg):
     knock_id: Id
+
+
+class CallJoin(_Msg):
+    room_id: Id
+
+
+class CallSignal(_Msg):
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    to: Id
+    kind: Literal["offer", "answer", "candidate", "renegotiate"]
+    data: dict[str, Any]
 
 
 class AuthRefresh(_Msg):

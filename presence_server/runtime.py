@@ -8,6 +8,7 @@ import socketio
 from aiohttp import web
 
 from presence_server.auth import TokenVerifier
+from presence_server.calls import CallService
 from presence_server.cluster.node import ClusterNode
 from presence_server.config import Settings
 from presence_server.gateway import Gateway
@@ -29,6 +30,7 @@ class Runtime:
     knocks: KnockService
     verifier: TokenVerifier
     gateway: Gateway
+    calls: CallService
     ready: bool = False
     cluster: ClusterNode | None = None  # set in cluster mode (redis.url)
 

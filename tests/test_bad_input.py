@@ -31,6 +31,10 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     "auth.refresh": [{"token": 12}, {"token": ""}],
     "campus.get": [],
     "presence.leave": [],
+    "call.join": [{"room_id": 3}, {"room": "x"}],
+    "call.leave": [],
+    "call.signal": [{"call_id": "c", "to": "u", "kind": "shout", "data": {}}, {"call_id": "c", "to": "u", "kind": "offer",
+                    "data": "sdp"}, {"call_id": "c", "to": "u"}],
 }
 
 

@@ -300,3 +300,10 @@ async def test_one_sessions_requests_apply_in_the_order_sent(cluster: Cluster) -
     await watcher.until_view(FLOOR, lambda v: v.members["mia.altbach"]["text"] == "Schritt 19", timeout=5)
     texts = [d["text"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "status"]
     assert texts == [f"Schritt {i:02d}" for i in range(20)]
+
+
+async def test_calls_say_they_are_not_available_in_cluster_mode_yet(cluster: Cluster) -> None:
+    client = await cluster.client(0, "mia.altbach", "altbach")
+    await client.move(FLOOR, "projekt-lounge")
+    ack = await client.call("call.join", {"room_id": "projekt-lounge"})
+    assert ack["error"]["code"] == "unavailable" and "cluster" in ack["error"]["message"]

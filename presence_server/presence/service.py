@@ -50,6 +50,9 @@ class PresenceHooks:
     async def floor_removed(self, floor_id: str) -> None:
         """Deleted; its members are nowhere and its watchers unsubscribed."""
 
+    async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
+        """The user is no longer in the room (walked out, went offline, room removed)."""
+
 
 class PresenceService:
     def __init__(
@@ -132,7 +135,7 @@ class PresenceService:
         self._post(diffs)
         for hooks in self._hooks:
             await hooks.user_gone(user_id)
-        await self._check_emptied(gone.floor_id, gone.room_id)
+        await self._left(user_id, gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
     async def floor_view(self, actor: Actor, floor_id: str) -> dict[str, Any]:
@@ -177,14 +180,15 @@ class PresenceService:
         self._post(diffs)
         if admitted:
             self._tell_location(actor.user_id, {"floor_id": floor.id, "room_id": room_id}, "admitted")
-        await self._check_emptied(before.floor_id, before.room_id)
+        if (before.floor_id, before.room_id) != (floor.id, room_id):
+            await self._left(actor.user_id, before.floor_id, before.room_id)
         return {"floor_id": floor.id, "room_id": room_id}
 
     async def leave_floor(self, actor: Actor) -> None:
         diffs, before = await self.store.leave_floor(actor.user_id)
         self._post(diffs)
         if before is not None:
-            await self._check_emptied(before.floor_id, before.room_id)
+            await self._left(actor.user_id, before.floor_id, before.room_id)
 
     async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
@@ -195,9 +199,13 @@ class PresenceService:
         self._post(diffs)
         return {"status": member.status.value, "text": member.text}
 
-    async def _check_emptied(self, floor_id: str | None, room_id: str | None) -> None:
+    async def _left(self, user_id: str, floor_id: str | None, room_id: str | None) -> None:
+        """``user_id`` is no longer in (floor, room): tell the hooks, then see if the
+        room is now empty of people who may answer its door."""
         if floor_id is None or room_id is None:
             return
+        for hooks in self._hooks:
+            await hooks.user_left_room(user_id, floor_id, room_id)
         if not await self.answerers(floor_id, room_id):
             for hooks in self._hooks:
                 await hooks.room_emptied(floor_id, room_id)
@@ -226,6 +234,8 @@ class PresenceService:
             self._post(diffs)
             for user_id in evacuated:
                 self._tell_location(user_id, {"floor_id": room.floor_id, "room_id": None}, "room_removed")
+                for hooks in self._hooks:
+                    await hooks.user_left_room(user_id, room.floor_id, room.id)
             for hooks in self._hooks:
                 await hooks.room_removed(room)
         elif change.kind == "floor_upserted" and change.floor is not None:

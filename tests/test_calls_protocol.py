@@ -1,0 +1,110 @@
+"""Room calls over the real protocol: membership, the relay rule, limits, TURN."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from signalling.client import OfficeClient
+from tests.conftest import OfficeServer, StartServer
+
+FLOOR = "projekt"
+LOUNGE = "projekt-lounge"  # open door
+
+
+async def in_lounge(office: OfficeServer, user: str, municipality: str) -> OfficeClient:
+    client = await office.client(user, municipality)
+    await client.move(FLOOR, LOUNGE)
+    return client
+
+
+async def test_members_join_a_room_call_and_are_told_of_each_other(office: OfficeServer) -> None:
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    ben = await in_lounge(office, "ben.bergheim", "bergheim")
+    first = await anna.request("call.join", {"room_id": LOUNGE})
+    assert first["call"]["members"] == ["anna.altbach"] and first["ice_servers"] == []
+    second = await ben.request("call.join", {"room_id": LOUNGE})
+    assert second["call"]["call_id"] == first["call"]["call_id"]
+    assert second["call"]["members"] == ["anna.altbach", "ben.bergheim"]
+    update = await anna.next_event("call.updated", lambda c: len(c["members"]) == 2)
+    assert update["members"] == ["anna.altbach", "ben.bergheim"]
+
+
+async def test_a_call_is_joined_from_inside_the_room_only(office: OfficeServer) -> None:
+    outside = await office.client("sven.seefeld", "seefeld")
+    await outside.move(FLOOR)
+    ack = await outside.call("call.join", {"room_id": LOUNGE})
+    assert ack["error"]["code"] == "forbidden"
+    stranger = await office.client("karl.altbach", "altbach")
+    ack = await stranger.call("call.join", {"room_id": "bergheim-buergerbuero"})  # another town's room
+    assert ack["error"]["code"] == "not_found"
+
+
+async def test_signals_go_only_between_members_of_the_same_call(office: OfficeServer) -> None:
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    ben = await in_lounge(office, "ben.bergheim", "bergheim")
+    call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
+    await ben.request("call.join", {"room_id": LOUNGE})
+    offer = {"call_id": call_id, "to": "ben.bergheim", "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
+    await anna.request("call.signal", offer)
+    got = await ben.next_event("call.signal")
+    assert got == {"call_id": call_id, "from": "anna.altbach", "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
+
+    eve = await in_lounge(office, "eve.seefeld", "seefeld")  # inside the room, not in the call
+    for payload in (
+        {**offer, "to": "ben.bergheim"},  # an outsider addressing a member
+        {**offer, "call_id": "room:other:1"},  # a call she is not in
+    ):
+        ack = await eve.call("call.signal", payload)
+        assert ack["error"]["code"] == "forbidden", ack
+    ack = await anna.call("call.signal", {**offer, "to": "eve.seefeld"})  # a member addressing an outsider
+    assert ack["error"]["code"] == "forbidden"
+    ack = await anna.call("call.signal", {**offer, "to": "anna.altbach"})  # oneself
+    assert ack["error"]["code"] == "forbidden"
+    big = {**offer, "data": {"type": "offer", "sdp": "x" * 70_000}}
+    assert (await anna.call("call.signal", big))["error"]["code"] == "payload_too_large"
+    # Nothing of the refused ones arrived: the next signal ben sees is this marker.
+    await anna.request("call.signal", {**offer, "kind": "candidate", "data": {"n": 2}})
+    assert (await ben.next_event("call.signal"))["data"] == {"n": 2}
+    assert eve.pending_events("call.signal") == []
+
+
+async def test_walking_out_of_the_room_leaves_the_call(office: OfficeServer) -> None:
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    ben = await in_lounge(office, "ben.bergheim", "bergheim")
+    await anna.request("call.join", {"room_id": LOUNGE})
+    await ben.request("call.join", {"room_id": LOUNGE})
+    await ben.move(FLOOR)  # the hallway
+    update = await anna.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"])
+    assert update["ended"] is False
+    await anna.request("call.leave")
+    assert office.runtime.calls.book.call_of("anna.altbach") is None
+
+
+async def test_a_mesh_is_full_at_its_configured_size(start_server: StartServer) -> None:
+    office = await start_server({"PRESENCE_CALLS__MAX_MESH": "2"})
+    clients = [await in_lounge(office, f"u{i}.seefeld", "seefeld") for i in range(3)]
+    for client in clients[:2]:
+        await client.request("call.join", {"room_id": LOUNGE})
+    ack = await clients[2].call("call.join", {"room_id": LOUNGE})
+    assert ack["error"]["code"] == "room_full" and "call_full" in ack["error"]["message"]
+
+
+async def test_turn_credentials_verify_with_an_independent_hmac(start_server: StartServer) -> None:
+    secret = "coturn-static-auth-secret-for-tests"
+    office = await start_server({
+        "PRESENCE_ICE__TURN_SECRET": secret,
+        "PRESENCE_ICE__TURN_URLS": '["turn:turn.example:3478?transport=udp"]',
+        "PRESENCE_ICE__STUN_URLS": '["stun:stun.example:3478"]',
+        "PRESENCE_ICE__TURN_TTL_SECONDS": "600",
+    })
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    servers = (await anna.request("call.join", {"room_id": LOUNGE}))["ice_servers"]
+    assert {"urls": ["stun:stun.example:3478"]} in servers
+    turn = next(s for s in servers if "credential" in s)
+    expiry, _, user = turn["username"].partition(":")
+    assert user == "anna.altbach" and 590 <= int(expiry) - time.time() <= 600
+    expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
+    assert turn["credential"] == expected

@@ -1,0 +1,60 @@
+"""Real aiortc peers set up calls through the server's signalling.
+
+Media flows peer to peer on this machine; the server only relays offers and
+answers between members of the call (docs/calls.md).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import pytest
+
+from signalling.webrtc import CallPeer
+from tests.conftest import OfficeServer
+
+FLOOR, LOUNGE = "projekt", "projekt-lounge"
+
+
+@pytest.fixture
+async def peers(office: OfficeServer) -> AsyncIterator[list[CallPeer]]:
+    """Call peers of three people from three towns, all in the lounge."""
+    made: list[CallPeer] = []
+    for user, municipality in (("anna.altbach", "altbach"), ("ben.bergheim", "bergheim"), ("lea.lindenau", "lindenau")):
+        client = await office.client(user, municipality)
+        await client.move(FLOOR, LOUNGE)
+        made.append(CallPeer(client))
+    yield made
+    for peer in made:
+        await peer.close()
+    assert [e for p in made for e in p.errors] == []
+
+
+async def test_two_peers_connect_talk_both_ways_and_hear_each_other(peers: list[CallPeer]) -> None:
+    anna, ben, _ = peers
+    await anna.join_room_call(LOUNGE)
+    await ben.join_room_call(LOUNGE)
+    await anna.wait_connected("ben.bergheim")
+    await ben.wait_connected("anna.altbach")
+    await anna.send("ben.bergheim", "Hallo aus Altbach")
+    assert await ben.receive("anna.altbach") == "Hallo aus Altbach"
+    await ben.send("anna.altbach", "Moin aus Bergheim")
+    assert await anna.receive("ben.bergheim") == "Moin aus Bergheim"
+    assert await ben.wait_audio_frames("anna.altbach", 5) >= 5  # the synthetic track arrives
+    assert await anna.wait_audio_frames("ben.bergheim", 5) >= 5
+    await ben.leave()
+    await anna.client.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"])
+    assert anna.peers == []
+
+
+async def test_three_peers_form_a_full_mesh(peers: list[CallPeer]) -> None:
+    for peer in peers:
+        await peer.join_room_call(LOUNGE)
+    users = ["anna.altbach", "ben.bergheim", "lea.lindenau"]
+    for peer, me in zip(peers, users):
+        for other in users:
+            if other != me:
+                await peer.wait_connected(other)
+        assert peer.peers == sorted(u for u in users if u != me)
+    await peers[2].send("anna.altbach", "Dritte im Bunde")
+    assert await peers[0].receive("lea.lindenau") == "Dritte im Bunde"

@@ -201,6 +201,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await rt.knocks.store.open()
     rt.outbox.start()
     rt.knocks.start()
+    rt.calls.start()
     if rt.cluster is not None:
         await rt.cluster.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
@@ -220,6 +221,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if rt.cluster is not None:
             # Sessions were drained on shutdown; their grace periods outlive this node.
             await rt.cluster.close(handover_seconds=rt.settings.presence.grace_seconds + 1)
+        await rt.calls.close()
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()

@@ -1,11 +1,12 @@
 """Room calls on the server: who is in which call, ICE servers, and the relay.
 
 The :class:`signalling.calls.CallBook` decides membership and the relay rule;
-this service checks what the book cannot (visibility, being inside the room),
-mints ICE/TURN credentials, and delivers: ``call.updated`` to every member when
-membership changes, ``call.signal`` to one member from another. Media never
-passes the server. Leaving the room, or going offline after the grace period,
-leaves the call.
+this service checks what the book cannot (visibility, being inside the room,
+do-not-disturb), mints ICE/TURN credentials, and delivers: ``call.updated`` to
+every member when membership changes, ``call.signal`` to one member from
+another, ``call.ring`` to every session of a callee and ``call.ring_outcome`` to
+both parties. Media never passes the server. Leaving the room, or going offline
+after the grace period, leaves the call; a ring nobody answers expires.
 
 Single node for now: in cluster mode the calls need a shared call store
 (docs/calls.md), so the service is disabled there and says so (``unavailable``).
@@ -13,18 +14,23 @@ Single node for now: in cluster mode the calls need a shared call store
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 import time
 from typing import Any, Callable
 
 import structlog
 
+from presence_server import metrics
 from presence_server.config import Settings
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
+from presence_server.presence.state import Status
+from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
-from signalling.calls import Call, CallBook
+from signalling.calls import Call, CallBook, RingOutcome, RingResolution
 from signalling.turn import ice_servers
 
 __all__ = ["CallService"]
@@ -49,7 +55,8 @@ class CallService(PresenceHooks):
         self._max_signal = settings.calls.max_signal_bytes
         self._clock = clock
         self.enabled = enabled
-        self.book = CallBook(max_mesh=settings.calls.max_mesh)
+        self.book = CallBook(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds)
+        self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
 
     def ice_servers(self, user_id: str) -> list[dict[str, Any]]:
@@ -93,6 +100,78 @@ class CallService(PresenceHooks):
         self._outbox.post_user(to, "call.signal", message)  # FIFO per sender: order is kept
         return {}
 
+    # ------------------------------------------------------------ direct calls
+    async def ring(self, actor: Actor, callee_id: str) -> dict[str, Any]:
+        """Ring a colleague whose floor the caller may see; every session of theirs rings."""
+        self._require_enabled()
+        callee = await self._presence.store.member(callee_id)
+        if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
+            raise DomainError(ErrorCode.NOT_FOUND, "user")  # offline, or nowhere the caller may look
+        ring = self.book.ring(
+            "ring-" + secrets.token_urlsafe(9),
+            actor,
+            callee_id,
+            callee_dnd=callee.status is Status.DO_NOT_DISTURB,
+            now=self._clock(),
+        )
+        self._outbox.post_user(callee_id, "call.ring", ring.to_wire())
+        return {"ring": ring.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
+
+    async def answer(self, actor: Actor, ring_id: str, accept: bool) -> dict[str, Any]:
+        self._require_enabled()
+        resolution = self.book.answer(ring_id, actor.user_id, accept, self._clock())
+        self._resolved(resolution)
+        result: dict[str, Any] = {"outcome": resolution.to_wire()}
+        if resolution.call is not None:
+            result.update(call=resolution.call.to_wire(), ice_servers=self.ice_servers(actor.user_id))
+        return result
+
+    async def cancel(self, actor: Actor, ring_id: str) -> dict[str, Any]:
+        self._require_enabled()
+        resolution = self.book.cancel(ring_id, actor.user_id, self._clock())
+        self._resolved(resolution)
+        return {"outcome": resolution.to_wire()}
+
+    async def note(self, actor: Actor, callee_id: str, text: str) -> dict[str, Any]:
+        """A short note for a callee in do-not-disturb, shown when they are available again."""
+        self._require_enabled()
+        callee = await self._presence.store.member(callee_id)
+        if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
+            raise DomainError(ErrorCode.NOT_FOUND, "user")
+        if callee.status is not Status.DO_NOT_DISTURB:
+            raise DomainError(ErrorCode.CONFLICT, "notes are for colleagues in do-not-disturb: ring instead")
+        self.book.leave_note(actor, callee_id, text, self._clock())
+        return {}
+
+    def _resolved(self, resolution: RingResolution) -> None:
+        wire = resolution.to_wire()
+        for user_id in {resolution.ring.caller.user_id, resolution.ring.callee}:
+            self._outbox.post_user(user_id, "call.ring_outcome", wire)
+        for call in resolution.left:
+            self._announce(call)
+        if resolution.call is not None:
+            self._announce(resolution.call)
+        metrics.RINGS.labels(resolution.outcome.value).inc()
+        if resolution.outcome in (RingOutcome.ACCEPTED, RingOutcome.DECLINED):
+            metrics.RING_ANSWER_SECONDS.observe(max(0.0, resolution.at - resolution.ring.created_at))
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._expire_rings_forever(), name="ring-expiry")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._sweeper)
+
+    async def _expire_rings_forever(self) -> None:
+        period = min(1.0, self.book.ring_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self._clock()
+            for ring in self.book.due(now):
+                try:
+                    self._resolved(self.book.expire(ring.id, now))
+                except DomainError:
+                    pass  # answered in the same moment
+
     def _require_enabled(self) -> None:
         if not self.enabled:
             raise DomainError(ErrorCode.UNAVAILABLE, "calls are not available in cluster mode yet")
@@ -101,6 +180,9 @@ class CallService(PresenceHooks):
         wire = call.to_wire()
         for member in call.members:
             self._outbox.post_user(member, "call.updated", wire)
+        calls = self.book.calls()
+        metrics.CALLS_ACTIVE.set(len(calls))
+        metrics.CALL_MEMBERS.set(sum(len(c.members) for c in calls))
 
     # ------------------------------------------------------ presence hooks
     async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
@@ -111,6 +193,19 @@ class CallService(PresenceHooks):
                 self._announce(left)
 
     async def user_gone(self, user_id: str) -> None:
-        left = self.book.leave(user_id, self._clock())
+        now = self._clock()
+        left = self.book.leave(user_id, now)
         if left is not None:
             self._announce(left)
+        for resolution in [*self.book.cancel_all(user_id, now), *self.book.callee_unavailable(user_id, now)]:
+            self._resolved(resolution)
+
+    async def status_changed(self, user_id: str, status: Status) -> None:
+        now = self._clock()
+        if status is Status.DO_NOT_DISTURB:  # stop ringing someone who just asked for quiet
+            for resolution in self.book.callee_unavailable(user_id, now):
+                self._resolved(resolution)
+        elif status is Status.AVAILABLE:
+            notes = self.book.take_notes(user_id)
+            if notes:
+                self._outbox.post_user(user_id, "call.notes", {"notes": [n.to_wire() for n in notes]})

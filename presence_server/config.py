@@ -170,6 +170,8 @@ class CallSettings(_Section):
     max_mesh: int = Field(default=6, ge=2, le=16)
     #: Largest relayed signalling message (SDP, ICE candidate), in bytes.
     max_signal_bytes: int = Field(default=65536, ge=1024, le=1048576)
+    #: A ring nobody answers ends after this long.
+    ring_timeout_seconds: float = Field(default=30, ge=1, le=600)
 
 
 class MunicipalityAuth(_Section):

@@ -100,6 +100,10 @@ class Gateway(PresenceHooks):
             "call.join": (m.CallJoin, self._call_join),
             "call.leave": (m.Empty, self._call_leave),
             "call.signal": (m.CallSignal, self._call_signal),
+            "call.ring": (m.CallRing, self._call_ring),
+            "call.answer": (m.CallAnswer, self._call_answer),
+            "call.cancel": (m.RingRef, self._call_cancel),
+            "call.note": (m.CallNote, self._call_note),
         }
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
@@ -311,6 +315,18 @@ class Gateway(PresenceHooks):
 
     async def _call_signal(self, s: Session, msg: m.CallSignal) -> dict[str, Any]:
         return await self._calls.signal(s.actor, msg.call_id, msg.to, msg.kind, msg.data)
+
+    async def _call_ring(self, s: Session, msg: m.CallRing) -> dict[str, Any]:
+        return await self._calls.ring(s.actor, msg.user_id)
+
+    async def _call_answer(self, s: Session, msg: m.CallAnswer) -> dict[str, Any]:
+        return await self._calls.answer(s.actor, msg.ring_id, msg.accept)
+
+    async def _call_cancel(self, s: Session, msg: m.RingRef) -> dict[str, Any]:
+        return await self._calls.cancel(s.actor, msg.ring_id)
+
+    async def _call_note(self, s: Session, msg: m.CallNote) -> dict[str, Any]:
+        return await self._calls.note(s.actor, msg.user_id, msg.text)
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)

@@ -25,6 +25,10 @@ __all__ = [
     "AuthRefresh",
     "CallJoin",
     "CallSignal",
+    "CallRing",
+    "CallAnswer",
+    "RingRef",
+    "CallNote",
     "validation_error",
 ]
 
@@ -80,6 +84,24 @@ class CallSignal(_Msg):
     to: Id
     kind: Literal["offer", "answer", "candidate", "renegotiate"]
     data: dict[str, Any]
+
+
+class CallRing(_Msg):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class CallAnswer(_Msg):
+    ring_id: Id
+    accept: bool
+
+
+class RingRef(_Msg):
+    ring_id: Id
+
+
+class CallNote(_Msg):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    text: Text
 
 
 class AuthRefresh(_Msg):

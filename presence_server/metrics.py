@@ -29,6 +29,10 @@ __all__ = [
     "BUS_RECEIVED",
     "BUS_FLOOR_RECEIVED",
     "BUS_CONNECTED",
+    "CALLS_ACTIVE",
+    "CALL_MEMBERS",
+    "RINGS",
+    "RING_ANSWER_SECONDS",
     "render",
     "CONTENT_TYPE",
 ]
@@ -73,6 +77,15 @@ BUS_FLOOR_RECEIVED: Final = Counter(
     registry=REGISTRY,
 )
 BUS_CONNECTED: Final = Gauge("vo_bus_connected", "1 while the bus connection is up.", registry=REGISTRY)
+CALLS_ACTIVE: Final = Gauge("vo_calls_active", "Calls in progress on this node.", registry=REGISTRY)
+CALL_MEMBERS: Final = Gauge("vo_call_members", "People in calls on this node.", registry=REGISTRY)
+RINGS: Final = Counter("vo_rings_total", "Resolved rings (direct calls), by outcome.", ["outcome"], registry=REGISTRY)
+RING_ANSWER_SECONDS: Final = Histogram(
+    "vo_ring_answer_seconds",
+    "Time from a ring to its answer (accepted or declined): the human part of a call set-up.",
+    buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30),
+    registry=REGISTRY,
+)
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY
 )

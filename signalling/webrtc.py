@@ -58,6 +58,7 @@ class CallPeer:
         self.client = client
         self.audio = audio
         self.call: dict[str, Any] | None = None
+        self._awaiting_direct = False  # we rang someone; their accept makes a call we adopt
         self.config = rtc_configuration(None)
         self.errors: list[BaseException] = []  # handler failures; tests assert it stays empty
         self._links: dict[str, _Link] = {}
@@ -88,6 +89,33 @@ class CallPeer:
         self._known = set(self.call["members"])
         self._joining = False
         self._joined.set()
+        return result
+
+    async def ring(self, user_id: str) -> dict[str, Any]:
+        """Ring a colleague; if they accept, they offer to us (see :meth:`accept`)."""
+        result = await self.client.request("call.ring", {"user_id": user_id})
+        self.config = rtc_configuration(result.get("ice_servers"))
+        self._awaiting_direct = True
+        return result
+
+    async def accept(self, ring_id: str) -> dict[str, Any]:
+        """Accept a ring: the new direct call is ours, and we offer to the caller."""
+        self._joined.clear()
+        self._joining = True
+        try:
+            result = await self.client.request("call.answer", {"ring_id": ring_id, "accept": True})
+        except BaseException:
+            self._joining = False
+            raise
+        await self._close_links()
+        self.call = result["call"]
+        self.config = rtc_configuration(result.get("ice_servers"))
+        me = self.client.user_id
+        self._known = set(self.call["members"])
+        self._joining = False
+        self._joined.set()
+        for caller in sorted(self._known - {me}):
+            self._spawn(self._offer(caller))
         return result
 
     async def leave(self) -> None:
@@ -156,6 +184,13 @@ class CallPeer:
             self.client._queues["call.updated"].put_nowait(data)
 
     async def _apply(self, call: dict[str, Any]) -> None:
+        me = self.client.user_id
+        if self._awaiting_direct and self.call is None and call.get("kind") == "direct" and not call.get("ended"):
+            if me in call["members"]:  # our ring was accepted: the callee offers to us
+                self._awaiting_direct = False
+                self.call, self._known = call, set(call["members"])
+                self._bump()
+                return
         if not await self._in_call(call["call_id"]):
             return
         async with self._updates:

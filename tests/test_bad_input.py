@@ -33,6 +33,10 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     "presence.leave": [],
     "call.join": [{"room_id": 3}, {"room": "x"}],
     "call.leave": [],
+    "call.ring": [{"user_id": 5}, {"user": "x"}],
+    "call.answer": [{"ring_id": "r", "accept": "yes"}, {"ring_id": "r"}],
+    "call.cancel": [{"ring_id": ["r"]}],
+    "call.note": [{"user_id": "u", "text": 3}, {"text": "hi"}],
     "call.signal": [{"call_id": "c", "to": "u", "kind": "shout", "data": {}}, {"call_id": "c", "to": "u", "kind": "offer",
                     "data": "sdp"}, {"call_id": "c", "to": "u"}],
 }

@@ -108,3 +108,72 @@ async def test_turn_credentials_verify_with_an_independent_hmac(start_server: St
     assert user == "anna.altbach" and 590 <= int(expiry) - time.time() <= 600
     expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
+
+
+# ------------------------------------------------------------------ direct calls
+async def on_floor(office: OfficeServer, user: str, municipality: str, floor: str = FLOOR) -> OfficeClient:
+    client = await office.client(user, municipality)
+    await client.move(floor)
+    return client
+
+
+async def test_a_ring_reaches_every_device_and_the_first_answer_wins_on_all(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben_phone = await on_floor(office, "ben.bergheim", "bergheim")
+    ben_desk = await office.client("ben.bergheim", "bergheim")
+    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    for device in (ben_phone, ben_desk):
+        assert (await device.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+    accepted = await ben_desk.request("call.answer", {"ring_id": ring["ring_id"], "accept": True})
+    assert accepted["call"]["members"] == ["anna.altbach", "ben.bergheim"] and accepted["call"]["kind"] == "direct"
+    late = await ben_phone.call("call.answer", {"ring_id": ring["ring_id"], "accept": False})
+    assert late["error"]["code"] == "knock_resolved"  # detail: ring_resolved
+    for client in (anna, ben_phone, ben_desk):  # every device stops ringing
+        outcome = await client.next_event("call.ring_outcome")
+        assert (outcome["outcome"], outcome["by"]) == ("accepted", "ben.bergheim")
+    update = await anna.next_event("call.updated")
+    assert update["call_id"] == accepted["call"]["call_id"]
+
+
+async def test_decline_and_cancel_end_the_ring_for_both(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    await ben.request("call.answer", {"ring_id": ring["ring_id"], "accept": False})
+    assert (await anna.next_event("call.ring_outcome"))["outcome"] == "declined"
+    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    await anna.request("call.cancel", {"ring_id": ring["ring_id"]})
+    assert (await ben.next_event("call.ring_outcome", lambda o: o["ring_id"] == ring["ring_id"]))["outcome"] == "cancelled"
+
+
+async def test_an_unanswered_ring_times_out(start_server: StartServer) -> None:
+    office = await start_server({"PRESENCE_CALLS__RING_TIMEOUT_SECONDS": "1"})
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    for client in (anna, ben):
+        outcome = await client.next_event("call.ring_outcome", timeout=5)
+        assert (outcome["ring_id"], outcome["outcome"]) == (ring["ring_id"], "expired")
+
+
+async def test_do_not_disturb_is_not_rung_and_a_note_waits_for_available(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    await ben.set_status("do_not_disturb", "Klausur")
+    ack = await anna.call("call.ring", {"user_id": "ben.bergheim"})
+    assert ack["error"]["code"] == "nobody_to_answer" and "do_not_disturb" in ack["error"]["message"]
+    await anna.request("call.note", {"user_id": "ben.bergheim", "text": "Bitte zurückrufen: Förderantrag"})
+    assert ben.pending_events("call.ring") == []
+    await ben.set_status("available")
+    notes = (await ben.next_event("call.notes"))["notes"]
+    assert [(n["from"]["user_id"], n["text"]) for n in notes] == [("anna.altbach", "Bitte zurückrufen: Förderantrag")]
+
+
+async def test_ringing_across_towns_needs_a_floor_the_caller_may_see(office: OfficeServer) -> None:
+    sven = await on_floor(office, "sven.seefeld", "seefeld")
+    jan = await on_floor(office, "jan.altbach", "altbach", floor="altbach-eg")  # altbach's own floor
+    ack = await sven.call("call.ring", {"user_id": "jan.altbach"})
+    assert ack["error"]["code"] == "not_found"  # seefeld may not look into altbach's town hall
+    await jan.move(FLOOR)  # now on the cooperation's shared floor
+    ring = (await sven.request("call.ring", {"user_id": "jan.altbach"}))["ring"]
+    assert (await jan.next_event("call.ring"))["ring_id"] == ring["ring_id"]

@@ -58,3 +58,24 @@ async def test_three_peers_form_a_full_mesh(peers: list[CallPeer]) -> None:
         assert peer.peers == sorted(u for u in users if u != me)
     await peers[2].send("anna.altbach", "Dritte im Bunde")
     assert await peers[0].receive("lea.lindenau") == "Dritte im Bunde"
+
+
+async def test_a_direct_call_rings_is_accepted_and_connects(office: OfficeServer) -> None:
+    anna_client = await office.client("anna.altbach", "altbach")
+    ben_client = await office.client("ben.bergheim", "bergheim")
+    for client in (anna_client, ben_client):
+        await client.move(FLOOR)
+    anna, ben = CallPeer(anna_client), CallPeer(ben_client)
+    try:
+        ring = (await anna.ring("ben.bergheim"))["ring"]
+        assert (await ben_client.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+        await ben.accept(ring["ring_id"])
+        await anna.wait_connected("ben.bergheim")
+        await ben.wait_connected("anna.altbach")
+        await anna.send("ben.bergheim", "Danke fürs Abnehmen")
+        assert await ben.receive("anna.altbach") == "Danke fürs Abnehmen"
+        assert await anna.wait_audio_frames("ben.bergheim", 5) >= 5
+    finally:
+        for peer in (anna, ben):
+            await peer.close()
+    assert anna.errors == [] and ben.errors == []

@@ -53,6 +53,9 @@ class PresenceHooks:
     async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
         """The user is no longer in the room (walked out, went offline, room removed)."""
 
+    async def status_changed(self, user_id: str, status: Status) -> None:
+        """The user's effective status is now ``status``."""
+
 
 class PresenceService:
     def __init__(
@@ -197,6 +200,8 @@ class PresenceService:
     async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)
         self._post(diffs)
+        for hooks in self._hooks:
+            await hooks.status_changed(member.user_id, member.status)
         return {"status": member.status.value, "text": member.text}
 
     async def _left(self, user_id: str, floor_id: str | None, room_id: str | None) -> None:

@@ -91,7 +91,7 @@ class CallService(PresenceHooks):
         self._require_enabled()
         call = self.book.call_of(actor.user_id)
         if call is None or call.id != call_id:
-            raise DomainError(ErrorCode.FORBIDDEN, "not_in_call")
+            raise DomainError(ErrorCode.NOT_IN_CALL)
         self.book.check_relay(actor.user_id, to)
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self._max_signal:

@@ -39,6 +39,11 @@ class ErrorCode(str, enum.Enum):
     KNOCK_COOLDOWN = "knock_cooldown"
     KNOCK_RESOLVED = "knock_resolved"
     NOBODY_TO_ANSWER = "nobody_to_answer"
+    # calls
+    CALL_FULL = "call_full"
+    NOT_IN_CALL = "not_in_call"
+    DO_NOT_DISTURB = "do_not_disturb"
+    RING_RESOLVED = "ring_resolved"
     # server
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -71,6 +76,16 @@ MESSAGES: Final[dict[ErrorCode, tuple[str, str]]] = {
         "Nobody is there to answer the door.",
         "Niemand ist da, um die Tür zu öffnen.",
     ),
+    ErrorCode.CALL_FULL: ("The call is full.", "Das Gespräch ist voll besetzt."),
+    ErrorCode.NOT_IN_CALL: (
+        "Signals go only to members of your own call.",
+        "Signale gehen nur an Teilnehmende Ihres eigenen Gesprächs.",
+    ),
+    ErrorCode.DO_NOT_DISTURB: (
+        "Do not disturb: you may leave a note instead.",
+        "Bitte nicht stören: Sie können stattdessen eine Notiz hinterlassen.",
+    ),
+    ErrorCode.RING_RESOLVED: ("This call has already been answered or ended.", "Dieser Anruf ist bereits beantwortet oder beendet."),
     ErrorCode.UNAVAILABLE: ("The service is temporarily unavailable.", "Der Dienst ist vorübergehend nicht verfügbar."),
     ErrorCode.INTERNAL: ("Internal error.", "Interner Fehler."),
 }

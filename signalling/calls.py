@@ -18,7 +18,7 @@ Contracts:
 * A call with no members ends; a DIRECT call ends as soon as one member leaves.
 * A ring is *pending* until exactly one of accepted, declined, cancelled, expired or
   unavailable resolves it: the first answer takes it out of the book, every later
-  one is refused (``knock_resolved`` with detail ``ring_resolved``). An accepted ring
+  one is refused (``ring_resolved``). An accepted ring
   becomes a DIRECT call with both parties.
 * Signalling (SDP, ICE candidates) is relayed only between two different members of
   the same call.
@@ -26,9 +26,9 @@ Contracts:
 Single node: the book is process memory. A cluster store gives the same "first
 answer wins" guarantee with an atomic compare-and-delete.
 
-Error codes: ``rooms.errors`` has no call-specific codes yet, so refusals use the
-closest existing code plus a machine-readable ``detail`` (``call_full``,
-``not_in_call``, ``do_not_disturb``, ``ring_resolved``, ...).
+Error codes: ``call_full``, ``not_in_call``, ``do_not_disturb`` and
+``ring_resolved`` are the calls' own; other refusals use a general code with a
+machine-readable ``detail`` (``conflict``/``already_ringing``, ...).
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ class CallBook:
             return RoomJoin(self._calls[current], False, None)
         call = self._calls[current] if current is not None else None
         if call is not None and len(call.members) >= self.max_mesh and not self.sfu:
-            raise DomainError(ErrorCode.ROOM_FULL, "call_full", max_mesh=self.max_mesh)
+            raise DomainError(ErrorCode.CALL_FULL, max_mesh=self.max_mesh)
         if call is None and call_id is not None and call_id in self._calls:
             raise DomainError(ErrorCode.CONFLICT, "call_id_taken")
         left = self._remove(user_id, now)
@@ -310,10 +310,11 @@ class CallBook:
         return call_id is not None and self._call_of.get(recipient) == call_id
 
     def check_relay(self, sender: str, recipient: str) -> None:
-        """Raise ``forbidden`` unless :meth:`may_relay`."""
+        """Raise ``not_in_call`` (``forbidden`` for oneself) unless :meth:`may_relay`."""
         if not self.may_relay(sender, recipient):
-            detail = "self" if sender == recipient else "not_in_call"
-            raise DomainError(ErrorCode.FORBIDDEN, detail)
+            if sender == recipient:
+                raise DomainError(ErrorCode.FORBIDDEN, "self")
+            raise DomainError(ErrorCode.NOT_IN_CALL)
 
     # ----------------------------------------------------------------- rings
 
@@ -325,7 +326,7 @@ class CallBook:
         ring = self._rings.get(ring_id)
         if ring is None:
             if ring_id in self._recent:
-                raise DomainError(ErrorCode.KNOCK_RESOLVED, "ring_resolved")
+                raise DomainError(ErrorCode.RING_RESOLVED)
             raise DomainError(ErrorCode.NOT_FOUND, "ring")
         return ring
 
@@ -351,7 +352,7 @@ class CallBook:
         if self.may_relay(caller.user_id, callee):
             raise DomainError(ErrorCode.CONFLICT, "already_in_call")
         if callee_dnd:
-            raise DomainError(ErrorCode.NOBODY_TO_ANSWER, "do_not_disturb")
+            raise DomainError(ErrorCode.DO_NOT_DISTURB)
         ring = Ring(ring_id, caller, callee, created_at=now, expires_at=now + self.ring_timeout)
         self._rings[ring_id] = ring
         self._ringing[(caller.user_id, callee)] = ring_id

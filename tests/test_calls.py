@@ -83,7 +83,7 @@ def test_mesh_limit_refuses_past_max_mesh_without_an_sfu() -> None:
     book.join_room_call("d", "r2", now=0)
     with pytest.raises(DomainError) as exc:
         book.join_room_call("d", "r1", now=1)
-    assert refused(exc) == (ErrorCode.ROOM_FULL, "call_full")
+    assert refused(exc) == (ErrorCode.CALL_FULL, None)
     assert exc.value.extra == {"max_mesh": 3}
     # A refused join leaves the user where they were.
     assert book.call_of("d").room_id == "r2"  # type: ignore[union-attr]
@@ -97,7 +97,7 @@ def test_default_mesh_limit_is_six() -> None:
         book.join_room_call(f"u{i}", "r1", now=0)
     with pytest.raises(DomainError) as exc:
         book.join_room_call("u6", "r1", now=0)
-    assert refused(exc) == (ErrorCode.ROOM_FULL, "call_full")
+    assert refused(exc) == (ErrorCode.CALL_FULL, None)
 
 
 def test_with_an_sfu_the_call_grows_past_the_mesh_and_switches_topology() -> None:
@@ -174,7 +174,8 @@ def test_relay_only_between_two_members_of_the_same_call() -> None:
     ]:
         with pytest.raises(DomainError) as exc:
             book.check_relay(sender, recipient)
-        assert refused(exc) == (ErrorCode.FORBIDDEN, detail)
+        expected = (ErrorCode.FORBIDDEN, "self") if detail == "self" else (ErrorCode.NOT_IN_CALL, None)
+        assert refused(exc) == expected
 
 
 def test_relay_stops_when_a_member_leaves() -> None:
@@ -287,7 +288,7 @@ def test_the_first_answer_wins_on_all_devices(first: bool, second: bool) -> None
     assert res.outcome is (RingOutcome.ACCEPTED if first else RingOutcome.DECLINED)
     with pytest.raises(DomainError) as exc:
         book.answer("g1", "lea", second, now=1)  # lea's phone, a moment later
-    assert refused(exc) == (ErrorCode.KNOCK_RESOLVED, "ring_resolved")
+    assert refused(exc) == (ErrorCode.RING_RESOLVED, None)
     assert (book.call_of("lea") is not None) is first
 
 
@@ -297,14 +298,14 @@ def test_cancel_then_answer_and_answer_then_cancel() -> None:
     assert book.cancel("g1", "ben", now=1).outcome is RingOutcome.CANCELLED
     with pytest.raises(DomainError) as exc:
         book.answer("g1", "lea", True, now=2)
-    assert refused(exc) == (ErrorCode.KNOCK_RESOLVED, "ring_resolved")
+    assert refused(exc) == (ErrorCode.RING_RESOLVED, None)
     assert book.call_of("lea") is None
 
     book.ring("g2", BEN, "lea", callee_dnd=False, now=3)
     book.answer("g2", "lea", True, now=4)
     with pytest.raises(DomainError) as exc:
         book.cancel("g2", "ben", now=4)
-    assert refused(exc) == (ErrorCode.KNOCK_RESOLVED, "ring_resolved")
+    assert refused(exc) == (ErrorCode.RING_RESOLVED, None)
 
 
 def test_only_the_callee_answers_and_only_the_caller_cancels() -> None:
@@ -339,7 +340,7 @@ def test_unanswered_rings_expire_via_due() -> None:
     assert [r.id for r in book.due(45)] == ["g2"]
     with pytest.raises(DomainError) as exc:
         book.answer("g1", "lea", True, now=31)
-    assert refused(exc) == (ErrorCode.KNOCK_RESOLVED, "ring_resolved")
+    assert refused(exc) == (ErrorCode.RING_RESOLVED, None)
 
 
 def test_an_answer_after_the_deadline_resolves_as_expired() -> None:
@@ -400,7 +401,7 @@ def test_a_callee_in_dnd_is_not_rung_and_the_caller_may_leave_a_note() -> None:
     book = CallBook()
     with pytest.raises(DomainError) as exc:
         book.ring("g1", BEN, "lea", callee_dnd=True, now=0)
-    assert refused(exc) == (ErrorCode.NOBODY_TO_ANSWER, "do_not_disturb")
+    assert refused(exc) == (ErrorCode.DO_NOT_DISTURB, None)
     assert len(book) == 0 and book.rings_for("lea") == []
     note = book.leave_note(BEN, "lea", "  Call me about the budget  ", now=1)
     assert note.text == "Call me about the budget" and note.created_at == 1

@@ -58,9 +58,9 @@ async def test_signals_go_only_between_members_of_the_same_call(office: OfficeSe
         {**offer, "call_id": "room:other:1"},  # a call she is not in
     ):
         ack = await eve.call("call.signal", payload)
-        assert ack["error"]["code"] == "forbidden", ack
+        assert ack["error"]["code"] == "not_in_call", ack
     ack = await anna.call("call.signal", {**offer, "to": "eve.seefeld"})  # a member addressing an outsider
-    assert ack["error"]["code"] == "forbidden"
+    assert ack["error"]["code"] == "not_in_call"
     ack = await anna.call("call.signal", {**offer, "to": "anna.altbach"})  # oneself
     assert ack["error"]["code"] == "forbidden"
     big = {**offer, "data": {"type": "offer", "sdp": "x" * 70_000}}
@@ -89,7 +89,7 @@ async def test_a_mesh_is_full_at_its_configured_size(start_server: StartServer) 
     for client in clients[:2]:
         await client.request("call.join", {"room_id": LOUNGE})
     ack = await clients[2].call("call.join", {"room_id": LOUNGE})
-    assert ack["error"]["code"] == "room_full" and "call_full" in ack["error"]["message"]
+    assert ack["error"]["code"] == "call_full" and ack["error"]["max_mesh"] == 2
 
 
 async def test_turn_credentials_verify_with_an_independent_hmac(start_server: StartServer) -> None:
@@ -127,7 +127,7 @@ async def test_a_ring_reaches_every_device_and_the_first_answer_wins_on_all(offi
     accepted = await ben_desk.request("call.answer", {"ring_id": ring["ring_id"], "accept": True})
     assert accepted["call"]["members"] == ["anna.altbach", "ben.bergheim"] and accepted["call"]["kind"] == "direct"
     late = await ben_phone.call("call.answer", {"ring_id": ring["ring_id"], "accept": False})
-    assert late["error"]["code"] == "knock_resolved"  # detail: ring_resolved
+    assert late["error"]["code"] == "ring_resolved"
     for client in (anna, ben_phone, ben_desk):  # every device stops ringing
         outcome = await client.next_event("call.ring_outcome")
         assert (outcome["outcome"], outcome["by"]) == ("accepted", "ben.bergheim")
@@ -161,7 +161,7 @@ async def test_do_not_disturb_is_not_rung_and_a_note_waits_for_available(office:
     ben = await on_floor(office, "ben.bergheim", "bergheim")
     await ben.set_status("do_not_disturb", "Klausur")
     ack = await anna.call("call.ring", {"user_id": "ben.bergheim"})
-    assert ack["error"]["code"] == "nobody_to_answer" and "do_not_disturb" in ack["error"]["message"]
+    assert ack["error"]["code"] == "do_not_disturb"
     await anna.request("call.note", {"user_id": "ben.bergheim", "text": "Bitte zurückrufen: Förderantrag"})
     assert ben.pending_events("call.ring") == []
     await ben.set_status("available")

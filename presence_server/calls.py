@@ -58,6 +58,11 @@ class CallService(PresenceHooks):
         self.book = CallBook(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds)
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
+        presence.add_annotator(self._in_call)
+
+    def _in_call(self, user_id: str) -> dict[str, Any]:
+        call = self.book.call_of(user_id)
+        return {"in_call": call.id if call is not None else None}
 
     def ice_servers(self, user_id: str) -> list[dict[str, Any]]:
         secret = self._ice.turn_secret.get_secret_value() if self._ice.turn_secret else None
@@ -76,6 +81,7 @@ class CallService(PresenceHooks):
         if joined.left is not None:
             self._announce(joined.left)
         self._announce(joined.call)
+        await self._show_on_floor({actor.user_id})
         log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
         return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
 
@@ -84,6 +90,7 @@ class CallService(PresenceHooks):
         call = self.book.leave(actor.user_id, self._clock())
         if call is not None:
             self._announce(call)
+            await self._show_on_floor(self._ended_with(call, actor.user_id))
         return {}
 
     async def signal(self, actor: Actor, call_id: str, to: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +128,8 @@ class CallService(PresenceHooks):
         self._require_enabled()
         resolution = self.book.answer(ring_id, actor.user_id, accept, self._clock())
         self._resolved(resolution)
+        if resolution.call is not None:
+            await self._show_on_floor(set(resolution.call.members))
         result: dict[str, Any] = {"outcome": resolution.to_wire()}
         if resolution.call is not None:
             result.update(call=resolution.call.to_wire(), ice_servers=self.ice_servers(actor.user_id))
@@ -172,9 +181,21 @@ class CallService(PresenceHooks):
                 except DomainError:
                     pass  # answered in the same moment
 
+    @staticmethod
+    def _ended_with(call: Call, leaver: str) -> set[str]:
+        """Whose "in a call" changed: the leaver, and everyone if the call ended."""
+        return {leaver, *call.members} if call.ended else {leaver}
+
     def _require_enabled(self) -> None:
         if not self.enabled:
             raise DomainError(ErrorCode.UNAVAILABLE, "calls are not available in cluster mode yet")
+
+    async def _show_on_floor(self, user_ids: set[str]) -> None:
+        """Tell each user's floor whether they are in a call now (a ``call`` diff)."""
+        for user_id in sorted(user_ids):
+            member = await self._presence.store.member(user_id)
+            if member is not None and member.floor_id is not None:
+                await self._presence.post_floor_diff(member.floor_id, "call", {"user_id": user_id, **self._in_call(user_id)})
 
     def _announce(self, call: Call) -> None:
         wire = call.to_wire()
@@ -191,12 +212,14 @@ class CallService(PresenceHooks):
             left = self.book.leave(user_id, self._clock())
             if left is not None:
                 self._announce(left)
+                await self._show_on_floor(self._ended_with(left, user_id))
 
     async def user_gone(self, user_id: str) -> None:
         now = self._clock()
         left = self.book.leave(user_id, now)
         if left is not None:
             self._announce(left)
+            await self._show_on_floor(self._ended_with(left, user_id) - {user_id})  # they are gone
         for resolution in [*self.book.cancel_all(user_id, now), *self.book.callee_unavailable(user_id, now)]:
             self._resolved(resolution)
 

@@ -85,6 +85,9 @@ class FloorView:
             self.floor = dict(diff["floor"])
         elif kind == "floor_removed":
             self.removed = True
+        elif kind == "call":
+            if diff["user_id"] in self.members:
+                self.members[diff["user_id"]]["in_call"] = diff["in_call"]
         # Unknown kinds are ignored: newer servers may add diff types.
 
     def occupants(self, room_id: str | None) -> set[str]:

@@ -177,3 +177,21 @@ async def test_ringing_across_towns_needs_a_floor_the_caller_may_see(office: Off
     await jan.move(FLOOR)  # now on the cooperation's shared floor
     ring = (await sven.request("call.ring", {"user_id": "jan.altbach"}))["ring"]
     assert (await jan.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+
+
+async def test_the_floor_shows_who_is_in_a_call(office: OfficeServer) -> None:
+    watcher = await office.client("sven.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    ben = await in_lounge(office, "ben.bergheim", "bergheim")
+    call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
+    await ben.request("call.join", {"room_id": LOUNGE})
+    in_call = lambda v, user, value: v.members.get(user, {}).get("in_call") == value  # noqa: E731
+    await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", call_id) and in_call(v, "ben.bergheim", call_id))
+    late = await office.client("lea.lindenau", "lindenau")  # a snapshot taken now says so too
+    snapshot = await late.watch(FLOOR)
+    assert snapshot.members["anna.altbach"]["in_call"] == call_id
+    await ben.move(FLOOR)  # walks out: leaves the call
+    await watcher.until_view(FLOOR, lambda v: in_call(v, "ben.bergheim", None) and in_call(v, "anna.altbach", call_id))
+    await anna.request("call.leave")
+    await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", None))

@@ -75,9 +75,19 @@ class PresenceService:
         self._linger_timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._hooks: list[PresenceHooks] = []
+        # Other services add fields to the members of a snapshot (calls: in_call).
+        self._annotators: list[Callable[[str], dict[str, Any]]] = []
 
     def add_hooks(self, hooks: PresenceHooks) -> None:
         self._hooks.append(hooks)
+
+    def add_annotator(self, annotate: Callable[[str], dict[str, Any]]) -> None:
+        """``annotate(user_id)`` adds fields to that member in every floor snapshot."""
+        self._annotators.append(annotate)
+
+    async def post_floor_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> None:
+        """Stamp a change other services own (calls) into a floor's sequence and send it."""
+        self._post([await self.store.campus_diff(floor_id, type_, data)])
 
     async def close(self) -> None:
         for handle in self._linger_timers.values():
@@ -145,6 +155,9 @@ class PresenceService:
         """Snapshot of a floor: rooms, doors, occupants with status, and its seq."""
         floor = self.campus.visible_floor(actor, floor_id)
         seq, members = await self.store.snapshot(floor_id)
+        for annotate in self._annotators:
+            for member in members:
+                member.update(annotate(member["user_id"]))
         return {
             "floor": floor.to_dict(),
             "rooms": [room.to_dict() for room in self.campus.rooms_on(floor_id)],

@@ -102,7 +102,8 @@ class PresenceStore(Protocol):
 
     # --------------------------------------------------------------- campus
     async def campus_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
-        """Stamp a campus change (room changed, removed...) into the floor's sequence."""
+        """Stamp a change that is not presence itself (a room changed or removed, a
+        member joining a call) into the floor's sequence."""
 
     async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
         """Move everyone in a room to the hallway; returns the diffs and who moved."""

@@ -61,8 +61,10 @@ class CallService(PresenceHooks):
         presence.add_annotator(self._in_call)
 
     def _in_call(self, user_id: str) -> dict[str, Any]:
+        """Snapshot annotation: ``in_call`` only for people in a call (absent otherwise,
+        as in ``joined`` diffs, so views built from diffs equal fresh snapshots)."""
         call = self.book.call_of(user_id)
-        return {"in_call": call.id if call is not None else None}
+        return {"in_call": call.id} if call is not None else {}
 
     def ice_servers(self, user_id: str) -> list[dict[str, Any]]:
         secret = self._ice.turn_secret.get_secret_value() if self._ice.turn_secret else None
@@ -195,7 +197,9 @@ class CallService(PresenceHooks):
         for user_id in sorted(user_ids):
             member = await self._presence.store.member(user_id)
             if member is not None and member.floor_id is not None:
-                await self._presence.post_floor_diff(member.floor_id, "call", {"user_id": user_id, **self._in_call(user_id)})
+                call = self.book.call_of(user_id)
+                data = {"user_id": user_id, "in_call": call.id if call is not None else None}
+                await self._presence.post_floor_diff(member.floor_id, "call", data)
 
     def _announce(self, call: Call) -> None:
         wire = call.to_wire()

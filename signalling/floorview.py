@@ -86,8 +86,12 @@ class FloorView:
         elif kind == "floor_removed":
             self.removed = True
         elif kind == "call":
-            if diff["user_id"] in self.members:
-                self.members[diff["user_id"]]["in_call"] = diff["in_call"]
+            member = self.members.get(diff["user_id"])
+            if member is not None:
+                if diff["in_call"] is None:
+                    member.pop("in_call", None)  # absent means "not in a call", as in snapshots
+                else:
+                    member["in_call"] = diff["in_call"]
         # Unknown kinds are ignored: newer servers may add diff types.
 
     def occupants(self, room_id: str | None) -> set[str]:

@@ -186,7 +186,7 @@ async def test_the_floor_shows_who_is_in_a_call(office: OfficeServer) -> None:
     ben = await in_lounge(office, "ben.bergheim", "bergheim")
     call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
     await ben.request("call.join", {"room_id": LOUNGE})
-    in_call = lambda v, user, value: v.members.get(user, {}).get("in_call") == value  # noqa: E731
+    in_call = lambda v, user, value: v.members.get(user, {}).get("in_call") == value  # noqa: E731  (absent: None)
     await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", call_id) and in_call(v, "ben.bergheim", call_id))
     late = await office.client("lea.lindenau", "lindenau")  # a snapshot taken now says so too
     snapshot = await late.watch(FLOOR)

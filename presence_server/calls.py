@@ -227,6 +227,13 @@ class CallService(PresenceHooks):
         for resolution in [*self.book.cancel_all(user_id, now), *self.book.callee_unavailable(user_id, now)]:
             self._resolved(resolution)
 
+    async def user_arrived(self, user_id: str, floor_id: str) -> None:
+        """Someone in a (direct) call walked onto another floor: show it there too,
+        since the joined diff the floor saw carries no call."""
+        call = self.book.call_of(user_id)
+        if call is not None:
+            await self._presence.post_floor_diff(floor_id, "call", {"user_id": user_id, "in_call": call.id})
+
     async def status_changed(self, user_id: str, status: Status) -> None:
         now = self._clock()
         if status is Status.DO_NOT_DISTURB:  # stop ringing someone who just asked for quiet

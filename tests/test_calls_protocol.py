@@ -195,3 +195,16 @@ async def test_the_floor_shows_who_is_in_a_call(office: OfficeServer) -> None:
     await watcher.until_view(FLOOR, lambda v: in_call(v, "ben.bergheim", None) and in_call(v, "anna.altbach", call_id))
     await anna.request("call.leave")
     await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", None))
+
+
+async def test_someone_in_a_direct_call_shows_it_on_the_floor_they_walk_to(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    call_id = (await ben.request("call.answer", {"ring_id": ring["ring_id"], "accept": True}))["call"]["call_id"]
+    watcher = await office.client("jan.altbach", "altbach")
+    await watcher.watch("altbach-eg")
+    await anna.move("altbach-eg")  # anna walks to her own town's floor, still talking to ben
+    await watcher.until_view(
+        "altbach-eg", lambda v: v.members.get("anna.altbach", {}).get("in_call") == call_id
+    )

@@ -56,6 +56,9 @@ class PresenceHooks:
     async def status_changed(self, user_id: str, status: Status) -> None:
         """The user's effective status is now ``status``."""
 
+    async def user_arrived(self, user_id: str, floor_id: str) -> None:
+        """The user came onto ``floor_id`` from elsewhere (its watchers saw ``joined``)."""
+
 
 class PresenceService:
     def __init__(
@@ -198,6 +201,9 @@ class PresenceService:
             self._tell_location(actor.user_id, {"floor_id": floor.id, "room_id": room_id}, "admitted")
         if (before.floor_id, before.room_id) != (floor.id, room_id):
             await self._left(actor.user_id, before.floor_id, before.room_id)
+        if before.floor_id != floor.id:
+            for hooks in self._hooks:
+                await hooks.user_arrived(actor.user_id, floor.id)
         return {"floor_id": floor.id, "room_id": room_id}
 
     async def leave_floor(self, actor: Actor) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.cluster import key_slot
 
 from presence_server.cluster.knocks_redis import (
     CLAIM_LEASE_MS,
@@ -30,6 +29,7 @@ from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockOutcome
 from tests.support.redis_server import RedisServer
+from tests.support.redis_slots import record_script_slots
 
 BEN = Actor("ben", "bergheim", "Ben")
 ANNA = Actor("anna", "altbach", "Anna")
@@ -282,15 +282,7 @@ async def test_every_key_carries_the_prefix_and_a_hash_tag_and_live_ones_expire(
 
 async def test_no_script_touches_keys_of_two_slots(nodes) -> None:
     a, b = nodes
-    ran: list[tuple[str, set[int]]] = []
-    for store in (a, b):
-        run = store._run
-
-        async def checked(script: str, keys: list[str], args: list[Any], run: Any = run) -> Any:
-            ran.append((script, {key_slot(k.encode()) for k in keys}))
-            return await run(script, keys, args)
-
-        store._run = checked  # type: ignore[method-assign]
+    ran = record_script_slots(a, b)
     await exercise(a, b)
     assert [(script, slots) for script, slots in ran if len(slots) != 1] == []
     assert {script for script, _ in ran} == set(a._scripts)  # every script was checked

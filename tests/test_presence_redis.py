@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.cluster import key_slot
 
 from presence_server.cluster.bus import decode_envelope
 from presence_server.cluster.presence_redis import TOMBSTONE_MS, RedisPresenceStore
@@ -27,6 +26,7 @@ from presence_server.presence.state import FloorDiff, Status
 from rooms.actors import Actor, Profile, Role
 from rooms.errors import DomainError, ErrorCode
 from tests.support.redis_server import RedisServer
+from tests.support.redis_slots import record_script_slots
 
 ANNA = Actor("anna", "altbach", "Anna")
 BEN = Actor("ben", "bergheim", "Ben")
@@ -508,15 +508,7 @@ async def test_every_key_written_starts_with_the_prefix_and_carries_a_hash_tag(r
 
 async def test_no_script_touches_keys_of_two_slots(nodes) -> None:
     a, b = nodes
-    ran: list[tuple[str, set[int]]] = []
-    for store in (a, b):
-        run = store._run
-
-        async def checked(script: str, keys: list[str], args: list[Any], run: Any = run) -> Any:
-            ran.append((script, {key_slot(k.encode()) for k in keys}))
-            return await run(script, keys, args)
-
-        store._run = checked  # type: ignore[method-assign]
+    ran = record_script_slots(a, b)
     await exercise(a, b)
     assert [(script, slots) for script, slots in ran if len(slots) != 1] == []
     assert {script for script, _ in ran} == set(a._scripts)  # every script was checked

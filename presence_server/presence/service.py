@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -27,9 +27,12 @@ from rooms.campus import CampusChange, CampusService
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Room
 
-__all__ = ["PresenceService", "PresenceHooks"]
+__all__ = ["PresenceService", "PresenceHooks", "Annotator"]
 
 log = structlog.get_logger(__name__)
+
+#: Extra fields for members of a floor snapshot: user ids in, {user id: fields} out.
+Annotator = Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
 
 _RETRY_SECONDS = 1.0  # an expiry that met a store outage is tried again after this
 
@@ -79,14 +82,25 @@ class PresenceService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._hooks: list[PresenceHooks] = []
         # Other services add fields to the members of a snapshot (calls: in_call).
-        self._annotators: list[Callable[[str], dict[str, Any]]] = []
+        self._annotators: list[Annotator] = []
 
     def add_hooks(self, hooks: PresenceHooks) -> None:
         self._hooks.append(hooks)
 
-    def add_annotator(self, annotate: Callable[[str], dict[str, Any]]) -> None:
-        """``annotate(user_id)`` adds fields to that member in every floor snapshot."""
+    def add_annotator(self, annotate: Annotator) -> None:
+        """``await annotate(user_ids)`` returns, per user, fields to add to that
+        member in every floor snapshot (one call per snapshot, so a shared store
+        answers in one round trip)."""
         self._annotators.append(annotate)
+
+    async def _tell(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` on every listener. One that fails (its store away, a bug)
+        is logged and does not keep the others from hearing it."""
+        for hooks in self._hooks:
+            try:
+                await getattr(hooks, hook)(*args)
+            except Exception:
+                log.exception("presence_hook_failed", hook=hook, listener=type(hooks).__name__)
 
     async def post_floor_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> None:
         """Stamp a change other services own (calls) into a floor's sequence and send it."""
@@ -149,8 +163,7 @@ class PresenceService:
             return
         log.info("presence_gone", user=user_id, municipality=gone.actor.municipality_id)
         self._post(diffs)
-        for hooks in self._hooks:
-            await hooks.user_gone(user_id)
+        await self._tell("user_gone", user_id)
         await self._left(user_id, gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
@@ -159,8 +172,9 @@ class PresenceService:
         floor = self.campus.visible_floor(actor, floor_id)
         seq, members = await self.store.snapshot(floor_id)
         for annotate in self._annotators:
+            extra = await annotate([member["user_id"] for member in members])
             for member in members:
-                member.update(annotate(member["user_id"]))
+                member.update(extra.get(member["user_id"], ()))
         return {
             "floor": floor.to_dict(),
             "rooms": [room.to_dict() for room in self.campus.rooms_on(floor_id)],
@@ -202,8 +216,7 @@ class PresenceService:
         if (before.floor_id, before.room_id) != (floor.id, room_id):
             await self._left(actor.user_id, before.floor_id, before.room_id)
         if before.floor_id != floor.id:
-            for hooks in self._hooks:
-                await hooks.user_arrived(actor.user_id, floor.id)
+            await self._tell("user_arrived", actor.user_id, floor.id)
         return {"floor_id": floor.id, "room_id": room_id}
 
     async def leave_floor(self, actor: Actor) -> None:
@@ -219,8 +232,7 @@ class PresenceService:
     async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)
         self._post(diffs)
-        for hooks in self._hooks:
-            await hooks.status_changed(member.user_id, member.status)
+        await self._tell("status_changed", member.user_id, member.status)
         return {"status": member.status.value, "text": member.text}
 
     async def _left(self, user_id: str, floor_id: str | None, room_id: str | None) -> None:
@@ -228,11 +240,9 @@ class PresenceService:
         room is now empty of people who may answer its door."""
         if floor_id is None or room_id is None:
             return
-        for hooks in self._hooks:
-            await hooks.user_left_room(user_id, floor_id, room_id)
+        await self._tell("user_left_room", user_id, floor_id, room_id)
         if not await self.answerers(floor_id, room_id):
-            for hooks in self._hooks:
-                await hooks.room_emptied(floor_id, room_id)
+            await self._tell("room_emptied", floor_id, room_id)
 
     # ----------------------------------------------------------------- campus
     async def campus_changed(self, change: CampusChange) -> None:
@@ -242,11 +252,9 @@ class PresenceService:
             # Another node made it: it stamped and published the diffs and told the
             # people it moved. Here only what this node holds is updated.
             if change.kind == "room_deleted" and change.room is not None:
-                for hooks in self._hooks:
-                    await hooks.room_removed(change.room)
+                await self._tell("room_removed", change.room)
             elif change.kind == "floor_deleted":
-                for hooks in self._hooks:
-                    await hooks.floor_removed(change.floor_id)
+                await self._tell("floor_removed", change.floor_id)
             return
         store = self.store
         if change.kind == "room_upserted" and change.room is not None:
@@ -258,10 +266,8 @@ class PresenceService:
             self._post(diffs)
             for user_id in evacuated:
                 self._tell_location(user_id, {"floor_id": room.floor_id, "room_id": None}, "room_removed")
-                for hooks in self._hooks:
-                    await hooks.user_left_room(user_id, room.floor_id, room.id)
-            for hooks in self._hooks:
-                await hooks.room_removed(room)
+                await self._tell("user_left_room", user_id, room.floor_id, room.id)
+            await self._tell("room_removed", room)
         elif change.kind == "floor_upserted" and change.floor is not None:
             self._post([await store.campus_diff(change.floor_id, "floor", {"floor": change.floor.to_dict()})])
         elif change.kind == "floor_deleted":
@@ -271,8 +277,7 @@ class PresenceService:
             # After the floor_removed frame, nobody stays subscribed: a floor
             # recreated under this id may belong to someone else.
             self._outbox.post_floor_closed(change.floor_id)
-            for hooks in self._hooks:
-                await hooks.floor_removed(change.floor_id)
+            await self._tell("floor_removed", change.floor_id)
 
     def _tell_location(self, user_id: str, where: dict[str, Any], reason: str) -> None:
         """The server moved someone (admitted, room or floor removed): tell their sessions."""

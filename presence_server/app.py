@@ -21,6 +21,7 @@ from presence_server.auth import TokenVerifier
 from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.bus_redis import RedisBus
+from presence_server.cluster.calls_redis import RedisCallStore
 from presence_server.cluster.knocks_redis import RedisKnockStore
 from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
@@ -44,6 +45,7 @@ from rooms.expiry import RoomExpirer
 from rooms.seed import load_seed
 from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
+from signalling.call_store import CallStore, MemoryCallStore
 
 __all__ = ["build_app", "run_server"]
 
@@ -91,8 +93,12 @@ def build_app(settings: Settings) -> web.Application:
         knock_store = MemoryKnockStore(**knock_timing)
     knocks = KnockService(presence, outbox, store=knock_store)
     verifier = TokenVerifier(settings.auth)
-    # Calls need a shared store to span nodes (docs/calls.md): one node only, for now.
-    calls = CallService(presence, outbox, settings, enabled=not settings.redis.url)
+    call_limits = {"max_mesh": settings.calls.max_mesh, "ring_timeout": settings.calls.ring_timeout_seconds}
+    if settings.redis.url:
+        call_store: CallStore = RedisCallStore(settings.redis.url, prefix=settings.redis.prefix, **call_limits)
+    else:
+        call_store = MemoryCallStore(**call_limits)
+    calls = CallService(presence, outbox, settings, call_store)
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
     )
@@ -199,6 +205,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await rt.campus.start(seed)
     await rt.presence.store.open()
     await rt.knocks.store.open()
+    await rt.calls.store.open()
     rt.outbox.start()
     rt.knocks.start()
     rt.calls.start()
@@ -225,6 +232,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()
+        await rt.calls.store.close()
         await rt.knocks.store.close()
         await rt.presence.store.close()
         await rt.campus.close()

@@ -8,8 +8,11 @@ another, ``call.ring`` to every session of a callee and ``call.ring_outcome`` to
 both parties. Media never passes the server. Leaving the room, or going offline
 after the grace period, leaves the call; a ring nobody answers expires.
 
-Single node for now: in cluster mode the calls need a shared call store
-(docs/calls.md), so the service is disabled there and says so (``unavailable``).
+Where calls live is the :class:`~signalling.call_store.CallStore` given:
+this node's memory, or Redis in cluster mode, where every node sees the same
+calls and rings and a ring still has exactly one outcome. Signals and call
+events reach members on other nodes through the outbox's user channels, which
+keep each sender's order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Callable
 import structlog
 
 from presence_server import metrics
+from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.config import Settings
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
@@ -30,7 +34,8 @@ from presence_server.presence.state import Status
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
-from signalling.calls import Call, CallBook, RingOutcome, RingResolution
+from signalling.call_store import CallStore
+from signalling.calls import Call, RingOutcome, RingResolution
 from signalling.turn import ice_servers
 
 __all__ = ["CallService"]
@@ -44,8 +49,8 @@ class CallService(PresenceHooks):
         presence: PresenceService,
         outbox: Outbox,
         settings: Settings,
+        store: CallStore,
         *,
-        enabled: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._presence = presence
@@ -54,17 +59,15 @@ class CallService(PresenceHooks):
         self._ice = settings.ice
         self._max_signal = settings.calls.max_signal_bytes
         self._clock = clock
-        self.enabled = enabled
-        self.book = CallBook(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds)
+        self.store = store
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
         presence.add_annotator(self._in_call)
 
-    def _in_call(self, user_id: str) -> dict[str, Any]:
+    async def _in_call(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Snapshot annotation: ``in_call`` only for people in a call (absent otherwise,
         as in ``joined`` diffs, so views built from diffs equal fresh snapshots)."""
-        call = self.book.call_of(user_id)
-        return {"in_call": call.id} if call is not None else {}
+        return {user_id: {"in_call": call_id} for user_id, call_id in (await self.store.calls_of(user_ids)).items()}
 
     def ice_servers(self, user_id: str) -> list[dict[str, Any]]:
         secret = self._ice.turn_secret.get_secret_value() if self._ice.turn_secret else None
@@ -74,34 +77,28 @@ class CallService(PresenceHooks):
 
     # --------------------------------------------------------------- requests
     async def join(self, actor: Actor, room_id: str) -> dict[str, Any]:
-        self._require_enabled()
         room = self._campus.visible_room(actor, room_id)
         where = await self._presence.location(actor.user_id)
         if where["room_id"] != room.id:
             raise DomainError(ErrorCode.FORBIDDEN, "join a room's call from inside the room")
-        joined = self.book.join_room_call(actor.user_id, room.id, self._clock())
+        joined = await self.store.join_room_call(actor.user_id, room.id, self._clock())
         if joined.left is not None:
-            self._announce(joined.left)
-        self._announce(joined.call)
+            await self._announce(joined.left)
+        await self._announce(joined.call)
         await self._show_on_floor({actor.user_id})
         log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
         return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
 
     async def leave(self, actor: Actor) -> dict[str, Any]:
-        self._require_enabled()
-        call = self.book.leave(actor.user_id, self._clock())
+        call = await self.store.leave(actor.user_id, self._clock())
         if call is not None:
-            self._announce(call)
+            await self._announce(call)
             await self._show_on_floor(self._ended_with(call, actor.user_id))
         return {}
 
     async def signal(self, actor: Actor, call_id: str, to: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         """Relay one signalling message to one member of the sender's call."""
-        self._require_enabled()
-        call = self.book.call_of(actor.user_id)
-        if call is None or call.id != call_id:
-            raise DomainError(ErrorCode.NOT_IN_CALL)
-        self.book.check_relay(actor.user_id, to)
+        await self.store.check_relay(actor.user_id, to, call_id)
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self._max_signal:
             raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {self._max_signal} bytes")
@@ -112,11 +109,10 @@ class CallService(PresenceHooks):
     # ------------------------------------------------------------ direct calls
     async def ring(self, actor: Actor, callee_id: str) -> dict[str, Any]:
         """Ring a colleague whose floor the caller may see; every session of theirs rings."""
-        self._require_enabled()
         callee = await self._presence.store.member(callee_id)
         if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
             raise DomainError(ErrorCode.NOT_FOUND, "user")  # offline, or nowhere the caller may look
-        ring = self.book.ring(
+        ring = await self.store.ring(
             "ring-" + secrets.token_urlsafe(9),
             actor,
             callee_id,
@@ -127,9 +123,8 @@ class CallService(PresenceHooks):
         return {"ring": ring.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
 
     async def answer(self, actor: Actor, ring_id: str, accept: bool) -> dict[str, Any]:
-        self._require_enabled()
-        resolution = self.book.answer(ring_id, actor.user_id, accept, self._clock())
-        self._resolved(resolution)
+        resolution = await self.store.answer(ring_id, actor.user_id, accept, self._clock())
+        await self._resolved(resolution)
         if resolution.call is not None:
             await self._show_on_floor(set(resolution.call.members))
         result: dict[str, Any] = {"outcome": resolution.to_wire()}
@@ -138,30 +133,28 @@ class CallService(PresenceHooks):
         return result
 
     async def cancel(self, actor: Actor, ring_id: str) -> dict[str, Any]:
-        self._require_enabled()
-        resolution = self.book.cancel(ring_id, actor.user_id, self._clock())
-        self._resolved(resolution)
+        resolution = await self.store.cancel(ring_id, actor.user_id, self._clock())
+        await self._resolved(resolution)
         return {"outcome": resolution.to_wire()}
 
     async def note(self, actor: Actor, callee_id: str, text: str) -> dict[str, Any]:
         """A short note for a callee in do-not-disturb, shown when they are available again."""
-        self._require_enabled()
         callee = await self._presence.store.member(callee_id)
         if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
             raise DomainError(ErrorCode.NOT_FOUND, "user")
         if callee.status is not Status.DO_NOT_DISTURB:
             raise DomainError(ErrorCode.CONFLICT, "notes are for colleagues in do-not-disturb: ring instead")
-        self.book.leave_note(actor, callee_id, text, self._clock())
+        await self.store.leave_note(actor, callee_id, text, self._clock())
         return {}
 
-    def _resolved(self, resolution: RingResolution) -> None:
+    async def _resolved(self, resolution: RingResolution) -> None:
         wire = resolution.to_wire()
         for user_id in {resolution.ring.caller.user_id, resolution.ring.callee}:
             self._outbox.post_user(user_id, "call.ring_outcome", wire)
         for call in resolution.left:
-            self._announce(call)
+            await self._announce(call)
         if resolution.call is not None:
-            self._announce(resolution.call)
+            await self._announce(resolution.call)
         metrics.RINGS.labels(resolution.outcome.value).inc()
         if resolution.outcome in (RingOutcome.ACCEPTED, RingOutcome.DECLINED):
             metrics.RING_ANSWER_SECONDS.observe(max(0.0, resolution.at - resolution.ring.created_at))
@@ -173,73 +166,71 @@ class CallService(PresenceHooks):
         await cancel_and_wait(self._sweeper)
 
     async def _expire_rings_forever(self) -> None:
-        period = min(1.0, self.book.ring_timeout / 4)
+        """Every node sweeps; the store lets exactly one resolve each ring."""
+        period = min(1.0, self.store.ring_timeout / 4)
         while True:
             await asyncio.sleep(period)
-            now = self._clock()
-            for ring in self.book.due(now):
-                try:
-                    self._resolved(self.book.expire(ring.id, now))
-                except DomainError:
-                    pass  # answered in the same moment
+            try:
+                now = self._clock()
+                for ring_id in await self.store.due(now):
+                    try:
+                        await self._resolved(await self.store.expire(ring_id, now))
+                    except DomainError:
+                        pass  # answered in the same moment, or another node expired it
+            except STORE_UNAVAILABLE:
+                log.warning("ring_sweep_store_unavailable")  # the next sweep catches up
 
     @staticmethod
     def _ended_with(call: Call, leaver: str) -> set[str]:
         """Whose "in a call" changed: the leaver, and everyone if the call ended."""
         return {leaver, *call.members} if call.ended else {leaver}
 
-    def _require_enabled(self) -> None:
-        if not self.enabled:
-            raise DomainError(ErrorCode.UNAVAILABLE, "calls are not available in cluster mode yet")
-
     async def _show_on_floor(self, user_ids: set[str]) -> None:
         """Tell each user's floor whether they are in a call now (a ``call`` diff)."""
+        in_call = await self.store.calls_of(user_ids)
         for user_id in sorted(user_ids):
             member = await self._presence.store.member(user_id)
             if member is not None and member.floor_id is not None:
-                call = self.book.call_of(user_id)
-                data = {"user_id": user_id, "in_call": call.id if call is not None else None}
+                data = {"user_id": user_id, "in_call": in_call.get(user_id)}
                 await self._presence.post_floor_diff(member.floor_id, "call", data)
 
-    def _announce(self, call: Call) -> None:
+    async def _announce(self, call: Call) -> None:
         wire = call.to_wire()
         for member in call.members:
             self._outbox.post_user(member, "call.updated", wire)
-        calls = self.book.calls()
-        metrics.CALLS_ACTIVE.set(len(calls))
-        metrics.CALL_MEMBERS.set(sum(len(c.members) for c in calls))
+        active, members = await self.store.stats()  # the whole store's: cluster-wide in cluster mode
+        metrics.CALLS_ACTIVE.set(active)
+        metrics.CALL_MEMBERS.set(members)
 
     # ------------------------------------------------------ presence hooks
     async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
-        call = self.book.call_of(user_id)
-        if call is not None and call.room_id == room_id:
-            left = self.book.leave(user_id, self._clock())
-            if left is not None:
-                self._announce(left)
-                await self._show_on_floor(self._ended_with(left, user_id))
+        left = await self.store.leave_room(user_id, room_id, self._clock())
+        if left is not None:
+            await self._announce(left)
+            await self._show_on_floor(self._ended_with(left, user_id))
 
     async def user_gone(self, user_id: str) -> None:
         now = self._clock()
-        left = self.book.leave(user_id, now)
+        left = await self.store.leave(user_id, now)
         if left is not None:
-            self._announce(left)
+            await self._announce(left)
             await self._show_on_floor(self._ended_with(left, user_id) - {user_id})  # they are gone
-        for resolution in [*self.book.cancel_all(user_id, now), *self.book.callee_unavailable(user_id, now)]:
-            self._resolved(resolution)
+        for resolution in [*await self.store.cancel_all(user_id, now), *await self.store.callee_unavailable(user_id, now)]:
+            await self._resolved(resolution)
 
     async def user_arrived(self, user_id: str, floor_id: str) -> None:
         """Someone in a (direct) call walked onto another floor: show it there too,
         since the joined diff the floor saw carries no call."""
-        call = self.book.call_of(user_id)
+        call = await self.store.call_of(user_id)
         if call is not None:
             await self._presence.post_floor_diff(floor_id, "call", {"user_id": user_id, "in_call": call.id})
 
     async def status_changed(self, user_id: str, status: Status) -> None:
         now = self._clock()
         if status is Status.DO_NOT_DISTURB:  # stop ringing someone who just asked for quiet
-            for resolution in self.book.callee_unavailable(user_id, now):
-                self._resolved(resolution)
+            for resolution in await self.store.callee_unavailable(user_id, now):
+                await self._resolved(resolution)
         elif status is Status.AVAILABLE:
-            notes = self.book.take_notes(user_id)
+            notes = await self.store.take_notes(user_id)
             if notes:
                 self._outbox.post_user(user_id, "call.notes", {"notes": [n.to_wire() for n in notes]})

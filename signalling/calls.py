@@ -51,17 +51,19 @@ __all__ = [
     "RingResolution",
     "Note",
     "CallBook",
+    "clean_note",
     "DEFAULT_MAX_MESH",
     "DEFAULT_RING_TIMEOUT",
     "DEFAULT_NOTE_MAX_CHARS",
     "DEFAULT_NOTES_PER_CALLEE",
+    "RECENT_RINGS_REMEMBERED",
 ]
 
 DEFAULT_MAX_MESH: Final = 6  # a full mesh costs every peer n-1 uplinks; six is where laptops start to struggle
 DEFAULT_RING_TIMEOUT: Final = 30.0
 DEFAULT_NOTE_MAX_CHARS: Final = 280
 DEFAULT_NOTES_PER_CALLEE: Final = 20
-_RECENT_LIMIT: Final = 4096  # resolved ring ids remembered, to tell "already answered" from "never existed"
+RECENT_RINGS_REMEMBERED: Final = 4096  # resolved ring ids remembered, to tell "already answered" from "never existed"
 
 
 class CallKind(str, enum.Enum):
@@ -174,6 +176,18 @@ class Note:
 
     def to_wire(self) -> dict[str, Any]:
         return {"from": self.caller.public_dict(), "text": self.text, "created_at": self.created_at}
+
+
+def clean_note(caller_id: str, callee: str, text: str, max_chars: int) -> str:
+    """The note's text, stripped; refused when empty, too long or for oneself."""
+    if caller_id == callee:
+        raise DomainError(ErrorCode.INVALID_PAYLOAD, "cannot_note_yourself")
+    text = text.strip()
+    if not text:
+        raise DomainError(ErrorCode.INVALID_PAYLOAD, "empty_note")
+    if len(text) > max_chars:
+        raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long", max_chars=max_chars)
+    return text
 
 
 class CallBook:
@@ -415,7 +429,7 @@ class CallBook:
         del self._rings[ring.id]
         del self._ringing[(ring.caller.user_id, ring.callee)]
         self._recent[ring.id] = None
-        if len(self._recent) > _RECENT_LIMIT:
+        if len(self._recent) > RECENT_RINGS_REMEMBERED:
             self._recent.popitem(last=False)
         return RingResolution(ring, outcome, at=now, by=by)
 
@@ -427,13 +441,7 @@ class CallBook:
         ``note_max_chars``. A caller's new note replaces their earlier one, so one
         persistent caller cannot fill the box; at most ``notes_per_callee`` callers
         may have a note waiting (``conflict``/``note_box_full`` beyond)."""
-        if caller.user_id == callee:
-            raise DomainError(ErrorCode.INVALID_PAYLOAD, "cannot_note_yourself")
-        text = text.strip()
-        if not text:
-            raise DomainError(ErrorCode.INVALID_PAYLOAD, "empty_note")
-        if len(text) > self.note_max_chars:
-            raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long", max_chars=self.note_max_chars)
+        text = clean_note(caller.user_id, callee, text, self.note_max_chars)
         box = [n for n in self._notes.get(callee, []) if n.caller.user_id != caller.user_id]
         if len(box) >= self.notes_per_callee:
             raise DomainError(ErrorCode.CONFLICT, "note_box_full")

@@ -80,7 +80,7 @@ async def test_walking_out_of_the_room_leaves_the_call(office: OfficeServer) -> 
     update = await anna.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"])
     assert update["ended"] is False
     await anna.request("call.leave")
-    assert office.runtime.calls.book.call_of("anna.altbach") is None
+    assert await office.runtime.calls.store.call_of("anna.altbach") is None
 
 
 async def test_a_mesh_is_full_at_its_configured_size(start_server: StartServer) -> None:

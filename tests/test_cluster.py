@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from presence_server.auth import mint_token
 from signalling.client import OfficeClient, RequestError
+from signalling.webrtc import CallPeer
 from tests.conftest import make_settings
 from tests.support.processes import ServerProcess
 from tests.support.redis_server import RedisServer
@@ -198,11 +199,18 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
             await client.move(FLOOR, "projekt-lounge" if i else None)
         for watcher in watchers:
             await watcher.until_view(FLOOR, lambda v: {f"doomed{i}.bergheim" for i in range(3)} <= set(v.members))
+        # A survivor shares a room call with one of them.
+        await watchers[0].move(FLOOR, "projekt-lounge")
+        await watchers[0].request("call.join", {"room_id": "projekt-lounge"})
+        await doomed[1].request("call.join", {"room_id": "projekt-lounge"})
+        await watchers[0].next_event("call.updated", lambda c: len(c["members"]) == 2, timeout=5)
         started = time.monotonic()
         nodes[2].stop(signal.SIGKILL)
         for watcher in watchers:
             await watcher.until_view(FLOOR, lambda v: not any(u.startswith("doomed") for u in v.members), timeout=10)
         assert time.monotonic() - started < 10
+        alone = await watchers[0].next_event("call.updated", lambda c: c["members"] == ["watcher0.seefeld"], timeout=5)
+        assert not alone["ended"]  # the call goes on without the member the dead node held
         for watcher in watchers:
             lefts = [d["user_id"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
             assert sorted(lefts) == [f"doomed{i}.bergheim" for i in range(3)]  # each once
@@ -302,8 +310,68 @@ async def test_one_sessions_requests_apply_in_the_order_sent(cluster: Cluster) -
     assert texts == [f"Schritt {i:02d}" for i in range(20)]
 
 
-async def test_calls_say_they_are_not_available_in_cluster_mode_yet(cluster: Cluster) -> None:
-    client = await cluster.client(0, "mia.altbach", "altbach")
-    await client.move(FLOOR, "projekt-lounge")
-    ack = await client.call("call.join", {"room_id": "projekt-lounge"})
-    assert ack["error"]["code"] == "unavailable" and "cluster" in ack["error"]["message"]
+async def test_a_room_call_spans_nodes_with_real_aiortc_peers(cluster: Cluster) -> None:
+    lounge = "projekt-lounge"
+    watcher = await cluster.client(2, "sven.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    anna_client = await cluster.client(0, "anna.altbach", "altbach")
+    ben_client = await cluster.client(1, "ben.bergheim", "bergheim")
+    outsider = await cluster.client(2, "tim.bergheim", "bergheim")
+    for client in (anna_client, ben_client, outsider):
+        await client.move(FLOOR, lounge)
+    anna, ben = CallPeer(anna_client), CallPeer(ben_client)
+    try:
+        await anna.join_room_call(lounge)
+        joined = await ben.join_room_call(lounge)
+        call_id = joined["call"]["call_id"]
+        await anna.wait_connected("ben.bergheim")
+        await ben.wait_connected("anna.altbach")
+        await anna.send("ben.bergheim", "Hallo von Knoten 0")
+        assert await ben.receive("anna.altbach") == "Hallo von Knoten 0"
+        await ben.send("anna.altbach", "Antwort von Knoten 1")
+        assert await anna.receive("ben.bergheim") == "Antwort von Knoten 1"
+        # A watcher on a third node sees both in the call.
+        await watcher.until_view(FLOOR, lambda v: all(
+            v.members.get(u, {}).get("in_call") == call_id for u in ("anna.altbach", "ben.bergheim")), timeout=5)
+        # Someone outside the call, on another node, relays nothing to its members.
+        refused = await outsider.call("call.signal", {"call_id": call_id, "to": "anna.altbach", "kind": "offer",
+                                                      "data": {"sdp": "v=0"}})
+        assert refused["error"]["code"] == "not_in_call"
+        await ben.leave()
+        update = await anna_client.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"], timeout=5)
+        assert update["call_id"] == call_id
+        await watcher.until_view(FLOOR, lambda v: "in_call" not in v.members["ben.bergheim"], timeout=5)
+    finally:
+        for peer in (anna, ben):
+            await peer.close()
+    assert [e for p in (anna, ben) for e in p.errors] == []
+    assert outsider.pending_events("call.signal") == []
+
+
+async def test_a_ring_answered_on_two_nodes_at_once_has_one_outcome(cluster: Cluster) -> None:
+    caller = await cluster.client(0, "mia.altbach", "altbach")
+    phone = await cluster.client(1, "jonas.lindenau", "lindenau")  # the callee's two devices,
+    laptop = await cluster.client(2, "jonas.lindenau", "lindenau")  # on two other nodes
+    await caller.move(FLOOR)
+    await phone.move(FLOOR)
+    for round_no in range(10):
+        ring = (await caller.request("call.ring", {"user_id": "jonas.lindenau"}))["ring"]
+        for device in (phone, laptop):
+            await device.next_event("call.ring", lambda r, i=ring["ring_id"]: r["ring_id"] == i, timeout=5)
+        accept_first = round_no % 2 == 0
+        acks = await asyncio.gather(
+            phone.call("call.answer", {"ring_id": ring["ring_id"], "accept": accept_first}),
+            laptop.call("call.answer", {"ring_id": ring["ring_id"], "accept": not accept_first}),
+        )
+        winners = [a for a in acks if a["ok"]]
+        assert len(winners) == 1, acks
+        assert [a["error"]["code"] for a in acks if not a["ok"]] == ["ring_resolved"]
+        outcome = winners[0]["outcome"]["outcome"]
+        for client in (caller, phone, laptop):  # every device, on every node, hears the same outcome
+            seen = await client.next_event(
+                "call.ring_outcome", lambda o, i=ring["ring_id"]: o["ring_id"] == i, timeout=5)
+            assert seen["outcome"] == outcome
+        if outcome == "accepted":
+            assert winners[0]["call"]["members"] == ["jonas.lindenau", "mia.altbach"]
+            await caller.request("call.leave")
+            await phone.next_event("call.updated", lambda c: c["ended"], timeout=5)

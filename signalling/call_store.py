@@ -1,0 +1,145 @@
+"""Where calls, rings and notes live: the contract, and the store of one node.
+
+:class:`CallStore` is :class:`~signalling.calls.CallBook`'s contract made
+asynchronous, so a cluster can keep it in Redis
+(:class:`presence_server.cluster.calls_redis.RedisCallStore`) while the call
+service stays the same. Every method is atomic: whatever number of nodes ask at
+once, a ring has exactly one resolution, a room has at most one call, a user is
+in at most one call, and a mesh never exceeds ``max_mesh``. Refusals are
+:class:`~rooms.errors.DomainError` with the codes :class:`CallBook` documents.
+
+:class:`MemoryCallStore` is the book itself behind the contract: single node only.
+One contract suite (``tests/test_call_store_contract.py``) runs against both.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from rooms.actors import Actor
+from rooms.errors import DomainError, ErrorCode
+from signalling.calls import Call, CallBook, Note, Ring, RingResolution, RoomJoin
+
+__all__ = ["CallStore", "MemoryCallStore"]
+
+
+class CallStore(Protocol):
+    """Calls, pending rings and notes, shared by every node that uses the store."""
+
+    max_mesh: int
+    ring_timeout: float
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def call_of(self, user_id: str) -> Call | None: ...
+
+    async def calls_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """Call id per user, for those of ``user_ids`` who are in a call (one round trip)."""
+        ...
+
+    async def stats(self) -> tuple[int, int]:
+        """(active calls, people in a call) across everything the store holds."""
+        ...
+
+    async def join_room_call(self, user_id: str, room_id: str, now: float) -> RoomJoin: ...
+
+    async def leave(self, user_id: str, now: float) -> Call | None: ...
+
+    async def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
+        """Leave ``room_id``'s call only (not a direct call taken while standing there)."""
+        ...
+
+    async def check_relay(self, sender: str, recipient: str, call_id: str) -> None:
+        """``not_in_call`` unless both are members of the call ``call_id``
+        (``forbidden`` for a message to oneself)."""
+        ...
+
+    async def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring: ...
+
+    async def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution: ...
+
+    async def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution: ...
+
+    async def due(self, now: float) -> list[str]:
+        """Ids of pending rings whose time is up; resolve each with :meth:`expire`."""
+        ...
+
+    async def expire(self, ring_id: str, now: float) -> RingResolution: ...
+
+    async def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]: ...
+
+    async def cancel_all(self, caller: str, now: float) -> list[RingResolution]: ...
+
+    async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note: ...
+
+    async def take_notes(self, callee: str) -> list[Note]: ...
+
+
+class MemoryCallStore:
+    """:class:`CallStore` in this process's memory (single node only)."""
+
+    def __init__(self, *, max_mesh: int, ring_timeout: float, sfu: bool = False) -> None:
+        self.book = CallBook(max_mesh=max_mesh, ring_timeout=ring_timeout, sfu=sfu)
+        self.max_mesh = max_mesh
+        self.ring_timeout = ring_timeout
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def call_of(self, user_id: str) -> Call | None:
+        return self.book.call_of(user_id)
+
+    async def calls_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        found = {user_id: self.book.call_of(user_id) for user_id in user_ids}
+        return {user_id: call.id for user_id, call in found.items() if call is not None}
+
+    async def stats(self) -> tuple[int, int]:
+        calls = self.book.calls()
+        return len(calls), sum(len(c.members) for c in calls)
+
+    async def join_room_call(self, user_id: str, room_id: str, now: float) -> RoomJoin:
+        return self.book.join_room_call(user_id, room_id, now)
+
+    async def leave(self, user_id: str, now: float) -> Call | None:
+        return self.book.leave(user_id, now)
+
+    async def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
+        return self.book.leave_room(user_id, room_id, now)
+
+    async def check_relay(self, sender: str, recipient: str, call_id: str) -> None:
+        call = self.book.call_of(sender)
+        if call is None or call.id != call_id:
+            raise DomainError(ErrorCode.NOT_IN_CALL)
+        self.book.check_relay(sender, recipient)
+
+    async def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring:
+        return self.book.ring(ring_id, caller, callee, callee_dnd=callee_dnd, now=now)
+
+    async def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution:
+        return self.book.answer(ring_id, callee, accept, now)
+
+    async def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution:
+        return self.book.cancel(ring_id, caller, now)
+
+    async def due(self, now: float) -> list[str]:
+        return [ring.id for ring in self.book.due(now)]
+
+    async def expire(self, ring_id: str, now: float) -> RingResolution:
+        return self.book.expire(ring_id, now)
+
+    async def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]:
+        return self.book.callee_unavailable(callee, now)
+
+    async def cancel_all(self, caller: str, now: float) -> list[RingResolution]:
+        return self.book.cancel_all(caller, now)
+
+    async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note:
+        return self.book.leave_note(caller, callee, text, now)
+
+    async def take_notes(self, callee: str) -> list[Note]:
+        return self.book.take_notes(callee)

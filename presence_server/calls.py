@@ -21,7 +21,7 @@ import asyncio
 import json
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 import structlog
 
@@ -42,6 +42,9 @@ __all__ = ["CallService"]
 
 log = structlog.get_logger(__name__)
 
+#: Joins remembered for the set-up time metric; beyond this the oldest are dropped.
+_SETUP_TRACKED: Final = 10_000
+
 
 class CallService(PresenceHooks):
     def __init__(
@@ -60,6 +63,8 @@ class CallService(PresenceHooks):
         self._max_signal = settings.calls.max_signal_bytes
         self._clock = clock
         self.store = store
+        # (call id, user) -> when they entered it, on this node (insertion order: oldest first)
+        self._joined_at: dict[tuple[str, str], float] = {}
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
         presence.add_annotator(self._in_call)
@@ -87,6 +92,7 @@ class CallService(PresenceHooks):
         await self._announce(joined.call)
         await self._show_on_floor({actor.user_id})
         log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
+        self._setup_started(joined.call.id, actor.user_id)
         return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
 
     async def leave(self, actor: Actor) -> dict[str, Any]:
@@ -102,6 +108,8 @@ class CallService(PresenceHooks):
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self._max_signal:
             raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {self._max_signal} bytes")
+        if kind == "answer":
+            self._setup_done(call_id, actor.user_id, to)
         message = {"call_id": call_id, "from": actor.user_id, "kind": kind, "data": data}
         self._outbox.post_user(to, "call.signal", message)  # FIFO per sender: order is kept
         return {}
@@ -130,6 +138,8 @@ class CallService(PresenceHooks):
         result: dict[str, Any] = {"outcome": resolution.to_wire()}
         if resolution.call is not None:
             result.update(call=resolution.call.to_wire(), ice_servers=self.ice_servers(actor.user_id))
+            for member in resolution.call.members:
+                self._setup_started(resolution.call.id, member)
         return result
 
     async def cancel(self, actor: Actor, ring_id: str) -> dict[str, Any]:
@@ -158,6 +168,22 @@ class CallService(PresenceHooks):
         metrics.RINGS.labels(resolution.outcome.value).inc()
         if resolution.outcome in (RingOutcome.ACCEPTED, RingOutcome.DECLINED):
             metrics.RING_ANSWER_SECONDS.observe(max(0.0, resolution.at - resolution.ring.created_at))
+
+    def _setup_started(self, call_id: str, user_id: str) -> None:
+        """Remember when ``user_id`` entered ``call_id``, for ``vo_call_setup_seconds``.
+        Entries end with the member's first answer; bounded, since a member alone in
+        a call never gets one (the oldest are dropped)."""
+        self._joined_at[(call_id, user_id)] = time.monotonic()
+        while len(self._joined_at) > _SETUP_TRACKED:
+            del self._joined_at[next(iter(self._joined_at))]
+
+    def _setup_done(self, call_id: str, sender: str, recipient: str) -> None:
+        """A pair's SDP answer passed: the later of the two to enter waited this long
+        (the earlier one may have been alone in the call for any time)."""
+        starts = [self._joined_at.pop((call_id, user_id), None) for user_id in (sender, recipient)]
+        known = [s for s in starts if s is not None]
+        if known:
+            metrics.CALL_SETUP_SECONDS.observe(time.monotonic() - max(known))
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._expire_rings_forever(), name="ring-expiry")

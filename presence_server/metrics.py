@@ -31,6 +31,7 @@ __all__ = [
     "BUS_CONNECTED",
     "CALLS_ACTIVE",
     "CALL_MEMBERS",
+    "CALL_SETUP_SECONDS",
     "RINGS",
     "RING_ANSWER_SECONDS",
     "render",
@@ -77,8 +78,19 @@ BUS_FLOOR_RECEIVED: Final = Counter(
     registry=REGISTRY,
 )
 BUS_CONNECTED: Final = Gauge("vo_bus_connected", "1 while the bus connection is up.", registry=REGISTRY)
-CALLS_ACTIVE: Final = Gauge("vo_calls_active", "Calls in progress on this node.", registry=REGISTRY)
-CALL_MEMBERS: Final = Gauge("vo_call_members", "People in calls on this node.", registry=REGISTRY)
+CALLS_ACTIVE: Final = Gauge(
+    "vo_calls_active", "Calls in progress (the call store's count: cluster-wide in cluster mode).", registry=REGISTRY
+)
+CALL_MEMBERS: Final = Gauge(
+    "vo_call_members", "People in calls (the call store's count: cluster-wide in cluster mode).", registry=REGISTRY
+)
+CALL_SETUP_SECONDS: Final = Histogram(
+    "vo_call_setup_seconds",
+    "Time from joining a call (or accepting a ring) until the first SDP answer to or from that member is "
+    "relayed: the signalling part of a call set-up, as the server sees it.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
 RINGS: Final = Counter("vo_rings_total", "Resolved rings (direct calls), by outcome.", ["outcome"], registry=REGISTRY)
 RING_ANSWER_SECONDS: Final = Histogram(
     "vo_ring_answer_seconds",

@@ -10,6 +10,7 @@ from typing import AsyncIterator
 
 import pytest
 
+from presence_server import metrics
 from signalling.webrtc import CallPeer
 from tests.conftest import OfficeServer
 
@@ -30,12 +31,19 @@ async def peers(office: OfficeServer) -> AsyncIterator[list[CallPeer]]:
     assert [e for p in made for e in p.errors] == []
 
 
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_two_peers_connect_talk_both_ways_and_hear_each_other(peers: list[CallPeer]) -> None:
     anna, ben, _ = peers
+    setups = sample("vo_call_setup_seconds_count")
     await anna.join_room_call(LOUNGE)
     await ben.join_room_call(LOUNGE)
     await anna.wait_connected("ben.bergheim")
     await ben.wait_connected("anna.altbach")
+    assert sample("vo_call_setup_seconds_count") == setups + 1  # one pair negotiated
+    assert sample("vo_calls_active") == 1 and sample("vo_call_members") == 2
     await anna.send("ben.bergheim", "Hallo aus Altbach")
     assert await ben.receive("anna.altbach") == "Hallo aus Altbach"
     await ben.send("anna.altbach", "Moin aus Bergheim")
@@ -69,7 +77,9 @@ async def test_a_direct_call_rings_is_accepted_and_connects(office: OfficeServer
     try:
         ring = (await anna.ring("ben.bergheim"))["ring"]
         assert (await ben_client.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+        accepted = sample("vo_rings_total", outcome="accepted")
         await ben.accept(ring["ring_id"])
+        assert sample("vo_rings_total", outcome="accepted") == accepted + 1
         await anna.wait_connected("ben.bergheim")
         await ben.wait_connected("anna.altbach")
         await anna.send("ben.bergheim", "Danke fürs Abnehmen")

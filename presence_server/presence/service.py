@@ -59,6 +59,12 @@ class PresenceHooks:
     async def user_arrived(self, user_id: str, floor_id: str) -> None:
         """The user came onto ``floor_id`` from elsewhere (its watchers saw ``joined``)."""
 
+    async def actor_seen(self, actor: Actor) -> None:
+        """A session connected or refreshed its token (name and profile may be new)."""
+
+    async def presence_ended(self, actor: Actor, since: float) -> None:
+        """After ``user_gone``: who went, and since when they had been lingering."""
+
 
 class PresenceService:
     def __init__(
@@ -106,6 +112,8 @@ class PresenceService:
             timer.cancel()
         diffs, member = await self.store.connect(sid, actor, self._clock())
         self._post(diffs)
+        for hooks in self._hooks:
+            await hooks.actor_seen(actor)
         return member
 
     async def disconnect(self, sid: str, user_id: str) -> None:
@@ -151,6 +159,8 @@ class PresenceService:
         self._post(diffs)
         for hooks in self._hooks:
             await hooks.user_gone(user_id)
+        for hooks in self._hooks:
+            await hooks.presence_ended(gone.actor, since)
         await self._left(user_id, gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
@@ -215,6 +225,8 @@ class PresenceService:
     async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
         self._post(await self.store.update_actor(actor))
+        for hooks in self._hooks:
+            await hooks.actor_seen(actor)
 
     async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)

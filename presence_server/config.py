@@ -47,7 +47,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names
+from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
 
 __all__ = [
     "ConfigError",
@@ -229,6 +229,7 @@ class MunicipalityAuth(_Section):
                 )
         if self.jwks_url is not None and not self.jwks_url.startswith(("https://", "http://")):
             problems.append("jwks_url: must be an http(s) URL")
+        problems += webhook_problems(self.webhooks)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -354,7 +355,7 @@ class Settings(BaseSettings):
             " when dev_mode is false"
             for mid, muni in self.auth.municipalities.items()
             for name, hook in muni.webhooks.items()
-            if len(hook.secret.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES
+            if len(hook.key) < MIN_HS256_SECRET_BYTES
         ]
         if problems:
             raise ValueError("\n".join(problems))

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["WebhookSettings", "PortalSettings", "WEBHOOK_EVENTS", "check_webhook_names"]
+__all__ = ["WebhookSettings", "PortalSettings", "WEBHOOK_EVENTS", "check_webhook_names", "webhook_problems"]
 
 #: The event families a webhook may subscribe to (docs/portal.md).
 WEBHOOK_EVENTS: Final = ("presence", "knock")
@@ -35,9 +35,10 @@ class WebhookSettings(_Section):
     """One receiver of a municipality's signed events."""
 
     url: str
-    #: HMAC-SHA256 key for the signature header. Outside dev mode at least 32 bytes
-    #: (checked by Settings, which knows dev_mode); set it from the environment.
-    secret: SecretStr
+    #: HMAC-SHA256 key for the signature header. Required (checked by the municipality,
+    #: so a missing one is reported with every other problem); outside dev mode at
+    #: least 32 bytes (checked by Settings, which knows dev_mode). Set it from the environment.
+    secret: SecretStr | None = None
     events: list[Literal["presence", "knock"]] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
 
     @field_validator("url")
@@ -47,17 +48,25 @@ class WebhookSettings(_Section):
             raise ValueError("must be an http(s) URL")
         return value
 
-    @field_validator("secret")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty")
-        return value
+    @property
+    def key(self) -> bytes:
+        """The secret as HMAC key bytes (empty if missing, which validation refuses)."""
+        return self.secret.get_secret_value().encode() if self.secret is not None else b""
 
 
 def check_webhook_names(names: list[str]) -> list[str]:
     """The names in ``names`` that are not valid webhook names (for config validation)."""
     return [name for name in names if not _WEBHOOK_NAME.match(name)]
+
+
+def webhook_problems(webhooks: dict[str, WebhookSettings]) -> list[str]:
+    """Missing secrets, phrased "key: message" relative to the municipality so the
+    configuration error names the dotted key and its environment variable."""
+    return [
+        f"webhooks.{name}.secret: required (set it in the file or in the environment variable {{env}})"
+        for name, hook in webhooks.items()
+        if not hook.key
+    ]
 
 
 class PortalSettings(_Section):

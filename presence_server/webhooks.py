@@ -149,7 +149,7 @@ class WebhookDispatcher:
     def from_settings(cls, settings: Settings, campus: CampusService) -> WebhookDispatcher:
         portal = settings.portal
         targets = [
-            WebhookTarget(mid, name, hook.url, hook.secret.get_secret_value().encode(), frozenset(hook.events),
+            WebhookTarget(mid, name, hook.url, hook.key, frozenset(hook.events),
                           portal.webhook_queue_size)
             for mid, conf in sorted(settings.auth.municipalities.items())
             for name, hook in sorted(conf.webhooks.items())

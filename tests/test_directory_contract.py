@@ -41,7 +41,8 @@ async def test_the_same_user_id_in_two_municipalities_is_two_people(store: Direc
     await store.put(ANNA_B, ttl=50)
     assert await store.get("bergheim", "anna", now=120) == ANNA_B
     assert await store.get("altbach", "anna", now=120) == ANNA
-    assert sorted(p.municipality for p in await store.people(["altbach", "bergheim"], now=120)) == ["altbach", "bergheim"]
+    both = await store.people(["altbach", "bergheim"], now=120)
+    assert sorted(p.municipality for p in both) == ["altbach", "bergheim"]
 
 
 async def test_people_lists_only_the_municipalities_asked_for(store: DirectoryStore) -> None:

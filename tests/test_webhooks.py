@@ -198,9 +198,9 @@ def test_webhook_secrets_come_from_the_environment_and_are_checked(tmp_path: Pat
     assert hook.secret.get_secret_value() == "x" * 40 and hook.events == ["presence", "knock"]
     assert hook.url == "https://intranet.altbach.example/hooks/office"
     with pytest.raises(ConfigError) as refused:
-        load_settings(conf, env={"PRESENCE_DEV_MODE": "false", "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__SECRET": "s" * 40,
-                                 **{f"PRESENCE_AUTH__MUNICIPALITIES__{m}__SECRET": "s" * 40
-                                    for m in ("BERGHEIM", "LINDENAU", "SEEFELD")}})
+        strong = {f"PRESENCE_AUTH__MUNICIPALITIES__{m}__SECRET": "s" * 40
+                  for m in ("ALTBACH", "BERGHEIM", "LINDENAU", "SEEFELD")}
+        load_settings(conf, env={"PRESENCE_DEV_MODE": "false", **strong})
     assert "auth.municipalities.altbach.webhooks.intranet.secret: must be at least 32 bytes" in str(refused.value)
     for key, value, problem in [
         ("URL", "ftp://x", "webhooks.intranet.url"),

@@ -120,6 +120,7 @@ class RedisDirectoryStore(ScriptedRedis):
                 mid, _, user_id = member.decode().partition("\0")
                 by_municipality[mid].append(user_id)
             for mid, users in by_municipality.items():
-                dropped += int(await self._run("drop_expired", [self._hash(mid), self._index], [repr(now), mid, *users]))
+                keys = [self._hash(mid), self._index]
+                dropped += int(await self._run("drop_expired", keys, [repr(now), mid, *users]))
             if len(due) < SWEEP_BATCH:
                 return dropped

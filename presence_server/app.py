@@ -16,7 +16,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import rest
+from presence_server import portal_rest, rest
 from presence_server.auth import TokenVerifier
 from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
@@ -28,6 +28,7 @@ from presence_server.cluster.node import ClusterNode, new_node_id
 from presence_server.cluster.presence_redis import RedisPresenceStore
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import Settings
+from presence_server.cors import cors_middleware
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
 from presence_server.knock_store import KnockStore, MemoryKnockStore
@@ -74,7 +75,9 @@ def build_app(settings: Settings) -> web.Application:
         logger=False,
         engineio_logger=False,
     )
-    app = web.Application(client_max_size=settings.http.max_body_bytes, middlewares=[rest.error_middleware])
+    app = web.Application(
+        client_max_size=settings.http.max_body_bytes, middlewares=[cors_middleware, rest.error_middleware]
+    )
     sio.attach(app, socketio_path="socket.io")
 
     fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
@@ -111,6 +114,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_drain)
     rest.setup(app)
+    portal_rest.install(app)  # occupancy, badge, finder, webhooks, CORS rules (docs/portal.md)
     return app
 
 

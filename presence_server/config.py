@@ -47,6 +47,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
+
 __all__ = [
     "ConfigError",
     "HttpSettings",
@@ -193,6 +195,16 @@ class MunicipalityAuth(_Section):
     audience: str | None = None
     #: Browser origins this municipality's clients may connect from.
     allowed_origins: list[str] = Field(default_factory=list)
+    #: Receivers of this municipality's signed presence and knock events (docs/portal.md).
+    webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+
+    @field_validator("webhooks", mode="after")
+    @classmethod
+    def _webhook_names(cls, value: dict[str, WebhookSettings]) -> dict[str, WebhookSettings]:
+        bad = check_webhook_names(list(value))
+        if bad:
+            raise ValueError("\n".join(f"{n}: webhook names are lowercase letters, digits, '-' and '_'" for n in bad))
+        return value
 
     @model_validator(mode="after")
     def _key_material_matches_algorithm(self) -> MunicipalityAuth:
@@ -217,6 +229,7 @@ class MunicipalityAuth(_Section):
                 )
         if self.jwks_url is not None and not self.jwks_url.startswith(("https://", "http://")):
             problems.append("jwks_url: must be an http(s) URL")
+        problems += webhook_problems(self.webhooks)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -325,6 +338,7 @@ class Settings(BaseSettings):
     calls: CallSettings = Field(default_factory=CallSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
 
     @model_validator(mode="after")
     def _secrets_strong_outside_dev(self) -> Settings:
@@ -335,6 +349,13 @@ class Settings(BaseSettings):
             " when dev_mode is false"
             for mid, muni in self.auth.municipalities.items()
             if muni.secret is not None and len(muni.secret.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES
+        ]
+        problems += [
+            f"auth.municipalities.{mid}.webhooks.{name}.secret: must be at least {MIN_HS256_SECRET_BYTES} bytes"
+            " when dev_mode is false"
+            for mid, muni in self.auth.municipalities.items()
+            for name, hook in muni.webhooks.items()
+            if len(hook.key) < MIN_HS256_SECRET_BYTES
         ]
         if problems:
             raise ValueError("\n".join(problems))

@@ -51,7 +51,21 @@ class KnockService(PresenceHooks):
         self._clock = clock
         self.store = store
         self._sweeper: asyncio.Task[None] | None = None
+        self._observers: list[Callable[[str, dict[str, Any]], None]] = []
         presence.add_hooks(self)
+
+    def add_observer(self, observe: Callable[[str, dict[str, Any]], None]) -> None:
+        """``observe(kind, data)`` hears each knock once cluster-wide, on the node that
+        opened it (``"opened"``, the knock's wire form) or decided it (``"resolved"``,
+        the resolution's). It must not block; exceptions are logged."""
+        self._observers.append(observe)
+
+    def _notify(self, kind: str, data: dict[str, Any]) -> None:
+        for observe in self._observers:
+            try:
+                observe(kind, data)
+            except Exception:
+                log.exception("knock_observer_failed", kind=kind)
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._expire_forever(), name="knock-expiry")
@@ -96,6 +110,7 @@ class KnockService(PresenceHooks):
         for user_id in recipients:
             self._outbox.post_user(user_id, "knock.incoming", {**wire, "silent": await self._is_silent(user_id)})
         self._outbox.post_user(actor.user_id, "knock.pending", wire)
+        self._notify("opened", wire)
         log.info("knock_opened", knock=knock.id, room=room.id, recipients=len(recipients), to_owners=to_owners)
         return {"knock": wire}
 
@@ -170,6 +185,7 @@ class KnockService(PresenceHooks):
         wire = resolution.to_wire()
         for user_id in audience:
             self._outbox.post_user(user_id, "knock.outcome", wire)
+        self._notify("resolved", wire)
         return resolution
 
     async def _expire_forever(self) -> None:

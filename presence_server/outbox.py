@@ -70,10 +70,24 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._observers: list[Callable[[list[FloorDiff]], None]] = []
+
+    def add_observer(self, observe: Callable[[list[FloorDiff]], None]) -> None:
+        """``observe(diffs)`` sees every batch of diffs posted here, synchronously and
+        in order: the diffs of changes made on this node only (in cluster mode the
+        others' arrive through the bus, not through this outbox). It must not block;
+        an exception is logged and does not stop the post."""
+        self._observers.append(observe)
 
     # -------------------------------------------------------------- producers
     def post_diffs(self, diffs: Iterable[FloorDiff]) -> None:
         now = time.perf_counter()
+        diffs = list(diffs)
+        for observe in self._observers:
+            try:
+                observe(diffs)
+            except Exception:
+                log.exception("outbox_observer_failed")
         for diff in diffs:
             pending = self._floors.get(diff.floor_id)
             if pending is None:

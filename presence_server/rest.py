@@ -18,6 +18,7 @@ from presence_server import metrics
 from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server import rest_models as rm
 from presence_server.auth import Identity, mint_token
+from presence_server.cors import require_origin
 from presence_server.messages import validation_error
 from presence_server.openapi import openapi_document
 from presence_server.runtime import RUNTIME, Runtime
@@ -25,7 +26,7 @@ from presence_server.vendor import add_vendor_routes
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import OwnerKind, Rect
 
-__all__ = ["setup", "error_middleware", "HTTP_STATUS"]
+__all__ = ["setup", "error_middleware", "HTTP_STATUS", "authenticate"]
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +100,12 @@ async def _identity(request: web.Request) -> Identity:
     structlog.contextvars.bind_contextvars(
         user=identity.actor.user_id, municipality=identity.actor.municipality_id
     )
+    require_origin(request, identity.actor)  # a browser's origin must suit the token's town
     return identity
+
+
+#: The verified caller of an API request, for the other API modules (portal_rest).
+authenticate = _identity
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:

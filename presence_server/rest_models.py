@@ -8,7 +8,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from presence_server.messages import Id
 
-__all__ = ["RectIn", "FloorCreate", "FloorPatch", "RoomCreate", "RoomPatch", "DevTokenQuery"]
+__all__ = [
+    "RectIn",
+    "FloorCreate",
+    "FloorPatch",
+    "RoomCreate",
+    "RoomPatch",
+    "DevTokenQuery",
+    "PeopleSearchQuery",
+    "BadgeQuery",
+    "Occupant",
+    "RoomOccupancy",
+    "FloorOccupancy",
+    "PersonCard",
+    "BadgeAnswer",
+    "PeopleSearchAnswer",
+]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Owners are token subjects, which each municipality's identity provider chooses.
@@ -73,3 +88,97 @@ class DevTokenQuery(BaseModel):
     user: Id
     name: Name
     roles: list[Literal["staff", "admin", "guest"]] = Field(min_length=1, max_length=3)
+
+
+class PeopleSearchQuery(BaseModel):
+    """``GET /api/v1/people/search``: at least one of q, skill, department, job_title."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Annotated[str, StringConstraints(max_length=200)] = ""
+    skill: Annotated[str, StringConstraints(max_length=60)] = ""
+    department: Annotated[str, StringConstraints(max_length=120)] = ""
+    job_title: Annotated[str, StringConstraints(max_length=120)] = ""
+    limit: int = Field(default=20, ge=1, le=50)
+
+
+class BadgeQuery(BaseModel):
+    """``GET /api/v1/municipalities/{municipality_id}/users/{user_id}/badge``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["json", "svg"] = "json"
+
+
+# --- portal answers (documentation only: the OpenAPI document names their shapes) ---
+
+
+class Occupant(BaseModel):
+    user_id: str
+    name: str
+    municipality: str
+    guest: bool
+    status: Literal["available", "busy", "away", "do_not_disturb"]
+    status_text: str
+    in_call: bool
+
+
+class RoomOccupancy(BaseModel):
+    room_id: str
+    name: str
+    kind: RoomKindName
+    door: DoorName
+    capacity: int
+    occupants: list[Occupant]
+
+
+class FloorSummary(BaseModel):
+    id: str
+    name: str
+    owner_kind: Literal["municipality", "cooperation"]
+    owner_id: str
+
+
+class FloorOccupancy(BaseModel):
+    """``GET /api/v1/floors/{floor_id}/occupancy``: rooms in name order; ``hallway``:
+    people on the floor in no room."""
+
+    ok: Literal[True]
+    floor: FloorSummary
+    seq: int
+    rooms: list[RoomOccupancy]
+    hallway: list[Occupant]
+
+
+class PersonCard(BaseModel):
+    """A person in a badge or a finder result. Floor and room only if the caller may
+    see that floor; ``status`` is ``offline`` (and ``online`` false) for someone the
+    directory keeps while they are away."""
+
+    user_id: str
+    name: str
+    municipality: str
+    department: str | None
+    job_title: str | None
+    skills: list[str]
+    status: Literal["available", "busy", "away", "do_not_disturb", "offline"]
+    status_text: str
+    online: bool
+    floor_id: str | None
+    floor_name: str | None
+    room_id: str | None
+    room_name: str | None
+    in_call: bool
+
+
+class BadgeAnswer(BaseModel):
+    ok: Literal[True]
+    badge: PersonCard
+
+
+class PeopleSearchAnswer(BaseModel):
+    """Ranked: availability (available > busy/away/in a call > do_not_disturb > offline),
+    then the caller's floor, the caller's municipality, the rest; then name."""
+
+    ok: Literal[True]
+    results: list[PersonCard]

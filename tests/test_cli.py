@@ -61,6 +61,7 @@ def test_check_config_accepts_the_production_example_with_secrets_from_env(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__SECRET", STRONG)
+    monkeypatch.setenv("PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__SECRET", STRONG)
     assert main(["check-config", str(PRODUCTION_TOML)]) == 0
     out = capsys.readouterr().out
     assert "bergheim (RS256)" in out and "dev_mode: false" in out

@@ -65,7 +65,8 @@ def test_default_toml_is_a_valid_dev_config() -> None:
 
 
 def test_production_example_validates_with_secret_from_env() -> None:
-    s = load_settings(PRODUCTION_TOML, env={"PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__SECRET": STRONG})
+    s = load_settings(PRODUCTION_TOML, env={"PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__SECRET": STRONG,
+                                            "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__SECRET": STRONG})
     assert s.dev_mode is False
     assert s.log.format == "json"
     assert s.storage.sqlite_path.startswith("/var/lib/virtual-office/")
@@ -81,6 +82,8 @@ def test_production_example_without_secret_names_the_env_var() -> None:
         load_settings(PRODUCTION_TOML, env={})
     assert "auth.municipalities.altbach.secret" in problems(exc)
     assert "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__SECRET" in problems(exc)
+    assert "auth.municipalities.altbach.webhooks.intranet.secret: required" in problems(exc)
+    assert "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__SECRET" in problems(exc)
 
 
 def test_env_overrides_a_nested_key_and_keeps_its_file_siblings(tmp_path: Path) -> None:

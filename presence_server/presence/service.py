@@ -62,6 +62,12 @@ class PresenceHooks:
     async def user_arrived(self, user_id: str, floor_id: str) -> None:
         """The user came onto ``floor_id`` from elsewhere (its watchers saw ``joined``)."""
 
+    async def actor_seen(self, actor: Actor) -> None:
+        """A session connected or refreshed its token (name and profile may be new)."""
+
+    async def presence_ended(self, actor: Actor, since: float) -> None:
+        """After ``user_gone``: who went, and since when they had been lingering."""
+
 
 class PresenceService:
     def __init__(
@@ -120,6 +126,7 @@ class PresenceService:
             timer.cancel()
         diffs, member = await self.store.connect(sid, actor, self._clock())
         self._post(diffs)
+        await self._tell("actor_seen", actor)
         return member
 
     async def disconnect(self, sid: str, user_id: str) -> None:
@@ -164,6 +171,7 @@ class PresenceService:
         log.info("presence_gone", user=user_id, municipality=gone.actor.municipality_id)
         self._post(diffs)
         await self._tell("user_gone", user_id)
+        await self._tell("presence_ended", gone.actor, since)
         await self._left(user_id, gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
@@ -228,6 +236,7 @@ class PresenceService:
     async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
         self._post(await self.store.update_actor(actor))
+        await self._tell("actor_seen", actor)
 
     async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)

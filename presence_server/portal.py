@@ -1,0 +1,263 @@
+"""What portals read without a socket: floor occupancy, one person's badge, and
+the specialist finder; and the people directory that feeds the last two.
+
+Visibility is the campus's: a floor is shown only to those who may see it
+(otherwise ``not_found``, as for a missing floor), and people only to those who
+may see their municipality (:func:`rooms.people.visible_municipalities`). A
+person's floor and room are shown only if the caller may see that floor;
+their status is shown to everyone who may see the person — a finder that
+cannot say "free now" would not answer its question.
+
+The directory (:mod:`presence_server.directory`) is fed by presence hooks:
+every connect and token refresh stores the token's profile; when the person
+goes offline the entry is forgotten (``portal.directory_retention_days = 0``,
+the default) or kept that many days. Status, location and calls are never
+stored there; they are read live from the presence store and the call book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import Any, Callable, Final
+
+import structlog
+
+from presence_server.calls import CallService
+from presence_server.directory import DirectoryStore
+from presence_server.presence.service import PresenceHooks, PresenceService
+from presence_server.presence.store import Member
+from presence_server.tasks import cancel_and_wait
+from rooms.actors import Actor
+from rooms.errors import DomainError, ErrorCode
+from rooms.people import (
+    Availability,
+    Person,
+    SearchCriteria,
+    availability,
+    matches,
+    nearness,
+    rank_key,
+    visible_municipalities,
+)
+
+__all__ = ["PortalService", "MAX_RANKED", "SWEEP_SECONDS", "OFFLINE"]
+
+log = structlog.get_logger(__name__)
+
+#: At most this many matches are ranked (presence read for each); more are cut by name first.
+MAX_RANKED: Final = 1000
+#: Presence reads in flight at once while ranking (bounds Redis connections).
+_LOOKUP_CONCURRENCY: Final = 32
+#: How often expired directory entries are deleted.
+SWEEP_SECONDS: Final = 60.0
+#: The status shown for someone offline.
+OFFLINE: Final = "offline"
+_DAY: Final = 86400.0
+
+
+class PortalService(PresenceHooks):
+    def __init__(
+        self,
+        presence: PresenceService,
+        calls: CallService,
+        directory: DirectoryStore,
+        *,
+        retention_days: float,
+        online_ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``online_ttl``: how long an entry lives without a refresh while its person is
+        online (a bound for entries whose "gone" never arrived, e.g. during an outage)."""
+        self._presence = presence
+        self._campus = presence.campus
+        self._calls = calls
+        self.directory = directory
+        self._retention = retention_days * _DAY
+        self._online_ttl = max(online_ttl, self._retention)
+        self._clock = clock
+        self._sweeper: asyncio.Task[None] | None = None
+        presence.add_hooks(self)
+
+    @property
+    def keeps_offline(self) -> bool:
+        return self._retention > 0
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.directory.open()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="directory-sweep")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
+        await self.directory.close()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                dropped = await self.directory.sweep(now=self._clock())
+                if dropped:
+                    log.info("directory_swept", dropped=dropped)
+            except Exception:  # the store away: next round
+                log.warning("directory_sweep_failed", exc_info=True)
+
+    # ------------------------------------------------------- presence hooks
+    async def actor_seen(self, actor: Actor) -> None:
+        if actor.is_guest:
+            return  # visitors are not part of the staff directory
+        try:
+            await self.directory.put(Person.of(actor, self._clock()), ttl=self._online_ttl)
+        except Exception:
+            # A directory outage must not cost anyone their connection; the next
+            # connect or token refresh writes the entry again.
+            log.warning("directory_put_failed", user=actor.user_id, exc_info=True)
+
+    async def presence_ended(self, actor: Actor, since: float) -> None:
+        if actor.is_guest:
+            return
+        try:
+            if self.keeps_offline:
+                await self.directory.put(Person.of(actor, self._clock()), ttl=self._retention)
+            else:
+                # Seen after the linger began means they are back (on another node).
+                await self.directory.forget(actor.municipality_id, actor.user_id, seen_before=since)
+        except Exception:
+            log.warning("directory_end_failed", user=actor.user_id, exc_info=True)
+
+    # ------------------------------------------------------------ occupancy
+    async def occupancy(self, actor: Actor, floor_id: str) -> dict[str, Any]:
+        """Who is in which room of a floor, and who is in its hallway."""
+        view = await self._presence.floor_view(actor, floor_id)  # not_found unless visible
+        by_room: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+        for member in view["members"]:
+            by_room[member.get("room_id")].append(_occupant(member))
+        for people in by_room.values():
+            people.sort(key=lambda o: (o["name"].casefold(), o["user_id"]))
+        floor = view["floor"]
+        return {
+            "floor": {k: floor[k] for k in ("id", "name", "owner_kind", "owner_id")},
+            "seq": view["seq"],
+            "rooms": [
+                {
+                    "room_id": room["id"],
+                    "name": room["name"],
+                    "kind": room["kind"],
+                    "door": room["door"],
+                    "capacity": room["capacity"],
+                    "occupants": by_room.get(room["id"], []),
+                }
+                for room in view["rooms"]
+            ],
+            "hallway": by_room.get(None, []),
+        }
+
+    # ---------------------------------------------------------------- badge
+    async def badge(self, actor: Actor, municipality_id: str, user_id: str) -> dict[str, Any]:
+        """One person's presence. ``not_found`` for an unknown person and, identically,
+        for anyone of a municipality the caller may not see."""
+        if municipality_id not in visible_municipalities(actor, self._campus.cooperations):
+            raise DomainError(ErrorCode.NOT_FOUND, "user")
+        member = await self._member(municipality_id, user_id)
+        person: Person | None
+        if member is not None:
+            person = Person.of(member.actor, 0.0)
+        else:
+            person = await self.directory.get(municipality_id, user_id, now=self._clock())
+        if person is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "user")
+        in_call = await self._calls.store.calls_of([user_id]) if member is not None else {}
+        return self._card(actor, person, member, user_id in in_call)
+
+    # --------------------------------------------------------------- search
+    async def search(self, actor: Actor, criteria: SearchCriteria, *, limit: int) -> list[dict[str, Any]]:
+        """People the caller may see who match, ranked (see :mod:`rooms.people`).
+
+        Offline people are found only when the directory keeps them
+        (``portal.directory_retention_days`` > 0). The caller is not in their own results.
+        """
+        if criteria.empty:
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, "give q, skill, department or job_title")
+        now = self._clock()
+        municipalities = visible_municipalities(actor, self._campus.cooperations)
+        found = [
+            p for p in await self.directory.people(municipalities, now=now)
+            if matches(p, criteria) and not (p.user_id == actor.user_id and p.municipality == actor.municipality_id)
+        ]  # fmt: skip
+        if len(found) > MAX_RANKED:
+            found = sorted(found, key=lambda p: rank_key(p, Availability.AVAILABLE, 0))[:MAX_RANKED]
+        members = await self._members([(p.municipality, p.user_id) for p in found])
+        me = await self._presence.store.member(actor.user_id)
+        my_floor = me.floor_id if me is not None and me.actor.municipality_id == actor.municipality_id else None
+        in_call = await self._calls.store.calls_of([m.user_id for m in members if m is not None])
+        ranked: list[tuple[Any, dict[str, Any]]] = []
+        for person, member in zip(found, members):
+            if member is None and not self.keeps_offline:
+                continue  # a stale entry of someone gone: online only
+            if member is not None:
+                person = Person(person.user_id, person.municipality, member.actor.display_name,
+                                member.actor.profile, person.seen)  # the live token's profile wins
+            card = self._card(actor, person, member, member is not None and member.user_id in in_call)
+            tier = availability(card["status"] if card["online"] else None, in_call=card["in_call"])
+            near = nearness(actor.municipality_id, my_floor, person.municipality,
+                            member.floor_id if member is not None else None)
+            ranked.append((rank_key(person, tier, near), card))
+        ranked.sort(key=lambda pair: pair[0])
+        return [card for _, card in ranked[:limit]]
+
+    # ------------------------------------------------------------ internals
+    async def _member(self, municipality_id: str, user_id: str) -> Member | None:
+        member = await self._presence.store.member(user_id)
+        # Presence is keyed by user id alone; the municipality must match too.
+        if member is None or member.actor.municipality_id != municipality_id:
+            return None
+        return member
+
+    async def _members(self, keys: list[tuple[str, str]]) -> list[Member | None]:
+        limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+
+        async def one(mid: str, uid: str) -> Member | None:
+            async with limit:
+                return await self._member(mid, uid)
+
+        return list(await asyncio.gather(*(one(mid, uid) for mid, uid in keys)))
+
+    def _card(self, viewer: Actor, person: Person, member: Member | None, in_call: bool) -> dict[str, Any]:
+        """A person as the finder and the badge show them to ``viewer``."""
+        floor_id = room_id = floor_name = room_name = None
+        if member is not None and member.floor_id is not None and self._campus.can_see_floor(viewer, member.floor_id):
+            floor = self._campus.floor(member.floor_id)
+            floor_id, floor_name = member.floor_id, floor.name if floor is not None else None
+            if member.room_id is not None:
+                room = self._campus.room(member.room_id)
+                room_id, room_name = member.room_id, room.name if room is not None else None
+        return {
+            "user_id": person.user_id,
+            "name": person.name,
+            "municipality": person.municipality,
+            "department": person.profile.department,
+            "job_title": person.profile.job_title,
+            "skills": list(person.profile.skills),
+            "online": member is not None,
+            "status": member.status.value if member is not None else OFFLINE,
+            "status_text": member.text if member is not None else "",
+            "floor_id": floor_id,
+            "floor_name": floor_name,
+            "room_id": room_id,
+            "room_name": room_name,
+            "in_call": in_call,
+        }
+
+
+def _occupant(member: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_id": member["user_id"],
+        "name": member["name"],
+        "municipality": member["municipality"],
+        "guest": member.get("guest", False),
+        "status": member["status"],
+        "status_text": member.get("text", ""),
+        "in_call": member.get("in_call") is not None,
+    }

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the portal features, on the server's registry
+(:data:`presence_server.metrics.REGISTRY`), so ``/metrics`` shows them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import Counter, Gauge
+
+from presence_server.metrics import REGISTRY
+
+__all__ = ["WEBHOOK_EVENTS", "WEBHOOK_QUEUE", "WEBHOOK_ATTEMPTS", "PORTAL_REQUESTS", "ORIGIN_REFUSALS"]
+
+WEBHOOK_EVENTS: Final = Counter(
+    "vo_webhook_events_total",
+    "Webhook events by outcome: delivered (2xx), failed (retries exhausted or refused), "
+    "dropped (queue full, the oldest went).",
+    ["municipality", "webhook", "result"],
+    registry=REGISTRY,
+)
+WEBHOOK_QUEUE: Final = Gauge(
+    "vo_webhook_queue_depth", "Events waiting per webhook on this node.", ["municipality", "webhook"], registry=REGISTRY
+)
+WEBHOOK_ATTEMPTS: Final = Counter(
+    "vo_webhook_attempts_total", "HTTP attempts per webhook, retries included.", ["municipality", "webhook"],
+    registry=REGISTRY,
+)
+PORTAL_REQUESTS: Final = Counter(
+    "vo_portal_requests_total", "Portal API requests answered, by endpoint.", ["endpoint"], registry=REGISTRY
+)
+ORIGIN_REFUSALS: Final = Counter(
+    "vo_origin_refusals_total", "REST requests refused for their browser Origin, by reason.", ["reason"],
+    registry=REGISTRY,
+)

@@ -58,6 +58,10 @@ async def test_finder_badge_and_occupancy_see_people_on_every_node(nodes: tuple[
     _, occupancy = await get(a, anna, f"/api/v1/floors/{FLOOR}/occupancy")
     lounge = next(r for r in occupancy["rooms"] if r["room_id"] == "projekt-lounge")
     assert [o["user_id"] for o in lounge["occupants"]] == ["tim.bergheim"]
+    assert badge["badge"]["in_call"] is False
+    await tim.request("call.join", {"room_id": "projekt-lounge"})  # the call lives in Redis: node a sees it
+    _, badge = await get(a, anna, "/api/v1/municipalities/bergheim/users/tim.bergheim/badge")
+    assert badge["badge"]["in_call"] is True
 
     await tim.disconnect()  # his grace period runs out on node b; node a must not find him any more
 

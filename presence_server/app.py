@@ -22,6 +22,7 @@ from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.bus_redis import RedisBus
 from presence_server.cluster.calls_redis import RedisCallStore
+from presence_server.eio_lean import LeanEngineServer
 from presence_server.cluster.knocks_redis import RedisKnockStore
 from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
@@ -62,10 +63,15 @@ _REORDER_HOLD = 0.25
 _TRANSPORT_MAX_BYTES = 1_000_000
 
 
+class _SocketServer(socketio.AsyncServer):
+    """python-socketio's server on :class:`LeanEngineServer` (lean WebSocket sessions)."""
+
+    def _engineio_server_class(self) -> type[LeanEngineServer]:
+        return LeanEngineServer
 
 
 def build_app(settings: Settings) -> web.Application:
-    sio = socketio.AsyncServer(
+    sio = _SocketServer(
         async_mode="aiohttp",
         cors_allowed_origins=OriginPolicy(_allowed_origins(settings)),
         max_http_buffer_size=_TRANSPORT_MAX_BYTES,
@@ -75,6 +81,7 @@ def build_app(settings: Settings) -> web.Application:
         logger=False,
         engineio_logger=False,
     )
+    sio.eio.max_send_buffer = settings.fanout.max_send_buffer_bytes
     app = web.Application(
         client_max_size=settings.http.max_body_bytes, middlewares=[cors_middleware, rest.error_middleware]
     )

@@ -32,25 +32,31 @@ import structlog
 
 from presence_server import metrics
 
-__all__ = ["FloorFanout", "encode_event_frame"]
+__all__ = ["FloorFanout", "encode_event_frame", "websocket_frame"]
 
 log = structlog.get_logger(__name__)
 
 _OP_TEXT_FIN: Final = 0x81
+_OP_BINARY_FIN: Final = 0x82
 
 
 def encode_event_frame(event: str, payload: Any) -> bytes:
     """One Socket.IO event for the default namespace, as a complete WebSocket frame."""
     sio_packet = socketio.packet.Packet(socketio.packet.EVENT, data=[event, payload]).encode()
     text = engineio.packet.Packet(engineio.packet.MESSAGE, data=sio_packet).encode()
-    body = text.encode() if isinstance(text, str) else text
+    return websocket_frame(text.encode() if isinstance(text, str) else text)
+
+
+def websocket_frame(body: bytes, *, binary: bool = False) -> bytes:
+    """``body`` as one complete, unmasked (server-to-client) WebSocket frame."""
+    opcode = _OP_BINARY_FIN if binary else _OP_TEXT_FIN
     size = len(body)
     if size < 126:
-        header = struct.pack("!BB", _OP_TEXT_FIN, size)
+        header = struct.pack("!BB", opcode, size)
     elif size < 65536:
-        header = struct.pack("!BBH", _OP_TEXT_FIN, 126, size)
+        header = struct.pack("!BBH", opcode, 126, size)
     else:
-        header = struct.pack("!BBQ", _OP_TEXT_FIN, 127, size)
+        header = struct.pack("!BBQ", opcode, 127, size)
     return header + body
 
 

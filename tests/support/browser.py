@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
+from presence_server.auth import mint_token
+
 __all__ = [
     "CHROMIUM",
     "ARTIFACTS",
@@ -31,7 +33,6 @@ __all__ = [
     "deep_focus",
     "widget_state",
     "require_chromium",
-    "chromium",
     "new_context",
     "dev_token",
 ]
@@ -120,7 +121,7 @@ def widget_page_html(server: str, *, floor: str = "projekt", title: str = "Intra
   const params = new URLSearchParams(location.hash.slice(1));
   document.documentElement.lang = params.get("lang") || "de";
   window.voEvents = [];
-  for (const name of ["vo-ready", "vo-presence", "vo-knock", "vo-ring", "vo-error", "vo-state"]) {{
+  for (const name of ["vo-ready", "vo-presence", "vo-knock", "vo-ring", "vo-error", "vo-state", "vo-token-expiring"]) {{
     document.addEventListener(name, (e) => window.voEvents.push({{ name, detail: e.detail }}));
   }}
   document.addEventListener("DOMContentLoaded", () => {{
@@ -177,23 +178,6 @@ def deep_focus(page: Page) -> dict[str, Any] | None:
     return result
 
 
-# ---------------------------------------------------------------- fixtures
-# Imported by the browser test modules: one Chromium per module, a context per test.
-
-import pytest  # noqa: E402 (fixtures below; the helpers above need no pytest)
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Any:
-    require_chromium()
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 def new_context(browser: Browser, **kw: Any) -> BrowserContext:
     """A fresh profile (cookies, storage) with camera and microphone granted."""
@@ -203,7 +187,6 @@ def new_context(browser: Browser, **kw: Any) -> BrowserContext:
 def dev_token(user: str, municipality: str, name: str, *, roles: tuple[str, ...] = ("staff",), ttl: int = 3600) -> str:
     """A token signed with the development key of ``municipality`` (config/default.toml),
     as the portal's backend of that town would mint it."""
-    from presence_server.auth import mint_token
     from tests.conftest import make_settings
 
     return mint_token(make_settings().auth, municipality=municipality, user_id=user, name=name, roles=roles, ttl_seconds=ttl)

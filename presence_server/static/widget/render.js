@@ -57,7 +57,7 @@ export function renderPlan(view, ctx) {
   const perRow = Math.max(1, Math.floor((W - 160) / 46));
   hall.slice(0, perRow).forEach((m, i) => root.append(avatar(ctx, m, 150 + i * 46, band)));
   if (hall.length > perRow) root.append(svg("text", { class: "room-kind", x: W - 60, y: band + 6 }, `+${hall.length - perRow}`));
-  for (const room of rooms) root.append(roomShape(view, room, ctx));
+  for (const room of rooms) root.append(...roomShape(view, room, ctx));
   return root;
 }
 
@@ -72,43 +72,51 @@ function hallwayBand(rooms, H) {
   return mid;
 }
 
-export function roomLabel(ctx, room, people) {
-  const here = ctx.location.room_id === room.id ? ` – ${ctx.t("you_are_here")}` : "";
-  const who = people.length ? `: ${people.map((p) => `${personName(ctx, p)}, ${statusWords(ctx, p)}`).join("; ")}` : "";
-  return `${room.name}${here}, ${ctx.label(room.kind)}, ${ctx.label(room.door)}, ${ctx.t("people", { n: people.length, cap: room.capacity })}${who}`;
+/** The room's accessible name: first its visible words in the order drawn (so
+ * speech input can say what it sees, WCAG 2.5.3), then who is inside. */
+export function roomLabel(ctx, room, people, shown) {
+  const who = people.length ? `. ${people.map((p) => `${personName(ctx, p)}, ${statusWords(ctx, p)}`).join("; ")}` : "";
+  return `${shown.join(", ")}${who}`;
 }
 
 function roomShape(view, room, ctx) {
   const { x, y, w, h } = room.rect;
   const people = view.occupants(room.id);
   const mine = ctx.location.room_id === room.id;
-  const g = svg("g", {
-    class: `room door-${room.door}${mine ? " mine" : ""}`, tabindex: 0, role: "button",
-    "data-key": `plan:${room.id}`, "data-room": room.id, "aria-label": roomLabel(ctx, room, people),
-  }, svg("rect", { class: "room-bg", x, y, width: w, height: h }));
   const lines = wrap(room.name, w - 24, 2);
-  lines.forEach((line, i) => g.append(svg("text", { class: "room-name", x: x + 12, y: y + 26 + i * 20 }, line)));
-  const kindY = y + 28 + lines.length * 20;
-  g.append(svg("text", { class: "room-kind", x: x + 12, y: kindY },
-    `${ctx.label(room.kind)} · ${people.length}/${room.capacity}${mine ? ` · ${ctx.t("you_are_here")}` : ""}`));
+  const kindLine = `${ctx.label(room.kind)} · ${people.length}/${room.capacity}${mine ? ` · ${ctx.t("you_are_here")}` : ""}`;
   // Occupants: initials in rows; "+N" when they do not fit.
+  const kindY = y + 28 + lines.length * 20;
   const top = kindY + 32;
   const perRow = Math.max(1, Math.floor((w - 24) / 44));
   const rows = Math.max(1, Math.floor((y + h - 40 - (top - 22)) / 44));
-  people.slice(0, perRow * rows).forEach((m, i) => g.append(avatar(ctx, m, x + 30 + (i % perRow) * 44, top + Math.floor(i / perRow) * 44)));
-  if (people.length > perRow * rows) g.append(svg("text", { class: "room-kind", x: x + w - 44, y: y + h - 44 }, `+${people.length - perRow * rows}`));
+  const more = people.length > perRow * rows ? `+${people.length - perRow * rows}` : null;
+  const shown = [lines.join(" "), kindLine, ...(more ? [more] : []), ctx.label(room.door)];
+  const g = svg("g", {
+    class: `room door-${room.door}${mine ? " mine" : ""}`, tabindex: 0, role: "button",
+    "data-key": `plan:${room.id}`, "data-room": room.id, "aria-label": roomLabel(ctx, room, people, shown),
+  }, svg("rect", { class: "room-bg", x, y, width: w, height: h }));
+  // Each text ends in a space (SVG drops it when drawing) so that tools reading the
+  // group's text see words, not "RathausProjektraum".
+  lines.forEach((line, i) => g.append(svg("text", { class: "room-name", x: x + 12, y: y + 26 + i * 20 }, `${line} `)));
+  g.append(svg("text", { class: "room-kind", x: x + 12, y: kindY }, `${kindLine} `));
+  if (more) g.append(svg("text", { class: "room-kind", x: x + w - 44, y: y + h - 44 }, `${more} `));
   g.append(doorIcon(room.door, x + 12, y + h - 32), svg("text", { class: "door-text", x: x + 40, y: y + h - 15 }, ctx.label(room.door)));
   g.addEventListener("click", () => ctx.act.enter(room));
   g.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); ctx.act.enter(room); }
   });
-  return g;
+  // The occupants are drawn over the room, outside its button (their initials are
+  // not part of its name; the name lists them in words); clicks fall through.
+  const faces = svg("g", { class: "faces", "aria-hidden": "true" });
+  people.slice(0, perRow * rows).forEach((m, i) => faces.append(avatar(ctx, m, x + 30 + (i % perRow) * 44, top + Math.floor(i / perRow) * 44)));
+  return [g, faces];
 }
 
 function avatar(ctx, m, cx, cy) {
   const { colour, glyph } = STATUS[m.status] || STATUS.away;
   const me = m.user_id === ctx.me;
-  const g = svg("g", { class: `avatar${me ? " me" : ""}`, "data-user": m.user_id, "aria-hidden": "true" },
+  const g = svg("g", { class: `avatar${me ? " me" : ""}`, "data-user": m.user_id, "data-room": m.room_id ?? "", "aria-hidden": "true" },
     svg("circle", { cx, cy, r: 18, fill: colour }),
     svg("text", { class: "initials", x: cx, y: cy + 5 }, initials(m.name)),
     svg("circle", { class: "badge", cx: cx + 14, cy: cy + 13, r: 8, stroke: colour }),

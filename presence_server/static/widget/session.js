@@ -38,6 +38,7 @@ export class OfficeSession extends EventTarget {
     this.state = "idle"; // idle | connecting | connected | reconnecting | refused | error
     this.error = null;
     this.me = null;
+    this.tokenExpiresAt = null; // exp of the token the server holds for this session
     this.location = { floor_id: null, room_id: null };
     this.view = null;
     this.everConnected = false;
@@ -91,8 +92,14 @@ export class OfficeSession extends EventTarget {
 
   /** A fresh token from the portal: refresh the live session, or reconnect a refused one. */
   async setToken(token) {
+    const previous = this.token;
     this.token = token;
-    if (this.state === "connected") return this.request("auth.refresh", { token });
+    if (this.state === "connected") {
+      const ack = await this.request("auth.refresh", { token });
+      if (ack.ok) this.tokenExpiresAt = ack.token_expires_at;
+      else this.token = previous; // a refused token must not sign the next reconnect
+      return ack;
+    }
     if (this.state === "refused" || this.state === "error") { clearTimeout(this._retry); this._socket?.connect(); }
     return { ok: true };
   }
@@ -134,6 +141,7 @@ export class OfficeSession extends EventTarget {
 
   async _onReady(ready) {
     this.me = ready.me;
+    this.tokenExpiresAt = ready.token_expires_at;
     this.everConnected = true;
     this._setLocation(ready.location);
     this._setState("connected");

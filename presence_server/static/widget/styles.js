@@ -54,6 +54,7 @@ svg { width: 100%; height: auto; display: block; }
 .avatar.me circle:first-child { stroke: #1f2328; stroke-width: 3; }
 .badge { fill: #ffffff; stroke-width: 2; }
 .badge-glyph { font-size: 11px; font-weight: 700; text-anchor: middle; }
+.faces, .avatar { pointer-events: none; }
 .in-call { fill: none; stroke: #0b57d0; stroke-width: 3; stroke-dasharray: 4 3; }
 .rooms, .people { list-style: none; margin: 0; padding: 0; }
 .room-item { border-top: 1px solid #d0d7de; padding: 8px 0; }

@@ -73,7 +73,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this._token = value;
     if (!this._live) return; // connectedCallback starts with it
     if (!this.session) this._start();
-    else this.session.setToken(value).then((ack) => { if (ack.ok) this._watchExpiry(ack.token_expires_at); });
+    else this.session.setToken(value).then((ack) => (ack.ok ? this._watchExpiry(ack.token_expires_at) : this._error(ack.error)));
   }
 
   /** Connection, user, location and the floor as the widget holds it. */
@@ -82,6 +82,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     const view = s?.view;
     return {
       connection: s?.state ?? "idle", me: s?.me ?? null, location: s?.location ?? null,
+      token_expires_at: s?.tokenExpiresAt ?? null,
       floor_id: view?.floorId ?? null, seq: view?.seq ?? null, gaps: view?.gaps ?? 0, stale: view?.stale ?? true,
       members: view ? [...view.members.values()] : [], pending_knock: this._pending,
     };

@@ -9,7 +9,6 @@ public methods; the server is a real process.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -18,7 +17,6 @@ from playwright.sync_api import Browser, Page, expect
 from tests.support.browser import (
     ARTIFACTS,
     PortalServer,
-    chromium,  # noqa: F401 (fixture)
     dev_token,
     new_context,
     open_widget,
@@ -29,19 +27,12 @@ from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
 FLOOR = "projekt"
 MEETING = "projekt-besprechung"  # closed door, owned by lea.lindenau
 PROJECT_ROOM = "projekt-raum-digitales-rathaus"  # open door
 LOUNGE = "projekt-lounge"  # open door
 TIMEOUT = 15_000  # ms, for anything that crosses the server
 
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[PortalServer]:
-    server = PortalServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +59,7 @@ def open_as(chromium: Browser, portal: PortalServer, user: str, town: str, name:
 
 
 def plan_avatar(page: Page, room: str, user: str):
-    return widget(page).locator(f'svg [data-room="{room}"] [data-user="{user}"]')
+    return widget(page).locator(f'svg .avatar[data-room="{room}"][data-user="{user}"]')
 
 
 def list_person(page: Page, room: str, user: str):
@@ -89,7 +80,7 @@ def wait_call_media(page: Page, peer: str) -> dict:
 
 
 def test_walk_knock_admit_status_and_room_call_between_two_towns(
-    chromium: Browser, portal: PortalServer, office: ServerProcess  # noqa: F811
+    chromium: Browser, portal: PortalServer, office: ServerProcess
 ) -> None:
     anna = open_as(chromium, portal, "anna.altbach", "altbach", "Anna Albrecht", lang="de")
     lea = open_as(chromium, portal, "lea.lindenau", "lindenau", "Lea Lorenz", lang="en")
@@ -99,14 +90,14 @@ def test_walk_knock_admit_status_and_room_call_between_two_towns(
         expect(list_person(lea, "", "anna.altbach")).to_be_visible(timeout=TIMEOUT)
 
         # Lea walks into her meeting room with a click on the plan (owners pass closed doors) ...
-        widget(lea).locator(f'svg [data-room="{MEETING}"]').click()
+        widget(lea).locator(f'svg g.room[data-room="{MEETING}"]').click()
         expect(widget(lea)).to_have_attribute("data-location", f"{FLOOR}/{MEETING}", timeout=TIMEOUT)
         # ... and Anna sees her move: on the plan and in the list.
         expect(plan_avatar(anna, MEETING, "lea.lindenau")).to_be_visible(timeout=TIMEOUT)
         expect(list_person(anna, MEETING, "lea.lindenau")).to_contain_text("Lea Lorenz (Lindenau)")
 
         # Anna clicks the closed door: that knocks. Lea hears it (a card and the live region).
-        widget(anna).locator(f'svg [data-room="{MEETING}"]').click()
+        widget(anna).locator(f'svg g.room[data-room="{MEETING}"]').click()
         expect(widget(anna).locator(".pending")).to_contain_text("Sie klopfen an „Besprechungsraum Vier Täler“")
         card = widget(lea).locator(".alerts [data-knock]")
         expect(card).to_contain_text("Anna Albrecht (Altbach) is knocking on “Besprechungsraum Vier Täler”", timeout=TIMEOUT)
@@ -154,7 +145,7 @@ def test_walk_knock_admit_status_and_room_call_between_two_towns(
         lea.context.close()
 
 
-def test_ring_a_colleague_and_answer(chromium: Browser, portal: PortalServer, office: ServerProcess) -> None:  # noqa: F811
+def test_ring_a_colleague_and_answer(chromium: Browser, portal: PortalServer, office: ServerProcess) -> None:
     jan = open_as(chromium, portal, "jan.altbach", "altbach", "Jan Adler", lang="de")
     greta = open_as(chromium, portal, "greta.bergheim", "bergheim", "Greta Berger", lang="de")
     try:
@@ -180,7 +171,7 @@ def test_ring_a_colleague_and_answer(chromium: Browser, portal: PortalServer, of
 
 
 def test_reconnects_by_itself_and_resyncs_on_a_sequence_gap(
-    chromium: Browser, portal: PortalServer, office: ServerProcess  # noqa: F811
+    chromium: Browser, portal: PortalServer, office: ServerProcess
 ) -> None:
     karl = open_as(chromium, portal, "karl.altbach", "altbach", "Karl Amann")
     nina = open_as(chromium, portal, "nina.lindenau", "lindenau", "Nina Lehmann")
@@ -217,3 +208,28 @@ def test_reconnects_by_itself_and_resyncs_on_a_sequence_gap(
         karl.context.close()
         nina.context.close()
 
+
+
+def test_a_fresh_token_from_the_portal_refreshes_the_session(
+    chromium: Browser, portal: PortalServer, office: ServerProcess
+) -> None:
+    short = dev_token("otto.lindenau", "lindenau", "Otto Lenz", ttl=63)
+    page = open_widget(new_context(chromium), portal.origin + "/intranet.html", short, lang="de")
+    try:
+        # A minute before the token expires the widget asks the portal for a new one ...
+        page.wait_for_function("() => window.voEvents.some((e) => e.name === 'vo-token-expiring')", timeout=TIMEOUT)
+        old = widget_state(page)["token_expires_at"]
+        # ... and the portal sets it: the session goes on with it (auth.refresh), no reconnect.
+        fresh = dev_token("otto.lindenau", "lindenau", "Otto Lenz", ttl=3600)
+        page.evaluate("(t) => { document.querySelector('virtual-office-floor').token = t; }", fresh)
+        page.wait_for_function(
+            f"() => document.querySelector('virtual-office-floor').state.token_expires_at > {old}", timeout=TIMEOUT
+        )
+        # Someone else's token is refused, shown, and the session stays Otto's.
+        other = dev_token("nina.lindenau", "lindenau", "Nina Lehmann")
+        page.evaluate("(t) => { document.querySelector('virtual-office-floor').token = t; }", other)
+        expect(widget(page).locator(".notice")).to_contain_text("Fehler: Dazu sind Sie nicht berechtigt.", timeout=TIMEOUT)
+        state = widget_state(page)
+        assert (state["connection"], state["me"]["user_id"]) == ("connected", "otto.lindenau")
+    finally:
+        page.context.close()

@@ -19,7 +19,8 @@ import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
 import { pickLanguage, translator, STATUS } from "./i18n.js";
-import { el, legend, municipalityName, renderList, renderPlan } from "./render.js";
+import { knockCard, pendingLines, ringCard } from "./alerts.js";
+import { el, legend, renderList, renderPlan } from "./render.js";
 import { widgetSheet } from "./styles.js";
 
 const DEFAULT_SERVER = new URL(import.meta.url).origin;
@@ -210,19 +211,12 @@ export class VirtualOfficeFloor extends HTMLElement {
   }
 
   _onKnockIncoming(knock, announce = true) {
-    const { t } = this._i18n;
-    const text = t("knock_incoming", { name: knock.knocker.name, municipality: municipalityName(knock.knocker.municipality), room: this._roomName(knock.room_id) });
     const answer = async (admit) => { const ack = await this.answerKnock(knock.knock_id, admit); if (ack.ok) card.remove(); };
-    const card = el("div", { class: "card", role: "group", "aria-label": text, "data-knock": knock.knock_id },
-      el("p", {}, el("strong", {}, text)),
-      knock.message ? el("p", {}, t("knock_message", { message: knock.message })) : null,
-      knock.silent ? el("p", { class: "meta" }, t("silent")) : null,
-      el("button", { type: "button", "data-key": `admit:${knock.knock_id}`, onclick: () => answer(true) }, t("admit")),
-      el("button", { type: "button", class: "secondary", "data-key": `decline:${knock.knock_id}`, onclick: () => answer(false) }, t("decline")));
+    const { card, spoken } = knockCard(this._i18n.t, knock, this._roomName(knock.room_id), answer);
     this._knockCards.get(knock.knock_id)?.remove();
     this._knockCards.set(knock.knock_id, card);
     this.$alerts.append(card);
-    if (announce) this._announce(text + (knock.message ? `. ${t("knock_message", { message: knock.message })}` : ""), knock.silent ? "polite" : "assertive");
+    if (announce) this._announce(spoken, knock.silent ? "polite" : "assertive");
     this._emit("vo-knock", { knock });
   }
 
@@ -240,15 +234,11 @@ export class VirtualOfficeFloor extends HTMLElement {
 
   // -------------------------------------------------------------- rings
   _onRing(ring) {
-    const { t } = this._i18n;
-    const text = t("ring_incoming", { name: ring.caller.name, municipality: municipalityName(ring.caller.municipality) });
-    const card = el("div", { class: "card", role: "group", "aria-label": text, "data-ring": ring.ring_id },
-      el("p", {}, el("strong", {}, text)),
-      el("button", { type: "button", "data-key": `accept:${ring.ring_id}`, onclick: () => this.call.accept(ring.ring_id).then((a) => a.ok || this._error(a.error)) }, t("accept")),
-      el("button", { type: "button", class: "secondary", "data-key": `reject:${ring.ring_id}`, onclick: () => this.call.decline(ring.ring_id) }, t("decline")));
+    const accept = () => this.call.accept(ring.ring_id).then((ack) => ack.ok || this._error(ack.error));
+    const { card, spoken } = ringCard(this._i18n.t, ring, accept, () => this.call.decline(ring.ring_id));
     this._ringCards.set(ring.ring_id, card);
     this.$alerts.append(card);
-    this._announce(text, "assertive");
+    this._announce(spoken, "assertive");
     this._emit("vo-ring", { ring });
   }
 
@@ -341,6 +331,10 @@ export class VirtualOfficeFloor extends HTMLElement {
     if (focusKey) this._refocus(focusKey);
     if (this._readyPending) {
       this._readyPending = false;
+      // A new session after a long outage: if the server no longer has us in our
+      // call (the grace period ran out), end it here too.
+      const mine = view.members.get(s.me.user_id);
+      if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
       this._emit("vo-ready", { user_id: s.me.user_id, municipality: s.me.municipality, floor_id: view.floorId, location: s.location });
     }
     // vo-presence only when something changed (a redraw for a call button is not news).
@@ -361,18 +355,13 @@ export class VirtualOfficeFloor extends HTMLElement {
   }
 
   _renderPending() {
-    const { t } = this._i18n;
-    const parts = [];
-    if (this._pending) {
-      const knockId = this._pending.knock_id;
-      parts.push(el("p", {}, t("knocking", { room: this._roomName(this._pending.room_id) }), " ",
-        el("button", { type: "button", class: "secondary", "data-key": "knock:withdraw", onclick: () => this._request("knock.cancel", { knock_id: knockId }) }, t("withdraw"))));
-    }
+    const knock = this._pending;
     const ring = this.call?.ringing;
-    if (ring) {
-      parts.push(el("p", {}, t("ringing_out", { name: this._names().get(ring.callee_id) || ring.callee_id }), " ",
-        el("button", { type: "button", class: "secondary", "data-key": "ring:cancel", onclick: () => this.call.cancelRing() }, t("ring_cancel"))));
-    }
+    const parts = pendingLines(this._i18n.t, {
+      knock, roomName: knock && this._roomName(knock.room_id),
+      withdraw: () => this._request("knock.cancel", { knock_id: knock.knock_id }),
+      ring, calleeName: ring && (this._names().get(ring.callee_id) || ring.callee_id), hangUp: () => this.call.cancelRing(),
+    });
     const focusKey = this.shadowRoot.activeElement?.dataset?.key;
     this.$pending.replaceChildren(...parts);
     if (focusKey) this._refocus(focusKey);

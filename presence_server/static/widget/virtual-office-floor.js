@@ -295,7 +295,13 @@ export class VirtualOfficeFloor extends HTMLElement {
         el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
         el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
       this.$finder));
-    if (this.callPanel) this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
+    if (this.callPanel) { // a new language: the same state in new words
+      this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
+      this.callPanel.update();
+      this._knockCards.forEach((card) => this.$alerts.append(card));
+      this._ringCards.forEach((card) => this.$alerts.append(card));
+      this._renderPending();
+    }
   }
 
   _scheduleRender() {

@@ -19,6 +19,7 @@ from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server import rest_models as rm
 from presence_server.auth import Identity, mint_token
 from presence_server.cors import require_origin
+from presence_server.embed import add_embed_routes
 from presence_server.messages import validation_error
 from presence_server.openapi import openapi_document
 from presence_server.runtime import RUNTIME, Runtime
@@ -261,6 +262,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/openapi.json", openapi)
     r.add_get("/dev/token", dev_token)
     add_vendor_routes(r)
+    add_embed_routes(r)  # the widget's modules and the iframe page
     r.add_get("/api/v1/campus", get_campus)
     r.add_post("/api/v1/floors", create_floor)
     r.add_get("/api/v1/floors/{floor_id}", get_floor)

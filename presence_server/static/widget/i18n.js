@@ -1,0 +1,100 @@
+// German and English labels of <virtual-office-floor>. The language is the
+// element's own `lang`, else the closest ancestor's, else the document's
+// (`pickLanguage`); anything that does not start with "de" is English.
+
+const TEXT = {
+  de: {
+    widget: "Virtuelles Büro", plan: "Grundriss {floor}", list: "Räume und Personen auf {floor}",
+    hallway: "Flur", nobody: "niemand", you: "Sie", you_are_here: "Sie sind hier",
+    people: "{n} von {cap} Personen", where_me: "Ihr Ort: {where}", nowhere: "auf keiner Etage",
+    in_hallway: "Flur", enter: "Eintreten", knock: "Anklopfen", to_hallway: "In den Flur gehen",
+    withdraw: "Zurückziehen", admit: "Hereinbitten", decline: "Ablehnen",
+    status: "Status", status_text: "Statustext", set_status: "Status setzen", status_set: "Status gesetzt.",
+    knocking: "Sie klopfen an „{room}“ …", knock_incoming: "{name} ({municipality}) klopft an „{room}“",
+    knock_message: "Nachricht: {message}", silent: "leise – Sie sind auf „nicht stören“",
+    knock_result: "Klopfen an „{room}“: {outcome}",
+    admitted: "hereingebeten", declined: "abgelehnt", expired: "niemand hat geöffnet", cancelled: "zurückgezogen",
+    alerts: "Anklopfen und Anrufe",
+    call: "Gespräch", join_call: "Gespräch beitreten", leave_call: "Gespräch verlassen",
+    mic_off: "Mikrofon aus", mic_on: "Mikrofon an", cam_off: "Kamera aus", cam_on: "Kamera an",
+    in_call: "im Gespräch", call_room: "Gespräch in „{room}“", call_direct: "Gespräch mit {name}",
+    video_of: "Video von {name}", video_me: "Ihr eigenes Video", no_media: "Ohne Kamera und Mikrofon: Sie hören und sehen nur.",
+    peer_state: "{name}: {state}", connecting_peer: "verbindet", connected_peer: "verbunden", failed_peer: "fehlgeschlagen",
+    ring: "Anrufen", ringing_out: "Sie rufen {name} an …", ring_cancel: "Auflegen",
+    ring_incoming: "{name} ({municipality}) ruft Sie an", accept: "Annehmen",
+    ring_result: "Anruf: {outcome}", accepted: "angenommen", unavailable: "nicht erreichbar",
+    play_audio: "Ton einschalten",
+    connecting: "Verbindung wird aufgebaut …", connected: "Verbunden", reconnecting: "Verbindung unterbrochen – neuer Versuch …",
+    refused: "Anmeldung abgelehnt", conn_error: "Keine Verbindung zum Server",
+    degraded: "Eingeschränkter Betrieb: Änderungen sind gerade nicht möglich.", recovered: "Wieder voll verfügbar.",
+    no_token: "Kein Token: die einbettende Seite muss ein Token übergeben.",
+    floor_missing: "Diese Etage gibt es nicht oder Sie dürfen sie nicht sehen.",
+    error: "Fehler", timeout: "Keine Antwort vom Server.", offline: "Keine Verbindung.",
+    legend: "Legende", door_legend: "Türen",
+  },
+  en: {
+    widget: "Virtual office", plan: "Floor plan {floor}", list: "Rooms and people on {floor}",
+    hallway: "Hallway", nobody: "nobody", you: "you", you_are_here: "You are here",
+    people: "{n} of {cap} people", where_me: "Your location: {where}", nowhere: "on no floor",
+    in_hallway: "Hallway", enter: "Enter", knock: "Knock", to_hallway: "Go to the hallway",
+    withdraw: "Withdraw", admit: "Admit", decline: "Decline",
+    status: "Status", status_text: "Status text", set_status: "Set status", status_set: "Status set.",
+    knocking: "You are knocking on “{room}” …", knock_incoming: "{name} ({municipality}) is knocking on “{room}”",
+    knock_message: "Message: {message}", silent: "silent – you are on “do not disturb”",
+    knock_result: "Knock on “{room}”: {outcome}",
+    admitted: "admitted", declined: "declined", expired: "nobody answered", cancelled: "withdrawn",
+    alerts: "Knocks and calls",
+    call: "Call", join_call: "Join the call", leave_call: "Leave the call",
+    mic_off: "Mute microphone", mic_on: "Unmute microphone", cam_off: "Camera off", cam_on: "Camera on",
+    in_call: "in a call", call_room: "Call in “{room}”", call_direct: "Call with {name}",
+    video_of: "Video of {name}", video_me: "Your own video", no_media: "No camera or microphone: you can only listen and watch.",
+    peer_state: "{name}: {state}", connecting_peer: "connecting", connected_peer: "connected", failed_peer: "failed",
+    ring: "Call", ringing_out: "Calling {name} …", ring_cancel: "Hang up",
+    ring_incoming: "{name} ({municipality}) is calling you", accept: "Accept",
+    ring_result: "Call: {outcome}", accepted: "accepted", unavailable: "not reachable",
+    play_audio: "Turn sound on",
+    connecting: "Connecting …", connected: "Connected", reconnecting: "Connection lost – retrying …",
+    refused: "Sign-in refused", conn_error: "Cannot connect to the server",
+    degraded: "Degraded: changes are not possible right now.", recovered: "Fully available again.",
+    no_token: "No token: the embedding page must pass one.",
+    floor_missing: "This floor does not exist or you may not see it.",
+    error: "Error", timeout: "The server did not answer.", offline: "Not connected.",
+    legend: "Legend", door_legend: "Doors",
+  },
+};
+
+const LABELS = {
+  de: {
+    office: "Büro", meeting: "Besprechung", project: "Projektraum", lounge: "Treffpunkt", service_counter: "Bürgerservice",
+    open: "Tür offen", closed: "Tür zu – anklopfen", locked: "abgeschlossen",
+    available: "verfügbar", busy: "beschäftigt", away: "abwesend", do_not_disturb: "nicht stören",
+  },
+  en: {
+    office: "Office", meeting: "Meeting", project: "Project room", lounge: "Lounge", service_counter: "Service counter",
+    open: "Door open", closed: "Door closed – knock", locked: "locked",
+    available: "available", busy: "busy", away: "away", do_not_disturb: "do not disturb",
+  },
+};
+
+/** Status: a colour AND a glyph AND a word, so colour is never the only cue. */
+export const STATUS = {
+  available: { colour: "#1a7f37", glyph: "✓" },
+  busy: { colour: "#9a6700", glyph: "!" },
+  away: { colour: "#57606a", glyph: "z" },
+  do_not_disturb: { colour: "#b42318", glyph: "–" },
+};
+
+/** "de" or "en" for an element: its own lang, an ancestor's, the document's, the browser's. */
+export function pickLanguage(element) {
+  const own = element.closest?.("[lang]")?.getAttribute("lang") || document.documentElement.lang || navigator.language || "en";
+  return own.toLowerCase().startsWith("de") ? "de" : "en";
+}
+
+/** A translator for one language: t(key, vars) and label(value). */
+export function translator(lang) {
+  const text = TEXT[lang] || TEXT.en;
+  const labels = LABELS[lang] || LABELS.en;
+  const t = (key, vars = {}) => (text[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+  const label = (value) => labels[value] ?? value;
+  return { lang, t, label };
+}

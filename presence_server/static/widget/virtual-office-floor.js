@@ -1,0 +1,413 @@
+// <virtual-office-floor server="https://office.example" floor="projekt" token="…">
+//
+// The embeddable floor of the virtual office (docs/embedding.md). An ES module
+// with no build step; its only dependency is the official socket.io-client
+// (ES module build, served by the presence server beside this file).
+//
+// Attributes: server (default: the origin this script came from), floor
+// (default: where the user is, else their first floor), token (or the `token`
+// property, preferred), lang (else the page's language), passive (only watch:
+// do not step onto the floor's hallway when the user is on no floor).
+// Methods: walkTo(roomId|null), setStatus(status, text), knock(roomId, message),
+// answerKnock(knockId, admit), joinCall(), leaveCall(), ring(userId).
+// Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
+// vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring.
+// State for tests and diagnostics: the `state` and `callState` properties and the
+// host's data-connection, data-location, data-seq, data-call, data-peers-connected.
+
+import { OfficeSession } from "./session.js";
+import { MeshCall } from "./call.js";
+import { CallPanel } from "./call-panel.js";
+import { pickLanguage, translator, STATUS } from "./i18n.js";
+import { knockCard, pendingLines, ringCard } from "./alerts.js";
+import { el, legend, renderList, renderPlan } from "./render.js";
+import { widgetSheet } from "./styles.js";
+
+const DEFAULT_SERVER = new URL(import.meta.url).origin;
+const TOKEN_WARNING_S = 60; // vo-token-expiring this long before the token's exp
+
+export class VirtualOfficeFloor extends HTMLElement {
+  static get observedAttributes() { return ["server", "floor", "token", "lang"]; }
+
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this.shadowRoot.adoptedStyleSheets = [widgetSheet()];
+    this._token = null;
+    this.session = null;
+    this.call = null;
+    this._i18n = translator("en");
+    this._pending = null; // our own pending knock
+    this._knockCards = new Map();
+    this._ringCards = new Map();
+    this._renderQueued = false;
+    this._readyPending = false;
+    this._expiryTimer = null;
+  }
+
+  // ------------------------------------------------------------ lifecycle
+  connectedCallback() {
+    this._live = true; // attribute changes before this (upgrade) are read here
+    this._i18n = translator(pickLanguage(this));
+    this._build();
+    this._start();
+  }
+
+  disconnectedCallback() {
+    this._live = false;
+    this.call?.leave();
+    this.session?.close();
+    this.session = this.call = null;
+    clearTimeout(this._expiryTimer);
+  }
+
+  attributeChangedCallback(name, old, value) {
+    if (!this._live || old === value) return;
+    if (name === "token") this.token = value;
+    else if (name === "floor" && this.session?.connected && value) this.session.watch(value);
+    else if (name === "lang") { this._i18n = translator(pickLanguage(this)); this._build(); this._render(); }
+    else if (name === "server") { this.disconnectedCallback(); this._live = true; this._start(); }
+  }
+
+  get token() { return this._token ?? this.getAttribute("token"); }
+  set token(value) {
+    this._token = value;
+    if (!this._live) return; // connectedCallback starts with it
+    if (!this.session) this._start();
+    else this.session.setToken(value).then((ack) => (ack.ok ? this._watchExpiry(ack.token_expires_at) : this._error(ack.error)));
+  }
+
+  /** Connection, user, location and the floor as the widget holds it. */
+  get state() {
+    const s = this.session;
+    const view = s?.view;
+    return {
+      connection: s?.state ?? "idle", me: s?.me ?? null, location: s?.location ?? null,
+      token_expires_at: s?.tokenExpiresAt ?? null,
+      floor_id: view?.floorId ?? null, seq: view?.seq ?? null, gaps: view?.gaps ?? 0, stale: view?.stale ?? true,
+      members: view ? [...view.members.values()] : [], pending_knock: this._pending,
+    };
+  }
+
+  get callState() { return this.call?.state ?? null; }
+
+  // -------------------------------------------------------------- actions
+  async walkTo(roomId, floorId = this.session?.view?.floorId) {
+    const ack = await this._request("presence.move", { floor_id: floorId, room_id: roomId ?? null });
+    if (ack.ok && floorId !== this.session.view?.floorId) await this.session.watch(floorId);
+    return ack;
+  }
+
+  async setStatus(status, text = "") {
+    const ack = await this._request("presence.status", { status, text });
+    if (ack.ok) this._notice(this._i18n.t("status_set"));
+    return ack;
+  }
+
+  async knock(roomId, message = "") {
+    const ack = await this._request("knock.send", { room_id: roomId, message });
+    if (ack.ok) this._setPending(ack.knock);
+    return ack;
+  }
+
+  answerKnock(knockId, admit) { return this._request("knock.answer", { knock_id: knockId, admit }); }
+
+  async joinCall() {
+    const roomId = this.session?.location.room_id;
+    if (!roomId) return { ok: false, error: { code: "forbidden" } };
+    const ack = await this.call.joinRoom(roomId);
+    if (!ack.ok) this._error(ack.error);
+    return ack;
+  }
+
+  leaveCall() { return this.call?.leave() ?? Promise.resolve({ ok: true }); }
+
+  async ring(userId) {
+    const ack = await this.call.ring(userId);
+    if (!ack.ok) this._error(ack.error);
+    else this._renderPending();
+    return ack;
+  }
+
+  // ------------------------------------------------------------ internals
+  _start() {
+    const token = this.token;
+    if (!token) { this._setConnection("idle"); this._notice(this._i18n.t("no_token")); return; }
+    const server = this.getAttribute("server") || DEFAULT_SERVER;
+    this.$notice.replaceChildren();
+    this.session = new OfficeSession({
+      server, token, lang: this._i18n.lang, floorId: this.getAttribute("floor"), enter: !this.hasAttribute("passive"),
+    });
+    this.call = new MeshCall(this.session);
+    this.callPanel = new CallPanel(this.$call, {
+      t: this._i18n.t, call: this.call, leave: () => this.leaveCall(),
+      names: () => this._names(), roomName: (id) => this.session.view?.rooms.get(id)?.name || id,
+    });
+    const on = (name, fn) => this.session.addEventListener(name, (e) => fn(e.detail));
+    on("state", ({ state, error }) => this._onState(state, error));
+    on("ready", (ready) => this._onReady(ready));
+    on("view", () => this._render());
+    on("location", () => this._render());
+    on("floor-missing", () => { this._notice(this._i18n.t("floor_missing"), true); this._render(); });
+    on("degraded", ({ degraded }) => this._notice(this._i18n.t(degraded ? "degraded" : "recovered")));
+    on("knock.incoming", (knock) => this._onKnockIncoming(knock));
+    on("knock.pending", (knock) => this._setPending(knock));
+    on("knock.outcome", (outcome) => this._onKnockOutcome(outcome));
+    on("call.ring", (ring) => this._onRing(ring));
+    on("call.ring_outcome", (outcome) => this._onRingOutcome(outcome));
+    this.call.addEventListener("change", (e) => this._onCallChange(e.detail.what));
+    this.session.connect();
+  }
+
+  _onState(state, error) {
+    this._setConnection(state);
+    const t = this._i18n.t;
+    const text = { connecting: t("connecting"), connected: t("connected"), reconnecting: t("reconnecting"),
+      refused: t("refused"), error: t("conn_error"), idle: "" }[state] ?? state;
+    this.$conn.textContent = text;
+    if (error && (state === "refused" || state === "error")) this._error(error);
+    this._emit("vo-state", { state, error });
+  }
+
+  _onReady(ready) {
+    this._readyPending = true;
+    this._watchExpiry(ready.token_expires_at);
+    this._knockCards.forEach((card) => card.remove());
+    this._knockCards.clear();
+    (ready.knocks?.incoming || []).forEach((knock) => this._onKnockIncoming(knock, false));
+    this._pending = null;
+    if (ready.knocks?.own) this._setPending(ready.knocks.own);
+    this.$status.value = ready.me.status;
+    this.$text.value = ready.me.text;
+  }
+
+  _watchExpiry(expiresAt) {
+    clearTimeout(this._expiryTimer);
+    if (!expiresAt) return;
+    const ms = Math.max(0, (expiresAt - TOKEN_WARNING_S) * 1000 - Date.now());
+    this._expiryTimer = setTimeout(() => this._emit("vo-token-expiring", { expires_at: expiresAt }), Math.min(ms, 2 ** 31 - 1));
+  }
+
+  async _request(event, data) {
+    if (!this.session) return { ok: false, error: { code: "offline", message: this._i18n.t("offline") } };
+    const ack = await this.session.request(event, data);
+    if (!ack.ok) this._error(ack.error);
+    return ack;
+  }
+
+  /** The plan's and the list's one action on a room: walk in, or knock on a closed door. */
+  _enter(room) {
+    const s = this.session;
+    if (!s || s.location.room_id === room.id) return;
+    if (room.door === "closed" && !room.owners.includes(s.me?.user_id)) this.knock(room.id);
+    else this.walkTo(room.id);
+  }
+
+  // ------------------------------------------------------------- knocks
+  _setPending(knock) {
+    this._pending = knock;
+    this._announce(this._i18n.t("knocking", { room: this._roomName(knock.room_id) }), "polite");
+    this._renderPending();
+  }
+
+  _onKnockIncoming(knock, announce = true) {
+    const answer = async (admit) => { const ack = await this.answerKnock(knock.knock_id, admit); if (ack.ok) card.remove(); };
+    const { card, spoken } = knockCard(this._i18n.t, knock, this._roomName(knock.room_id), answer);
+    this._knockCards.get(knock.knock_id)?.remove();
+    this._knockCards.set(knock.knock_id, card);
+    this.$alerts.append(card);
+    if (announce) this._announce(spoken, knock.silent ? "polite" : "assertive");
+    this._emit("vo-knock", { knock });
+  }
+
+  _onKnockOutcome(outcome) {
+    this._knockCards.get(outcome.knock_id)?.remove();
+    this._knockCards.delete(outcome.knock_id);
+    if (outcome.knocker_id === this.session.me?.user_id) {
+      this._pending = null;
+      this._renderPending();
+      const { t } = this._i18n;
+      this._notice(t("knock_result", { room: this._roomName(outcome.room_id), outcome: t(outcome.outcome) }), false, true);
+    }
+    this._emit("vo-knock-outcome", { outcome });
+  }
+
+  // -------------------------------------------------------------- rings
+  _onRing(ring) {
+    const accept = () => this.call.accept(ring.ring_id).then((ack) => ack.ok || this._error(ack.error));
+    const { card, spoken } = ringCard(this._i18n.t, ring, accept, () => this.call.decline(ring.ring_id));
+    this._ringCards.set(ring.ring_id, card);
+    this.$alerts.append(card);
+    this._announce(spoken, "assertive");
+    this._emit("vo-ring", { ring });
+  }
+
+  _onRingOutcome(outcome) {
+    this._ringCards.get(outcome.ring_id)?.remove();
+    this._ringCards.delete(outcome.ring_id);
+    const mine = this.call.ringing?.ring_id === outcome.ring_id;
+    this.call.ringEnded(outcome);
+    if (mine && outcome.outcome !== "accepted") {
+      const { t } = this._i18n;
+      this._notice(t("ring_result", { outcome: t(outcome.outcome) }), false, true);
+    }
+    this._renderPending();
+  }
+
+  _onCallChange(what) {
+    const state = this.call.state;
+    this.dataset.call = state.call_id ? "active" : this.call.ringing ? "ringing" : "idle";
+    this.dataset.peersConnected = String(Object.values(state.peers).filter((p) => p.state === "connected").length);
+    this.callPanel.update();
+    if (what === "stats") return; // media counters only: nothing on the floor changed
+    this._renderPending();
+    this._scheduleRender();
+  }
+
+  // ------------------------------------------------------------ drawing
+  _build() {
+    const { t, label } = this._i18n;
+    const root = this.shadowRoot;
+    this.$title = el("h2", {}, t("widget"));
+    this.$where = el("p", { class: "where" });
+    this.$conn = el("p", { class: "conn" });
+    this.$notice = el("div", { class: "notice", role: "status", "aria-live": "polite" });
+    this.$announce = el("div", { class: "sr-only", "aria-live": "assertive", "aria-atomic": "true" });
+    this.$pending = el("div", { class: "pending" });
+    this.$alerts = el("section", { class: "alerts", "aria-label": t("alerts") });
+    this.$status = el("select", { id: "vo-status" }, ...Object.entries(STATUS).map(([s, { glyph }]) => el("option", { value: s }, `${glyph} ${label(s)}`)));
+    this.$text = el("input", { id: "vo-status-text", maxlength: "140", autocomplete: "off" });
+    const form = el("form", { class: "status-form", onsubmit: (e) => { e.preventDefault(); this.setStatus(this.$status.value, this.$text.value.trim()); } },
+      el("div", { class: "field" }, el("label", { for: "vo-status" }, t("status")), this.$status),
+      el("div", { class: "field" }, el("label", { for: "vo-status-text" }, t("status_text")), this.$text),
+      el("button", { type: "submit", "data-key": "status:set" }, t("set_status")));
+    this.$call = el("section", { class: "call", hidden: true });
+    this.$plan = el("div", { class: "plan-svg" });
+    this.$listTitle = el("h3", { id: "vo-list-title", tabindex: "-1" });
+    this.$list = el("div", {});
+    // Seam: the specialist finder (GET /api/v1/people/search?q=) goes into this
+    // section; its results can ring (this.ring) and walk (this.walkTo) like the list.
+    this.$finder = el("section", { class: "finder", part: "finder", hidden: true });
+    root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
+      el("div", { class: "top" }, this.$title, this.$where, this.$conn),
+      this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
+      el("div", { class: "layout" },
+        el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
+        el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
+      this.$finder));
+    if (this.callPanel) { // a new language: the same state in new words
+      this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
+      this.callPanel.update();
+      this._knockCards.forEach((card) => this.$alerts.append(card));
+      this._ringCards.forEach((card) => this.$alerts.append(card));
+      this._renderPending();
+    }
+  }
+
+  _scheduleRender() {
+    if (this._renderQueued) return;
+    this._renderQueued = true;
+    queueMicrotask(() => { this._renderQueued = false; this._render(); });
+  }
+
+  _render() {
+    const s = this.session;
+    const view = s?.view;
+    const { t } = this._i18n;
+    this.dataset.location = s?.location.floor_id ? `${s.location.floor_id}/${s.location.room_id ?? ""}` : "";
+    this.$where.textContent = s?.me ? t("where_me", { where: this._whereText() }) : "";
+    if (!view || view.stale || !view.floor) return;
+    this.dataset.seq = String(view.seq);
+    this.$title.textContent = view.floor.name;
+    this.$listTitle.textContent = t("list", { floor: view.floor.name });
+    if (!this.shadowRoot.activeElement?.closest?.("form")) {
+      const mine = view.members.get(s.me?.user_id);
+      if (mine) { this.$status.value = mine.status; this.$text.value = mine.text; }
+    }
+    const focusKey = this.shadowRoot.activeElement?.dataset?.key;
+    const ctx = {
+      ...this._i18n, me: s.me?.user_id, location: s.location, inCall: !!this.call?.call,
+      act: {
+        enter: (room) => this._enter(room), move: (room) => this.walkTo(room.id), knock: (room) => this.knock(room.id),
+        hallway: () => this.walkTo(null), joinCall: () => this.joinCall(), ring: (m) => this.ring(m.user_id),
+      },
+    };
+    this.$plan.replaceChildren(renderPlan(view, ctx));
+    this.$list.replaceChildren(renderList(view, ctx));
+    if (focusKey) this._refocus(focusKey);
+    if (this._readyPending) {
+      this._readyPending = false;
+      // A new session after a long outage: if the server no longer has us in our
+      // call (the grace period ran out), end it here too.
+      const mine = view.members.get(s.me.user_id);
+      if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
+      this._emit("vo-ready", { user_id: s.me.user_id, municipality: s.me.municipality, floor_id: view.floorId, location: s.location });
+    }
+    // vo-presence only when something changed (a redraw for a call button is not news).
+    const signature = `${view.floorId}:${view.seq}:${s.location.floor_id}/${s.location.room_id}`;
+    if (signature === this._presenceSignature) return;
+    this._presenceSignature = signature;
+    this._emit("vo-presence", { floor_id: view.floorId, seq: view.seq, location: s.location,
+      me: s.me && { user_id: s.me.user_id, status: s.me.status, text: s.me.text },
+      members: [...view.members.values()].map(({ user_id, name, municipality, status, text, room_id, in_call }) =>
+        ({ user_id, name, municipality, status, text, room_id, in_call: in_call ?? null })) });
+  }
+
+  /** Focus back where it was after a redraw; if that control is gone, somewhere near. */
+  _refocus(key) {
+    const find = (k) => this.shadowRoot.querySelector(`[data-key="${CSS.escape(k)}"]`);
+    const target = find(key) || (key.startsWith("list:") && find("list:call")) || (key.startsWith("list:") && this.$listTitle);
+    if (target && this.shadowRoot.activeElement !== target) target.focus();
+  }
+
+  _renderPending() {
+    const knock = this._pending;
+    const ring = this.call?.ringing;
+    const parts = pendingLines(this._i18n.t, {
+      knock, roomName: knock && this._roomName(knock.room_id),
+      withdraw: () => this._request("knock.cancel", { knock_id: knock.knock_id }),
+      ring, calleeName: ring && (this._names().get(ring.callee_id) || ring.callee_id), hangUp: () => this.call.cancelRing(),
+    });
+    const focusKey = this.shadowRoot.activeElement?.dataset?.key;
+    this.$pending.replaceChildren(...parts);
+    if (focusKey) this._refocus(focusKey);
+  }
+
+  _whereText() {
+    const { floor_id: floorId, room_id: roomId } = this.session.location;
+    const { t } = this._i18n;
+    if (!floorId) return t("nowhere");
+    const floorName = this.session.view?.floorId === floorId ? this.session.view.floor?.name : floorId;
+    return roomId ? `${this._roomName(roomId)}, ${floorName}` : `${t("in_hallway")}, ${floorName}`;
+  }
+
+  _roomName(roomId) { return this.session?.view?.rooms.get(roomId)?.name || roomId; }
+
+  _names() { return new Map([...(this.session?.view?.members.values() || [])].map((m) => [m.user_id, m.name])); }
+
+  _setConnection(state) { this.dataset.connection = state; }
+
+  _notice(text, isError = false, announce = false) {
+    const { t } = this._i18n;
+    this.$notice.replaceChildren(el("p", { class: isError ? "error" : "" }, isError ? `${t("error")}: ${text}` : text));
+    if (announce) this._announce(text, "assertive");
+  }
+
+  _error(error) {
+    const text = error?.message || this._i18n.t(error?.code) || error?.code || "?";
+    this._notice(text, true);
+    this._emit("vo-error", { error });
+  }
+
+  /** Say something to screen readers; cleared first so the same words are said again. */
+  _announce(text, politeness = "assertive") {
+    const region = this.$announce;
+    region.setAttribute("aria-live", politeness);
+    region.textContent = "";
+    setTimeout(() => { region.textContent = text; }, 50);
+  }
+
+  _emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true })); }
+}
+
+if (!customElements.get("virtual-office-floor")) customElements.define("virtual-office-floor", VirtualOfficeFloor);

@@ -1,0 +1,149 @@
+"""Accessibility of <virtual-office-floor> in real headless Chromium: axe-core
+(npm, web/node_modules) run in the page finds no serious or critical violation,
+and walking and knocking work with the keyboard alone, with a visible focus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.browser import (
+    PortalServer,
+    deep_focus,
+    dev_token,
+    new_context,
+    open_widget,
+    widget_page_html,
+)
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+FLOOR = "projekt"
+MEETING = "projekt-besprechung"  # closed, owned by lea.lindenau
+COORDINATION = "projekt-buero-koordination"  # closed, owned by lea.lindenau and jonas.lindenau
+LOUNGE = "projekt-lounge"  # open
+TIMEOUT = 15_000
+
+
+
+@pytest.fixture(scope="module")
+def office(portal: PortalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        "PRESENCE_STORAGE__BACKEND": "memory",
+        "PRESENCE_LOG__LEVEL": "warning",
+        "PRESENCE_HTTP__CORS_ORIGINS": json.dumps([portal.origin]),
+    }
+    with ServerProcess(env, log_path=tmp_path_factory.mktemp("widget-a11y") / "server.log") as server:
+        portal.pages["/intranet.html"] = widget_page_html(server.url, floor=FLOOR, title="Intranet")
+        yield server
+
+
+def open_as(chromium: Browser, portal: PortalServer, user: str, town: str, name: str, lang: str) -> Page:
+    return open_widget(new_context(chromium), portal.origin + "/intranet.html", dev_token(user, town, name), lang=lang)
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """Run axe-core in the page (it looks into open shadow roots) and return the
+    violations with their impact and where they are."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} missing: run ./scripts/test (npm ci --prefix web)")
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    violations: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations.map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })) }))"""
+    )
+    return violations
+
+
+def test_axe_finds_no_serious_or_critical_violations(
+    chromium: Browser, portal: PortalServer, office: ServerProcess
+) -> None:
+    anna = open_as(chromium, portal, "anna.altbach", "altbach", "Anna Albrecht", "de")
+    lea = open_as(chromium, portal, "lea.lindenau", "lindenau", "Lea Lorenz", "en")
+    try:
+        # The states worth checking: people on the plan, a pending knock, an incoming
+        # knock with its buttons, a status text, and the call panel with a video.
+        assert lea.evaluate(f"async () => (await document.querySelector('virtual-office-floor').walkTo('{MEETING}')).ok")
+        assert anna.evaluate("async () => (await document.querySelector('virtual-office-floor').setStatus('busy', 'Haushalt')).ok")
+        expect(anna.locator(f'virtual-office-floor svg .avatar[data-room="{MEETING}"][data-user="lea.lindenau"]')).to_be_visible(timeout=TIMEOUT)
+        assert anna.evaluate(f"async () => (await document.querySelector('virtual-office-floor').knock('{MEETING}')).ok")
+        expect(lea.locator("virtual-office-floor .alerts [data-knock]")).to_be_visible(timeout=TIMEOUT)
+        assert lea.evaluate("async () => (await document.querySelector('virtual-office-floor').joinCall()).ok")
+        expect(lea.locator("virtual-office-floor .call video")).to_have_count(1, timeout=TIMEOUT)
+
+        for page, who in ((anna, "Anna (de)"), (lea, "Lea (en)")):
+            violations = axe_violations(page)
+            severe = [v for v in violations if v["impact"] in ("serious", "critical")]
+            assert severe == [], f"{who}: {json.dumps(severe, indent=1, ensure_ascii=False)}"
+    finally:
+        anna.context.close()
+        lea.context.close()
+
+
+def tab_to(page: Page, key: str, *, limit: int = 80) -> dict[str, Any]:
+    """Press Tab until the control with data-key ``key`` has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focus = deep_focus(page)
+        if focus is not None and focus["key"] == key:
+            return focus
+    raise AssertionError(f"Tab never reached {key!r}; last focus {deep_focus(page)}")
+
+
+def focus_indicator(page: Page) -> str:
+    """What draws the focus of the focused control: its outline, or for a room of
+    the plan the stroke of its rectangle."""
+    indicator: str = page.evaluate(
+        """() => {
+            let a = document.activeElement;
+            while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+            const shape = a.querySelector && a.querySelector(':scope > .room-bg');
+            const style = getComputedStyle(shape || a);
+            return shape ? `stroke ${style.stroke} ${style.strokeWidth}` : `outline ${style.outlineStyle} ${style.outlineWidth}`;
+        }"""
+    )
+    return indicator
+
+
+def test_walk_and_knock_with_the_keyboard_alone(
+    chromium: Browser, portal: PortalServer, office: ServerProcess
+) -> None:
+    mia = open_as(chromium, portal, "mia.altbach", "altbach", "Mia Arnold", "de")
+    jonas = open_as(chromium, portal, "jonas.lindenau", "lindenau", "Jonas Lang", "de")
+    try:
+        # Walk: Tab to the lounge on the plan, press Enter.
+        focus = tab_to(mia, f"plan:{LOUNGE}")
+        assert focus["visible"] and "Lounge" in focus["label"] and "Tür offen" in focus["label"]
+        assert focus_indicator(mia) == "stroke rgb(191, 75, 0) 6px"
+        mia.keyboard.press("Enter")
+        expect(mia.locator("virtual-office-floor")).to_have_attribute("data-location", f"{FLOOR}/{LOUNGE}", timeout=TIMEOUT)
+        assert deep_focus(mia)["key"] == f"plan:{LOUNGE}"  # the redraw kept the focus where it was
+
+        # Knock: Tab on to the coordination office (closed door) and press Enter.
+        focus = tab_to(mia, f"plan:{COORDINATION}")
+        assert "Tür zu – anklopfen" in focus["label"]
+        mia.keyboard.press("Enter")
+        expect(mia.locator("virtual-office-floor .pending")).to_contain_text("Sie klopfen an „Büro Projektkoordination“")
+
+        # Jonas (an owner; nobody is inside) hears it and admits with the keyboard.
+        expect(jonas.locator("virtual-office-floor .alerts [data-knock]")).to_be_visible(timeout=TIMEOUT)
+        knock_id = jonas.locator("virtual-office-floor .alerts [data-knock]").get_attribute("data-knock")
+        focus = tab_to(jonas, f"admit:{knock_id}")
+        assert focus["visible"] and focus["label"] == "Hereinbitten"
+        assert focus_indicator(jonas) == "outline solid 3px"
+        jonas.keyboard.press("Enter")
+        expect(mia.locator("virtual-office-floor")).to_have_attribute(
+            "data-location", f"{FLOOR}/{COORDINATION}", timeout=TIMEOUT
+        )
+        expect(mia.locator("virtual-office-floor .notice")).to_contain_text("hereingebeten")
+    finally:
+        mia.context.close()
+        jonas.context.close()

@@ -45,6 +45,29 @@ class Actor:
         # A token that carries only the guest role; staff+guest is staff.
         return Role.GUEST in self.roles and not (Role.STAFF in self.roles or Role.ADMIN in self.roles)
 
+    def to_record(self) -> dict[str, Any]:
+        """Everything about the actor, for stores: fixed key order and sorted roles,
+        so equal actors give equal encodings (the Redis scripts compare them)."""
+        return {
+            "user_id": self.user_id,
+            "municipality_id": self.municipality_id,
+            "display_name": self.display_name,
+            "roles": sorted(role.value for role in self.roles),
+            "profile": self.profile.to_dict(),
+        }
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> Actor:
+        """The inverse of :meth:`to_record`."""
+        p = d["profile"]
+        return cls(
+            d["user_id"],
+            d["municipality_id"],
+            d["display_name"],
+            frozenset(Role(r) for r in d["roles"]),
+            Profile(p["department"], p["job_title"], tuple(p["skills"])),
+        )
+
     def public_dict(self) -> dict[str, Any]:
         """What other users may see of this person."""
         return {

@@ -37,7 +37,7 @@ import msgpack
 
 from presence_server.cluster.calls_lua import SCRIPTS
 from presence_server.cluster.redis_scripted import ScriptedRedis
-from rooms.actors import Actor, Profile, Role
+from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from signalling.calls import (
     RECENT_RINGS_REMEMBERED,
@@ -192,7 +192,7 @@ class RedisCallStore(ScriptedRedis):
     # ------------------------------------------------------------------ notes
     async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note:
         note = Note(caller, callee, clean_note(caller.user_id, callee, text, self.note_max_chars), created_at=now)
-        blob = json.dumps({"caller": _actor_dict(caller), "text": note.text, "created_at": now})
+        blob = json.dumps({"caller": caller.to_record(), "text": note.text, "created_at": now})
         await self._call("note", callee, caller.user_id, blob, self.notes_per_callee)
         return note
 
@@ -201,35 +201,14 @@ class RedisCallStore(ScriptedRedis):
         notes = []
         for _caller_id, blob in out.get("notes") or ():
             d = json.loads(blob)
-            notes.append(Note(_actor_from(d["caller"]), callee, d["text"], created_at=d["created_at"]))
+            notes.append(Note(Actor.from_record(d["caller"]), callee, d["text"], created_at=d["created_at"]))
         return notes
 
 
 # Records cross Lua as msgpack strings, which Lua keeps as text: actors and notes
 # are JSON inside them (a msgpack blob would not be valid UTF-8 on the way back).
-def _actor_dict(actor: Actor) -> dict[str, Any]:
-    return {
-        "user_id": actor.user_id,
-        "municipality_id": actor.municipality_id,
-        "display_name": actor.display_name,
-        "roles": sorted(role.value for role in actor.roles),
-        "profile": actor.profile.to_dict(),
-    }
-
-
 def _actor_json(actor: Actor) -> str:
-    return json.dumps(_actor_dict(actor), separators=(",", ":"))
-
-
-def _actor_from(d: dict[str, Any]) -> Actor:
-    p = d["profile"]
-    return Actor(
-        d["user_id"],
-        d["municipality_id"],
-        d["display_name"],
-        frozenset(Role(r) for r in d["roles"]),
-        Profile(p["department"], p["job_title"], tuple(p["skills"])),
-    )
+    return json.dumps(actor.to_record(), separators=(",", ":"))
 
 
 def _call(rec: list[Any]) -> Call:
@@ -247,4 +226,4 @@ def _call(rec: list[Any]) -> Call:
 
 def _ring(ring_id: str, rec: list[Any]) -> Ring:
     caller, _caller_id, callee, created_at, expires_at = rec
-    return Ring(ring_id, _actor_from(json.loads(caller)), callee, float(created_at), float(expires_at))
+    return Ring(ring_id, Actor.from_record(json.loads(caller)), callee, float(created_at), float(expires_at))

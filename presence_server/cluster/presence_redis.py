@@ -93,7 +93,7 @@ from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member
-from rooms.actors import Actor, Profile, Role
+from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 
 __all__ = ["RedisPresenceStore", "TOMBSTONE_MS"]
@@ -444,34 +444,13 @@ def _public(actor: Actor) -> str:
 
 
 def _pack_actor(actor: Actor) -> bytes:
-    # Fixed field order and sorted roles: equal actors give equal bytes, which
-    # the scripts compare to tell a changed name or profile.
-    return msgpack.packb(  # type: ignore[no-any-return]
-        {
-            "user_id": actor.user_id,
-            "municipality_id": actor.municipality_id,
-            "display_name": actor.display_name,
-            "roles": sorted(role.value for role in actor.roles),
-            "profile": {
-                "department": actor.profile.department,
-                "job_title": actor.profile.job_title,
-                "skills": list(actor.profile.skills),
-            },
-        },
-        use_bin_type=True,
-    )
+    # Equal actors give equal bytes (Actor.to_record), which the scripts compare
+    # to tell a changed name or profile.
+    return msgpack.packb(actor.to_record(), use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def _unpack_actor(blob: bytes) -> Actor:
-    d = msgpack.unpackb(blob, raw=False)
-    p = d["profile"]
-    return Actor(
-        d["user_id"],
-        d["municipality_id"],
-        d["display_name"],
-        frozenset(Role(r) for r in d["roles"]),
-        Profile(p["department"], p["job_title"], tuple(p["skills"])),
-    )
+    return Actor.from_record(msgpack.unpackb(blob, raw=False))
 
 
 def _wire(record: list[Any]) -> dict[str, Any]:

@@ -53,6 +53,8 @@ _FLAGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # ICE over loopback too, so calls connect on a machine (or CI runner) with no other interface.
+    "--allow-loopback-in-peer-connection",
 ]
 
 

@@ -131,3 +131,21 @@ def redis_prefix(request: pytest.FixtureRequest) -> str:
 async def office(start_server: StartServer) -> OfficeServer:
     """A server with the demo campus and a short grace period."""
     return await start_server({"PRESENCE_PRESENCE__GRACE_SECONDS": "0.3"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ice_on_loopback_only_machines() -> Iterator[None]:
+    """aioice never offers 127.0.0.1 as a host candidate, so on a machine (or CI
+    runner) with no interface but loopback, two aiortc peers find no path. Only
+    there, loopback is offered; everywhere else ICE runs untouched."""
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+    if original(True, False) or original(False, True):
+        yield
+        return
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original

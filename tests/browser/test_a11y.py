@@ -17,6 +17,7 @@ from tests.support.browser import (
     dev_token,
     new_context,
     open_widget,
+    tab_to,
     widget_page_html,
 )
 from tests.support.processes import ServerProcess
@@ -70,7 +71,8 @@ def test_axe_finds_no_serious_or_critical_violations(
     lea = open_as(chromium, portal, "lea.lindenau", "lindenau", "Lea Lorenz", "en")
     try:
         # The states worth checking: people on the plan, a pending knock, an incoming
-        # knock with its buttons, a status text, and the call panel with a video.
+        # knock with its buttons, a status text, the call panel with a video, and
+        # the finder's results.
         assert lea.evaluate(f"async () => (await document.querySelector('virtual-office-floor').walkTo('{MEETING}')).ok")
         assert anna.evaluate("async () => (await document.querySelector('virtual-office-floor').setStatus('busy', 'Haushalt')).ok")
         expect(anna.locator(f'virtual-office-floor svg .avatar[data-room="{MEETING}"][data-user="lea.lindenau"]')).to_be_visible(timeout=TIMEOUT)
@@ -78,6 +80,11 @@ def test_axe_finds_no_serious_or_critical_violations(
         expect(lea.locator("virtual-office-floor .alerts [data-knock]")).to_be_visible(timeout=TIMEOUT)
         assert lea.evaluate("async () => (await document.querySelector('virtual-office-floor').joinCall()).ok")
         expect(lea.locator("virtual-office-floor .call video")).to_have_count(1, timeout=TIMEOUT)
+        # The specialist finder with results shown (status, location, ring and go buttons).
+        for page, label, term, name in ((anna, "Suchbegriff", "Lea", "Lea Lorenz"), (lea, "Search term", "Anna", "Anna Albrecht")):
+            page.locator("virtual-office-floor").get_by_label(label).fill(term)
+            page.locator("virtual-office-floor").get_by_label(label).press("Enter")
+            expect(page.locator("virtual-office-floor .finder-results h4")).to_contain_text(name, timeout=TIMEOUT)
 
         for page, who in ((anna, "Anna (de)"), (lea, "Lea (en)")):
             violations = axe_violations(page)
@@ -86,16 +93,6 @@ def test_axe_finds_no_serious_or_critical_violations(
     finally:
         anna.context.close()
         lea.context.close()
-
-
-def tab_to(page: Page, key: str, *, limit: int = 80) -> dict[str, Any]:
-    """Press Tab until the control with data-key ``key`` has the focus."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        focus = deep_focus(page)
-        if focus is not None and focus["key"] == key:
-            return focus
-    raise AssertionError(f"Tab never reached {key!r}; last focus {deep_focus(page)}")
 
 
 def focus_indicator(page: Page) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "widget_page_html",
     "open_widget",
     "deep_focus",
+    "tab_to",
     "widget_state",
     "require_chromium",
     "new_context",
@@ -180,15 +181,39 @@ def deep_focus(page: Page) -> dict[str, Any] | None:
     return result
 
 
+def tab_to(page: Page, key: str, *, limit: int = 80) -> dict[str, Any]:
+    """Press Tab until the control with data-key ``key`` has the focus; return it
+    as :func:`deep_focus` names it."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focus = deep_focus(page)
+        if focus is not None and focus["key"] == key:
+            return focus
+    raise AssertionError(f"Tab never reached {key!r}; last focus {deep_focus(page)}")
+
 
 def new_context(browser: Browser, **kw: Any) -> BrowserContext:
     """A fresh profile (cookies, storage) with camera and microphone granted."""
     return browser.new_context(permissions=["camera", "microphone"], viewport={"width": 1280, "height": 900}, **kw)
 
 
-def dev_token(user: str, municipality: str, name: str, *, roles: tuple[str, ...] = ("staff",), ttl: int = 3600) -> str:
+def dev_token(
+    user: str,
+    municipality: str,
+    name: str,
+    *,
+    roles: tuple[str, ...] = ("staff",),
+    ttl: int = 3600,
+    department: str | None = None,
+    job_title: str | None = None,
+    skills: tuple[str, ...] = (),
+) -> str:
     """A token signed with the development key of ``municipality`` (config/default.toml),
-    as the portal's backend of that town would mint it."""
+    as the portal's backend of that town would mint it; ``department``, ``job_title``
+    and ``skills`` are the profile the specialist finder searches."""
     from tests.conftest import make_settings
 
-    return mint_token(make_settings().auth, municipality=municipality, user_id=user, name=name, roles=roles, ttl_seconds=ttl)
+    return mint_token(
+        make_settings().auth, municipality=municipality, user_id=user, name=name, roles=roles, ttl_seconds=ttl,
+        department=department, job_title=job_title, skills=skills,
+    )

@@ -31,6 +31,11 @@ const TEXT = {
     floor_missing: "Diese Etage gibt es nicht oder Sie dürfen sie nicht sehen.",
     error: "Fehler", timeout: "Keine Antwort vom Server.", offline: "Keine Verbindung.",
     legend: "Legende", door_legend: "Türen",
+    finder: "Fachleute finden", finder_query: "Suchbegriff", finder_in: "Suchen in", finder_search: "Suchen",
+    finder_q: "allem (Name, Amt, Funktion, Fachgebiet)", finder_skill: "Fachgebieten", finder_department: "Ämtern",
+    finder_job_title: "Funktionen", finder_empty_query: "Bitte einen Suchbegriff eingeben.",
+    finder_count: "{n} Treffer, die Verfügbaren zuerst", finder_count_one: "1 Treffer",
+    finder_none: "Keine Treffer für „{q}“.", skills: "Fachgebiete: {skills}", sits_in: "Ort: {where}", go_to: "Hingehen",
   },
   en: {
     widget: "Virtual office", plan: "Floor plan {floor}", list: "Rooms and people on {floor}",
@@ -60,6 +65,11 @@ const TEXT = {
     floor_missing: "This floor does not exist or you may not see it.",
     error: "Error", timeout: "The server did not answer.", offline: "Not connected.",
     legend: "Legend", door_legend: "Doors",
+    finder: "Find a specialist", finder_query: "Search term", finder_in: "Search in", finder_search: "Search",
+    finder_q: "everything (name, department, job title, skill)", finder_skill: "skills", finder_department: "departments",
+    finder_job_title: "job titles", finder_empty_query: "Please enter a search term.",
+    finder_count: "{n} results, available people first", finder_count_one: "1 result",
+    finder_none: "No results for “{q}”.", skills: "Skills: {skills}", sits_in: "Location: {where}", go_to: "Go there",
   },
 };
 
@@ -67,12 +77,12 @@ const LABELS = {
   de: {
     office: "Büro", meeting: "Besprechung", project: "Projektraum", lounge: "Treffpunkt", service_counter: "Bürgerservice",
     open: "Tür offen", closed: "Tür zu – anklopfen", locked: "abgeschlossen",
-    available: "verfügbar", busy: "beschäftigt", away: "abwesend", do_not_disturb: "nicht stören",
+    available: "verfügbar", busy: "beschäftigt", away: "abwesend", do_not_disturb: "nicht stören", offline: "offline",
   },
   en: {
     office: "Office", meeting: "Meeting", project: "Project room", lounge: "Lounge", service_counter: "Service counter",
     open: "Door open", closed: "Door closed – knock", locked: "locked",
-    available: "available", busy: "busy", away: "away", do_not_disturb: "do not disturb",
+    available: "available", busy: "busy", away: "away", do_not_disturb: "do not disturb", offline: "offline",
   },
 };
 

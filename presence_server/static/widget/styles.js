@@ -66,6 +66,18 @@ svg { width: 100%; height: auto; display: block; }
 .status-busy { background: #9a6700; }
 .status-away { background: #57606a; }
 .status-do_not_disturb { background: #b42318; }
+.status-offline { background: #ffffff; color: #57606a; box-shadow: inset 0 0 0 1px #57606a; }
+.finder { border-top: 1px solid #d0d7de; margin-top: 12px; }
+.finder-form { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: end; margin: 4px 0; }
+.finder-form .field { display: flex; flex-direction: column; }
+.finder-form label { font-size: 0.9em; }
+.finder-form input { min-width: 18em; }
+.finder-msg { min-height: 1.5em; margin: 6px 0; }
+.finder-msg.error { color: #b42318; font-weight: 600; }
+.finder-results { margin: 0; padding-left: 1.6em; }
+.finder-results[hidden] { display: none; }
+.finder-item { border-top: 1px solid #d0d7de; padding: 6px 0; }
+.finder-item p { margin: 0; }
 .legend { color: #3d444d; font-size: 0.9em; margin: 6px 0 0; }
 .call { border: 1px solid #0b57d0; border-radius: 8px; padding: 8px; margin: 8px 0; }
 .call[hidden] { display: none; }

@@ -8,6 +8,7 @@
 // (default: where the user is, else their first floor), token (or the `token`
 // property, preferred), lang (else the page's language), passive (only watch:
 // do not step onto the floor's hallway when the user is on no floor).
+// Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
 // Methods: walkTo(roomId|null), setStatus(status, text), knock(roomId, message),
 // answerKnock(knockId, admit), joinCall(), leaveCall(), ring(userId).
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
@@ -18,6 +19,7 @@
 import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
+import { FinderPanel } from "./finder.js";
 import { pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
 import { el, legend, renderList, renderPlan } from "./render.js";
@@ -199,8 +201,7 @@ export class VirtualOfficeFloor extends HTMLElement {
   _enter(room) {
     const s = this.session;
     if (!s || s.location.room_id === room.id) return;
-    if (room.door === "closed" && !room.owners.includes(s.me?.user_id)) this.knock(room.id);
-    else this.walkTo(room.id);
+    return room.door === "closed" && !room.owners.includes(s.me?.user_id) ? this.knock(room.id) : this.walkTo(room.id);
   }
 
   // ------------------------------------------------------------- knocks
@@ -285,9 +286,12 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$plan = el("div", { class: "plan-svg" });
     this.$listTitle = el("h3", { id: "vo-list-title", tabindex: "-1" });
     this.$list = el("div", {});
-    // Seam: the specialist finder (GET /api/v1/people/search?q=) goes into this
-    // section; its results can ring (this.ring) and walk (this.walkTo) like the list.
-    this.$finder = el("section", { class: "finder", part: "finder", hidden: true });
+    this.$finder = el("section", { class: "finder", part: "finder" }); // a portal may hide it: ::part(finder)
+    const finder = new FinderPanel(this.$finder, { ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER,
+      token: () => this.token, ring: (r) => this.ring(r.user_id), here: () => this.session?.location ?? {},
+      view: () => this.session?.view, walkTo: (room, floor) => this.walkTo(room, floor), enter: (room) => this._enter(room) });
+    if (this.finder) finder.restore(this.finder); // a new language: the same search in new words
+    this.finder = finder;
     root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
       el("div", { class: "top" }, this.$title, this.$where, this.$conn),
       this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
@@ -383,7 +387,10 @@ export class VirtualOfficeFloor extends HTMLElement {
 
   _roomName(roomId) { return this.session?.view?.rooms.get(roomId)?.name || roomId; }
 
-  _names() { return new Map([...(this.session?.view?.members.values() || [])].map((m) => [m.user_id, m.name])); }
+  _names() {
+    const floor = [...(this.session?.view?.members.values() || [])].map((m) => [m.user_id, m.name]);
+    return new Map([...(this.finder?.names() || []), ...floor]); // someone found on another floor has a name too
+  }
 
   _setConnection(state) { this.dataset.connection = state; }
 

@@ -38,6 +38,7 @@ All clocks are ``time.time()`` on one machine, so the differences are real.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -79,6 +80,8 @@ WALKS: dict[str, tuple[str, str | None, float]] = {}
 #: (caller, callee) -> send time of the caller's ring.
 RINGS: dict[tuple[str, str], float] = {}
 
+#: Set OFFICE_GAP_LOG=<file> to log every sequence gap a floor view detects (diagnostics).
+_GAP_LOG: Final = os.environ.get("OFFICE_GAP_LOG", "")
 _STAMP: Final = re.compile(re.escape(STAMP_MARK) + r"([0-9]+\.[0-9]+)$")
 _TEXTS: Final = ("Im Büro", "Haushaltsplan", "Bürgersprechstunde", "Im Termin", "Mittagspause", "Telefonat",
                  "Ratssitzung vorbereiten", "Digitalisierung")
@@ -327,7 +330,14 @@ class OfficeSession:
                 if t is not None:
                     self.on_latency("status→screen", (now - t) * 1000)
         view = self.views.get(floor_id or "")
-        if view is not None and not view.apply_frame(frame):
+        if view is None:
+            return
+        before, stale = view.seq, view.stale
+        if not view.apply_frame(frame):
+            if _GAP_LOG:  # diagnostics: which diffs were missing, on which node
+                with open(_GAP_LOG, "a") as f:
+                    f.write(f"{now:.3f} {self.url} {self.user_id} {floor_id} had={before} stale={stale} "
+                            f"got={[(d.get('seq'), d.get('type')) for d in frame.get('diffs', ())]}\n")
             self.spawn(0, self._resync, floor_id)
 
     def _resync(self, floor_id: str) -> None:

@@ -105,7 +105,10 @@ def write_report(run: Run, *, started: dt.datetime, code: str, argv: Sequence[st
     stats = [r for r in locust["stats"] if r["Name"] != "Aggregated"]
     spawned, ended = data.get("locust_spawned"), data.get("locust_ended")
     win0 = spawned or data.get("locust_started") or t0
+    # The steady phase ends when locust's run time is up: the 200 users leaving at once is no steady state.
     win1 = ended or (t0 + data.get("seconds", 0))
+    if data.get("locust_started"):
+        win1 = min(win1, data["locust_started"] + args.duration)
     steady = [(r, v) for r, v in zip(run.swarm_recv, run.swarm_lat) if win0 <= r <= win1]
     swarm_lat = sorted(v for _, v in steady)
     swarm_changes = sum(n for t, n in run.swarm_sent_t if win0 <= t <= win1 + 2.0) / max(1e-9, win1 - win0)
@@ -226,7 +229,7 @@ def _steps_section(data: dict[str, Any]) -> list[str]:
     good = [s for s in steps if s["p99"] <= limit and not s["failed"]]
     best = max(good, key=lambda s: s["population"]) if good else None
     kb = [s["kb_per_conn"] for s in steps if s["population"] >= 1000]
-    out = [f"* Largest population with status→screen p99 < {limit:g} ms: "
+    bullets = [f"* Largest population with status→screen p99 < {limit:g} ms: "
            f"**{best['population']:,} staff online**" if best else f"* No step kept p99 under {limit:g} ms",
            f"* Server memory per connection: **{kb[-1]:.1f} KB** at {steps[-1]['population']:,} connections "
            f"(authenticated, on a floor, watching it)" if kb else "",
@@ -234,7 +237,8 @@ def _steps_section(data: dict[str, Any]) -> list[str]:
            "one (three floors of ~167 people each), so the change rate and the number of floors grow with the population.",
            "* A step whose p99 was above the limit while processes outside the run used more than 25 % of a core "
            "was measured again (at most `--retries` times); the row shows the last attempt, the note the earlier "
-           "ones. *other CPU*: every process outside the run (other people's work on this machine), % of one core.",
+           "ones. *other CPU*: every process outside the run (other people's work on this machine), % of one core."]
+    out = [b for b in bullets if b] + [
            "", "| staff online | new | connect/s | changes/s | deliveries/s | p50 ms | p95 ms | p99 ms | max ms "
            "| server CPU | Redis CPU | other CPU | load avg | server RSS MiB | KB/conn | failed | note |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -244,7 +248,7 @@ def _steps_section(data: dict[str, Any]) -> list[str]:
                    f"| {s['deliveries_per_s']:,.0f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_ms(s['p99'])} | {_ms(s['max'])} "
                    f"| {s['server_cpu']:.0f} % | {redis} | {s['other_cpu']:.0f} % | {s['load']:.2f} "
                    f"| {sum(s['rss_kb']) / 1024:,.0f} | {s['kb_per_conn']:.1f} | {s['failed']} | {s.get('note', '')} |")
-    return [line for line in out if line] + [""]
+    return out + [""]
 
 
 def _servers_section(run: Run, w0: float, w1: float, held: int) -> list[str]:
@@ -294,6 +298,11 @@ def _errors_section(run: Run, locust: dict[str, Any], server_problems: list[str]
     out += [f"* server log: `{p}`" for p in server_problems[:10]]
     if len(out) == 2:
         out.append("None: no failed request, no refused or lost swarm connection, nothing in the server logs.")
+    gaps = sum(int(r["Request Count"]) for r in locust["stats"] if r["Name"] == "floor.diffs gap (resync)")
+    if gaps:
+        out.append(f"\nNot counted as errors: the locust users' floor views saw {gaps} sequence gaps (a missing diff) "
+                   "and took a fresh snapshot, as the protocol provides (docs/protocol.md §5). "
+                   "`OFFICE_GAP_LOG=<file>` logs each one.")
     return out + [""]
 
 

@@ -55,9 +55,11 @@ def _on_init(environment, **_: object) -> None:  # type: ignore[no-untyped-def]
     # here so a wrong path fails at once, not in the first user.
     from locust.runners import MasterRunner
 
-    if not isinstance(environment.runner, MasterRunner) and environment.parsed_options is not None:
-        if environment.parsed_options.office_config:
-            setup(environment.parsed_options, environment.host)
+    options = environment.parsed_options
+    if not isinstance(environment.runner, MasterRunner) and options is not None:
+        # A worker started by hand learns the host only from the master: then the first user sets up.
+        if options.office_config and (options.office_nodes or environment.host):
+            setup(options, environment.host)
         gevent.spawn(_loop_lag, environment)
 
 

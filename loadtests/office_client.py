@@ -158,7 +158,7 @@ class OfficeSession:
                 raise OfficeError("no session.ready")
         except Exception as exc:
             self.on_request("sio", "connect", _ms(start), exc)
-            raise
+            raise OfficeError(f"connect: {type(exc).__name__}: {exc}") from exc
         self.connected = True
         ONLINE[self.user_id] = self
         self.on_request("sio", "connect", _ms(start), None)

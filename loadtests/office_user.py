@@ -52,22 +52,26 @@ class _Setup:
 
 
 def setup(options: Any, host: str | None) -> _Setup:
-    """Load the scenario and the server config named by the ``--office-*`` options (once)."""
+    """Load the scenario and the server config named by the ``--office-*`` options (once).
+
+    A distributed worker learns the host from the master's first spawn message,
+    so the first user of a process may be the one that gets here first."""
     if _Setup.scenario is None:
         from presence_server.config import load_settings
 
-        active = getattr(options, "office_active", None)
-        _Setup.scenario = load_scenario(options.office_scenario, active=int(active) if active else None)
         if not options.office_config:
             raise RuntimeError("--office-config (or OFFICE_CONFIG) must name the server's config: "
                                "its HS256 secrets mint the users' tokens")
-        _Setup.settings = load_settings(options.office_config)
-        nodes = options.office_nodes or host or ""
-        _Setup.nodes = [u.strip().rstrip("/") for u in nodes.split(",") if u.strip()]
-        if not _Setup.nodes:
+        nodes = [u.strip().rstrip("/") for u in (options.office_nodes or host or "").split(",") if u.strip()]
+        if not nodes:
             raise RuntimeError("no server: give --host or --office-nodes")
-        weights = _Setup.scenario.behaviour.weights
+        active = getattr(options, "office_active", None)
+        scenario = load_scenario(options.office_scenario, active=int(active) if active else None)
+        _Setup.settings = load_settings(options.office_config)
+        _Setup.nodes = nodes
+        weights = scenario.behaviour.weights
         StaffUser.tasks = [getattr(StaffUser, name) for name in TASKS for _ in range(weights.get(name, 0))]
+        _Setup.scenario = scenario  # last: a failed setup is tried again, not half-kept
     return _Setup
 
 

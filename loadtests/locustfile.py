@@ -21,12 +21,15 @@ load generator delays every figure it measures).
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import gevent
+import gevent.util
 from locust import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # locust adds it too; `python -c` imports do not
@@ -34,6 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # locust adds it too; 
 from office_user import StaffUser, setup  # noqa: E402,F401  (locust finds the user class here)
 
 _LAG_PERIOD = 0.5
+# `kill -USR1 <pid>` prints every thread's stack, `kill -USR2 <pid>` every greenlet's (if the loop
+# still runs): run.py does both to a locust that overran its run time.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+gevent.signal_handler(signal.SIGUSR2, lambda: gevent.util.print_run_info(file=sys.stderr))
 
 
 @events.init_command_line_parser.add_listener

@@ -119,7 +119,10 @@ def write_report(run: Run, *, started: dt.datetime, code: str, argv: Sequence[st
     walk = next((r for r in stats if r["Name"] == "walk→screen"), None)
     walk_p99 = _f(walk["99%"]) if walk else float("nan")
     failures = sum(int(r["Failure Count"]) for r in stats)
-    sio_rate = sum(_f(r["Requests/s"]) for r in stats if r["Type"] == "sio" and not r["Name"].startswith(("connect", "reconnect")))
+    # Rates over the steady window (locust's own Requests/s runs until its shutdown ended).
+    span = max(1e-9, win1 - win0)
+    sio_rate = sum(int(r["Request Count"]) for r in stats
+                   if r["Type"] == "sio" and not r["Name"].startswith(("connect", "reconnect"))) / span
     errors = failures + run.swarm_counts["refused"] + data.get("swarm_failed", 0) + run.swarm_counts["closed"]
     server_problems = _server_log_problems(run.logs)
     errors += len(server_problems)
@@ -209,7 +212,7 @@ def write_report(run: Run, *, started: dt.datetime, code: str, argv: Sequence[st
                "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         order = {"presence": 0, "sio": 1, "refused": 2, "generator": 3}
         for r in sorted(stats, key=lambda r: (order.get(r["Type"], 3), r["Name"])):
-            md.append(f"| {r['Type']} | {r['Name']} | {int(r['Request Count']):,} | {_f(r['Requests/s']):.1f} "
+            md.append(f"| {r['Type']} | {r['Name']} | {int(r['Request Count']):,} | {int(r['Request Count']) / span:.1f} "
                       f"| {r['Failure Count']} | {_ms(_f(r['50%']))} | {_ms(_f(r['95%']))} | {_ms(_f(r['99%']))} "
                       f"| {_ms(_f(r['Max Response Time']))} | {MEANING.get(r['Name'], '')} |")
         md += ["", "`sio`: acknowledged requests (round trip); `refused`: refusals that are office life "

@@ -30,6 +30,7 @@ import random
 import time
 from typing import Any, Callable
 
+import gevent
 from locust import User, task
 from locust.exception import StopUser
 
@@ -130,7 +131,8 @@ class StaffUser(User):
     def on_stop(self) -> None:
         s = getattr(self, "s", None)
         if s is not None:
-            s.stop()
+            with gevent.Timeout(3, False):  # a disconnect that hangs must not hold up the end of the run
+                s.stop()
 
     def _arrive(self) -> None:
         self.s.connect()

@@ -309,17 +309,10 @@ class Run:
                 self.locust.wait(15)
             except subprocess.TimeoutExpired:
                 for pid in reversed(pids):  # workers first, then the master: each by its PID
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                    _kill_locust(pid)
                 self.locust.wait(5)
         for pid in self.locust_pids:  # a forked worker that outlived its master
-            try:
-                os.kill(pid, 0)
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill_locust(pid)
         if self.pool is not None:
             try:
                 self.pool.stop()
@@ -332,6 +325,16 @@ class Run:
         shutil.rmtree(self.secret_dir, ignore_errors=True)
         self.groups()
         self.data["pids"] = sorted(self.seen_pids)
+
+
+def _kill_locust(pid: int) -> None:
+    """SIGKILL ``pid`` if it still is one of our locust processes (a PID may have been reused)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"locustfile.py" in f.read():
+                os.kill(pid, signal.SIGKILL)
+    except (OSError, ProcessLookupError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,21 +351,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     interrupted: str | None = None
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
     def backstop(signum: int, frame: Any) -> None:  # only if cancellation itself hangs
         print("!! hard timeout: stopping everything", file=sys.stderr, flush=True)
         run.stop_everything()
         os._exit(3)
 
-    signal.signal(signal.SIGTERM, on_term)
+    async def guarded() -> None:
+        # SIGTERM cancels the run like Ctrl-C does (a Python-level handler that raises does not
+        # get through uvloop); the finally below then stops everything by PID.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await asyncio.wait_for(run.run(), args.timeout)
+
     signal.signal(signal.SIGALRM, backstop)
     signal.alarm(int(args.timeout) + 120)
     try:
-        uvloop.run(asyncio.wait_for(run.run(), args.timeout))
-    except (KeyboardInterrupt, asyncio.TimeoutError, TimeoutError) as exc:
-        interrupted = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"timed out after {args.timeout:g}s"
+        uvloop.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError, asyncio.TimeoutError, TimeoutError) as exc:
+        interrupted = ("interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+                       else f"timed out after {args.timeout:g}s")
     except Exception as exc:
         import traceback
 

@@ -16,7 +16,7 @@ from typing import Any
 from report import RunInfo
 from targets import ROOT
 
-__all__ = ["code_version", "run_info"]
+__all__ = ["code_version", "run_info", "machine", "software"]
 
 
 def code_version() -> str:
@@ -35,11 +35,8 @@ def code_version() -> str:
         f" with uncommitted changes in presence_server/{fingerprint}" if dirty else ", presence_server/ clean")
 
 
-def run_info(args: argparse.Namespace, bench: Any, code: str, started: dt.datetime) -> RunInfo:
-    """``bench``: the :class:`bench_fanout.Bench` that ran."""
-    import aiohttp
-    import socketio
-
+def machine() -> str:
+    """``2 cores (AMD EPYC), 24 GiB, Linux 6.1``: what the figures were measured on."""
     model = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -49,7 +46,20 @@ def run_info(args: argparse.Namespace, bench: Any, code: str, started: dt.dateti
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB, Linux {platform.release()}"
 
+
+def software() -> str:
+    import aiohttp
+    import socketio
+
+    return (f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, python-socketio "
+            f"{socketio.__version__ if hasattr(socketio, '__version__') else _dist_version('python-socketio')}, "
+            f"python-engineio {_dist_version('python-engineio')}")
+
+
+def run_info(args: argparse.Namespace, bench: Any, code: str, started: dt.datetime) -> RunInfo:
+    """``bench``: the :class:`bench_fanout.Bench` that ran."""
     try:
         import uvloop
 
@@ -64,10 +74,8 @@ def run_info(args: argparse.Namespace, bench: Any, code: str, started: dt.dateti
     return RunInfo(
         command=" ".join(shlex.quote(a) for a in ["python", "loadtests/bench_fanout.py", *sys.argv[1:]]),
         started=started.strftime("%Y-%m-%d %H:%M"),
-        machine=f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB, Linux {platform.release()}",
-        software=f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, python-socketio "
-        f"{socketio.__version__ if hasattr(socketio, '__version__') else _dist_version('python-socketio')}, "
-        f"python-engineio {_dist_version('python-engineio')}",
+        machine=machine(),
+        software=software(),
         code=code,
         placement=placement,
         gen_cores=bench.gen_cores,

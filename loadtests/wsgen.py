@@ -322,8 +322,10 @@ def worker_main(conn: Connection, spec: WatcherSpec) -> None:
 class GeneratorPool:
     """Worker processes holding ``n`` watchers of one target, spread evenly."""
 
-    def __init__(self, spec_for: Any, n: int, procs: int, *, cpus: Sequence[int] | None = None) -> None:
-        """``spec_for(indices) -> WatcherSpec`` builds each worker's share."""
+    def __init__(self, spec_for: Any, n: int, procs: int, *, cpus: Sequence[int] | None = None,
+                 worker: Callable[[Connection, Any], None] | None = None) -> None:
+        """``spec_for(indices) -> WatcherSpec`` builds each worker's share; ``worker``
+        is the process's entry point (default :func:`worker_main`; the swarm brings its own)."""
         ctx = mp.get_context("spawn")
         procs = max(1, min(procs, n)) if n else 1
         self.workers: list[tuple[Any, Connection]] = []
@@ -331,7 +333,7 @@ class GeneratorPool:
         shares = [tuple(range(k, n, procs)) for k in range(procs)]
         for k, share in enumerate(shares):
             parent_end, child_end = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child_end, spec_for(share)), name=f"wsgen-{k}", daemon=True)
+            proc = ctx.Process(target=worker or worker_main, args=(child_end, spec_for(share)), name=f"wsgen-{k}", daemon=True)
             self.workers.append((proc, parent_end))
 
     @property

@@ -237,9 +237,9 @@ class Gateway(PresenceHooks):
             metrics.ERRORS.labels(exc.code.value).inc()
             log.info("request_refused", request=event, code=exc.code.value, detail=exc.detail)
             return _failure(exc, session.lang)
-        except STORE_UNAVAILABLE:
+        except STORE_UNAVAILABLE as exc:
             metrics.ERRORS.labels(ErrorCode.UNAVAILABLE.value).inc()
-            log.warning("request_unavailable", request=event)
+            log.warning("request_unavailable", request=event, error=repr(exc))
             return _failure(DomainError(ErrorCode.UNAVAILABLE), session.lang)
         except Exception:
             metrics.ERRORS.labels(ErrorCode.INTERNAL.value).inc()

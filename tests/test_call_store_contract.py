@@ -292,3 +292,16 @@ async def test_the_redis_store_touches_one_hash_slot_per_script(redis_server, re
         assert all(len(slots) == 1 for _, slots in ran), ran
     finally:
         await store.close()
+
+
+async def test_a_burst_past_the_pool_size_waits_for_connections_instead_of_failing(redis_server, redis_prefix) -> None:  # type: ignore[no-untyped-def]
+    from presence_server.cluster.redis_scripted import POOL_CONNECTIONS
+
+    store = RedisCallStore(redis_server.url, prefix=redis_prefix, max_mesh=3, ring_timeout=30)
+    await store.open()
+    try:
+        await store.join_room_call("ben", "r1", now=0)
+        calls = await asyncio.gather(*(store.call_of("ben") for _ in range(POOL_CONNECTIONS * 4)))
+        assert {c.id for c in calls if c is not None} == {"room:r1:1"} and None not in calls
+    finally:
+        await store.close()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Final, Mapping
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-__all__ = ["ScriptedRedis"]
+__all__ = ["ScriptedRedis", "POOL_CONNECTIONS", "POOL_WAIT_SECONDS"]
+
+#: Connections a store opens to Redis at most; more concurrent calls wait.
+POOL_CONNECTIONS: Final = 64
+#: How long a call waits for a free connection before the store counts as away.
+POOL_WAIT_SECONDS: Final = 10.0
 
 
 class ScriptedRedis:
@@ -33,7 +38,13 @@ class ScriptedRedis:
         """Connect and register the scripts. Idempotent; raises if Redis is away."""
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self._url, decode_responses=False)
+        # A blocking pool: a burst of requests (two hundred people leaving at once)
+        # waits for a free connection instead of failing with MaxConnectionsError,
+        # which redis-py's default pool raises past 100 connections in use.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url, decode_responses=False, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS
+        )
+        client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         try:
             await client.ping()  # fail at start-up, not on the first request
         except BaseException:

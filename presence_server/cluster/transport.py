@@ -86,7 +86,7 @@ class ClusterTransport:
             self._user_sessions[user_id] -= 1
             if self._user_sessions[user_id] <= 0:
                 del self._user_sessions[user_id]
-                self._spawn(self._bus.unsubscribe(user_channel(user_id)))
+                self._spawn(self._unsubscribe_unless_needed(user_channel(user_id)))
 
     async def watch(self, sid: str, floor_id: str) -> None:
         await self.local.watch(sid, floor_id)
@@ -114,7 +114,19 @@ class ClusterTransport:
         if self._floor_watchers[floor_id] <= 0:
             del self._floor_watchers[floor_id]
             self._order.stop(floor_id)
-            self._spawn(self._bus.unsubscribe(floor_channel(floor_id)))
+            self._spawn(self._unsubscribe_unless_needed(floor_channel(floor_id)))
+
+    async def _unsubscribe_unless_needed(self, channel: str) -> None:
+        """Unsubscribe, unless someone here needs the channel again by now.
+
+        The unsubscribe runs later than the leave that queued it. A watcher (or a
+        session of the user) that arrived meanwhile found the channel still
+        subscribed and did not subscribe again; unsubscribing now would leave it
+        deaf to the other nodes (every remote diff a sequence gap)."""
+        kind, _, name = channel.partition(":")
+        needed = self._floor_watchers[name] if kind == "f" else self._user_sessions[name]
+        if needed <= 0:
+            await self._bus.unsubscribe(channel)
 
     # ------------------------------------------------------------- delivery
     async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:

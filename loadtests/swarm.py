@@ -27,6 +27,7 @@ last collect, with their arrival times), ``rss``, ``stop``.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import time
@@ -37,6 +38,7 @@ from typing import Any, Callable, Final
 from urllib.parse import urlsplit
 
 from eio import EIO_WS_PATH, PING, PONG, event_frame, sio_call, sio_handshake
+from procs import rss_kb
 from rawws import RawWebSocket, raw_connect
 from scenario import STAMP_MARK
 from wsgen import GeneratorPool, mint_token_for, raise_nofile_limit
@@ -120,10 +122,10 @@ class _SwarmWorker:
     async def command(self, cmd: str, args: list[Any]) -> tuple[Any, ...]:
         if cmd == "prepare":
             self._prepare()
-            return ("prepared", _own_rss_kb())
+            return ("prepared", rss_kb(os.getpid()))
         if cmd == "connect_upto":
             ok, failed, error, took = await self._connect_upto(int(args[0]))
-            return ("connected", ok, failed, error, took, _own_rss_kb())
+            return ("connected", ok, failed, error, took, rss_kb(os.getpid()))
         if cmd == "activity":
             self.every = float(args[0])
             if self.activity is None and self.every > 0:
@@ -136,7 +138,7 @@ class _SwarmWorker:
             self.acks = self.refused = self.sent = 0
             return out
         if cmd == "rss":
-            return ("rss", _own_rss_kb(), len(self.open) - self.closed)
+            return ("rss", rss_kb(os.getpid()), len(self.open) - self.closed)
         raise ValueError(f"unknown command {cmd!r}")
 
     def _prepare(self) -> None:
@@ -240,14 +242,6 @@ class _SwarmWorker:
                 self.sent += 1
             except ConnectionError:
                 pass
-
-
-def _own_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def swarm_main(conn: Connection, spec: SwarmSpec) -> None:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from eio import EIO_WS_PATH, PING, PONG, TIME_IN_TEXT, TIME_IN_TEXT_BYTES, AiohttpText, sio_call, sio_handshake
+from procs import rss_kb
 from rawws import RawWebSocket, raw_connect
 
 __all__ = ["WatcherSpec", "StepSample", "GeneratorPool", "mint_token_for", "raise_nofile_limit"]
@@ -175,11 +176,11 @@ class _Worker:
         c = self.c
         if cmd == "prepare":
             self._prepare()
-            return ("prepared", _own_rss_kb())
+            return ("prepared", rss_kb(os.getpid()))
         if cmd == "connect":
             self._prepare()
             ok, failed, error = await self._connect_all()
-            return ("connected", ok, failed, error, _own_rss_kb())
+            return ("connected", ok, failed, error, rss_kb(os.getpid()))
         if cmd == "arm":
             c.t0, c.lat, c.frames, c.last = float(args[0]), array("d"), 0, None
             return ("armed",)
@@ -190,7 +191,7 @@ class _Worker:
             c.t0, c.lat, c.frames, c.stale, c.last = None, array("d"), 0, 0, None
             return out
         if cmd == "rss":
-            return ("rss", _own_rss_kb(), len(self.conns) - c.closed)
+            return ("rss", rss_kb(os.getpid()), len(self.conns) - c.closed)
         raise ValueError(f"unknown command {cmd!r}")
 
     def _prepare(self) -> None:
@@ -289,14 +290,6 @@ class _Worker:
             raise
         except Exception:
             self.c.lost()
-
-
-def _own_rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def worker_main(conn: Connection, spec: WatcherSpec) -> None:

@@ -44,6 +44,7 @@ from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
 from rooms.campus import CampusService
 from rooms.expiry import RoomExpirer
+from rooms.person import PersonId
 from rooms.seed import load_seed
 from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
@@ -156,12 +157,12 @@ def _membership(settings: Settings, node_id: str, presence: PresenceService) -> 
     store = presence.store
     assert isinstance(store, RedisPresenceStore)
 
-    async def on_dead_session(node: str, user_id: str, sid: str) -> None:
-        diffs, since = await store.reap_session(node, user_id, sid, time.time())
-        await presence.reaped(user_id, diffs, since)
+    async def on_dead_session(node: str, person: PersonId, sid: str) -> None:
+        diffs, since = await store.reap_session(node, person, sid, time.time())
+        await presence.reaped(person, diffs, since)
 
-    async def on_dead_linger(user_id: str, since: float) -> None:
-        await presence.reaped(user_id, [], since)
+    async def on_dead_linger(person: PersonId, since: float) -> None:
+        await presence.reaped(person, [], since)
 
     assert settings.redis.url is not None
     return Membership(
@@ -213,7 +214,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     seed_file = rt.settings.campus.seed_file
     seed = load_seed(Path(seed_file)) if seed_file else None
-    await rt.campus.start(seed)
+    await rt.campus.start(seed, legacy_owners=rt.settings.campus.legacy_owners)
     await rt.presence.store.open()
     await rt.knocks.store.open()
     await rt.calls.store.open()

@@ -34,6 +34,7 @@ from presence_server.presence.state import Status
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 from signalling.call_store import CallStore
 from signalling.calls import Call, RingOutcome, RingResolution
 from signalling.turn import ice_servers
@@ -63,59 +64,62 @@ class CallService(PresenceHooks):
         self._max_signal = settings.calls.max_signal_bytes
         self._clock = clock
         self.store = store
-        # (call id, user) -> when they entered it, on this node (insertion order: oldest first)
-        self._joined_at: dict[tuple[str, str], float] = {}
+        # (call id, person) -> when they entered it, on this node (insertion order: oldest first)
+        self._joined_at: dict[tuple[str, PersonId], float] = {}
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
         presence.add_annotator(self._in_call)
 
-    async def _in_call(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def _in_call(self, persons: list[PersonId]) -> dict[PersonId, dict[str, Any]]:
         """Snapshot annotation: ``in_call`` only for people in a call (absent otherwise,
         as in ``joined`` diffs, so views built from diffs equal fresh snapshots)."""
-        return {user_id: {"in_call": call_id} for user_id, call_id in (await self.store.calls_of(user_ids)).items()}
+        return {person: {"in_call": call_id} for person, call_id in (await self.store.calls_of(persons)).items()}
 
-    def ice_servers(self, user_id: str) -> list[dict[str, Any]]:
+    def ice_servers(self, person: PersonId) -> list[dict[str, Any]]:
         secret = self._ice.turn_secret.get_secret_value() if self._ice.turn_secret else None
         return ice_servers(
-            self._ice.stun_urls, self._ice.turn_urls, secret, user_id, self._clock(), self._ice.turn_ttl_seconds
+            self._ice.stun_urls, self._ice.turn_urls, secret, person, self._clock(), self._ice.turn_ttl_seconds
         )
 
     # --------------------------------------------------------------- requests
     async def join(self, actor: Actor, room_id: str) -> dict[str, Any]:
         room = self._campus.visible_room(actor, room_id)
-        where = await self._presence.location(actor.user_id)
+        where = await self._presence.location(actor.person_id)
         if where["room_id"] != room.id:
             raise DomainError(ErrorCode.FORBIDDEN, "join a room's call from inside the room")
-        joined = await self.store.join_room_call(actor.user_id, room.id, self._clock())
+        joined = await self.store.join_room_call(actor.person_id, room.id, self._clock())
         if joined.left is not None:
             await self._announce(joined.left)
         await self._announce(joined.call)
-        await self._show_on_floor({actor.user_id})
-        log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
-        self._setup_started(joined.call.id, actor.user_id)
-        return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
+        await self._show_on_floor({actor.person_id})
+        log.info(
+            "call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members),
+            person=actor.person_id, municipality=actor.municipality_id,
+        )
+        self._setup_started(joined.call.id, actor.person_id)
+        return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.person_id)}
 
     async def leave(self, actor: Actor) -> dict[str, Any]:
-        call = await self.store.leave(actor.user_id, self._clock())
+        call = await self.store.leave(actor.person_id, self._clock())
         if call is not None:
             await self._announce(call)
-            await self._show_on_floor(self._ended_with(call, actor.user_id))
+            await self._show_on_floor(self._ended_with(call, actor.person_id))
         return {}
 
-    async def signal(self, actor: Actor, call_id: str, to: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def signal(self, actor: Actor, call_id: str, to: PersonId, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         """Relay one signalling message to one member of the sender's call."""
-        await self.store.check_relay(actor.user_id, to, call_id)
+        await self.store.check_relay(actor.person_id, to, call_id)
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self._max_signal:
             raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {self._max_signal} bytes")
         if kind == "answer":
-            self._setup_done(call_id, actor.user_id, to)
-        message = {"call_id": call_id, "from": actor.user_id, "kind": kind, "data": data}
-        self._outbox.post_user(to, "call.signal", message)  # FIFO per sender: order is kept
+            self._setup_done(call_id, actor.person_id, to)
+        message = {"call_id": call_id, "from": actor.person_id, "kind": kind, "data": data}
+        self._outbox.post_person(to, "call.signal", message)  # FIFO per sender: order is kept
         return {}
 
     # ------------------------------------------------------------ direct calls
-    async def ring(self, actor: Actor, callee_id: str) -> dict[str, Any]:
+    async def ring(self, actor: Actor, callee_id: PersonId) -> dict[str, Any]:
         """Ring a colleague whose floor the caller may see; every session of theirs rings."""
         callee = await self._presence.store.member(callee_id)
         if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
@@ -127,27 +131,27 @@ class CallService(PresenceHooks):
             callee_dnd=callee.status is Status.DO_NOT_DISTURB,
             now=self._clock(),
         )
-        self._outbox.post_user(callee_id, "call.ring", ring.to_wire())
-        return {"ring": ring.to_wire(), "ice_servers": self.ice_servers(actor.user_id)}
+        self._outbox.post_person(callee_id, "call.ring", {"ring": ring.to_wire()})  # as documented: {ring}
+        return {"ring": ring.to_wire(), "ice_servers": self.ice_servers(actor.person_id)}
 
     async def answer(self, actor: Actor, ring_id: str, accept: bool) -> dict[str, Any]:
-        resolution = await self.store.answer(ring_id, actor.user_id, accept, self._clock())
+        resolution = await self.store.answer(ring_id, actor.person_id, accept, self._clock())
         await self._resolved(resolution)
         if resolution.call is not None:
             await self._show_on_floor(set(resolution.call.members))
         result: dict[str, Any] = {"outcome": resolution.to_wire()}
         if resolution.call is not None:
-            result.update(call=resolution.call.to_wire(), ice_servers=self.ice_servers(actor.user_id))
+            result.update(call=resolution.call.to_wire(), ice_servers=self.ice_servers(actor.person_id))
             for member in resolution.call.members:
                 self._setup_started(resolution.call.id, member)
         return result
 
     async def cancel(self, actor: Actor, ring_id: str) -> dict[str, Any]:
-        resolution = await self.store.cancel(ring_id, actor.user_id, self._clock())
+        resolution = await self.store.cancel(ring_id, actor.person_id, self._clock())
         await self._resolved(resolution)
         return {"outcome": resolution.to_wire()}
 
-    async def note(self, actor: Actor, callee_id: str, text: str) -> dict[str, Any]:
+    async def note(self, actor: Actor, callee_id: PersonId, text: str) -> dict[str, Any]:
         """A short note for a callee in do-not-disturb, shown when they are available again."""
         callee = await self._presence.store.member(callee_id)
         if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
@@ -159,8 +163,8 @@ class CallService(PresenceHooks):
 
     async def _resolved(self, resolution: RingResolution) -> None:
         wire = resolution.to_wire()
-        for user_id in {resolution.ring.caller.user_id, resolution.ring.callee}:
-            self._outbox.post_user(user_id, "call.ring_outcome", wire)
+        for person in {resolution.ring.caller.person_id, resolution.ring.callee}:
+            self._outbox.post_person(person, "call.ring_outcome", wire)
         for call in resolution.left:
             await self._announce(call)
         if resolution.call is not None:
@@ -169,18 +173,18 @@ class CallService(PresenceHooks):
         if resolution.outcome in (RingOutcome.ACCEPTED, RingOutcome.DECLINED):
             metrics.RING_ANSWER_SECONDS.observe(max(0.0, resolution.at - resolution.ring.created_at))
 
-    def _setup_started(self, call_id: str, user_id: str) -> None:
-        """Remember when ``user_id`` entered ``call_id``, for ``vo_call_setup_seconds``.
+    def _setup_started(self, call_id: str, person: PersonId) -> None:
+        """Remember when ``person`` entered ``call_id``, for ``vo_call_setup_seconds``.
         Entries end with the member's first answer; bounded, since a member alone in
         a call never gets one (the oldest are dropped)."""
-        self._joined_at[(call_id, user_id)] = time.monotonic()
+        self._joined_at[(call_id, person)] = time.monotonic()
         while len(self._joined_at) > _SETUP_TRACKED:
             del self._joined_at[next(iter(self._joined_at))]
 
-    def _setup_done(self, call_id: str, sender: str, recipient: str) -> None:
+    def _setup_done(self, call_id: str, sender: PersonId, recipient: PersonId) -> None:
         """A pair's SDP answer passed: the later of the two to enter waited this long
         (the earlier one may have been alone in the call for any time)."""
-        starts = [self._joined_at.pop((call_id, user_id), None) for user_id in (sender, recipient)]
+        starts = [self._joined_at.pop((call_id, person), None) for person in (sender, recipient)]
         known = [s for s in starts if s is not None]
         if known:
             metrics.CALL_SETUP_SECONDS.observe(time.monotonic() - max(known))
@@ -207,56 +211,56 @@ class CallService(PresenceHooks):
                 log.warning("ring_sweep_store_unavailable")  # the next sweep catches up
 
     @staticmethod
-    def _ended_with(call: Call, leaver: str) -> set[str]:
+    def _ended_with(call: Call, leaver: PersonId) -> set[PersonId]:
         """Whose "in a call" changed: the leaver, and everyone if the call ended."""
         return {leaver, *call.members} if call.ended else {leaver}
 
-    async def _show_on_floor(self, user_ids: set[str]) -> None:
+    async def _show_on_floor(self, persons: set[PersonId]) -> None:
         """Tell each user's floor whether they are in a call now (a ``call`` diff)."""
-        in_call = await self.store.calls_of(user_ids)
-        for user_id in sorted(user_ids):
-            member = await self._presence.store.member(user_id)
+        in_call = await self.store.calls_of(persons)
+        for person in sorted(persons):
+            member = await self._presence.store.member(person)
             if member is not None and member.floor_id is not None:
-                data = {"user_id": user_id, "in_call": in_call.get(user_id)}
+                data = {"person": person, "in_call": in_call.get(person)}
                 await self._presence.post_floor_diff(member.floor_id, "call", data)
 
     async def _announce(self, call: Call) -> None:
         wire = call.to_wire()
         for member in call.members:
-            self._outbox.post_user(member, "call.updated", wire)
+            self._outbox.post_person(member, "call.updated", wire)
         active, members = await self.store.stats()  # the whole store's: cluster-wide in cluster mode
         metrics.CALLS_ACTIVE.set(active)
         metrics.CALL_MEMBERS.set(members)
 
     # ------------------------------------------------------ presence hooks
-    async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
-        left = await self.store.leave_room(user_id, room_id, self._clock())
+    async def user_left_room(self, person: PersonId, floor_id: str, room_id: str) -> None:
+        left = await self.store.leave_room(person, room_id, self._clock())
         if left is not None:
             await self._announce(left)
-            await self._show_on_floor(self._ended_with(left, user_id))
+            await self._show_on_floor(self._ended_with(left, person))
 
-    async def user_gone(self, user_id: str) -> None:
+    async def user_gone(self, person: PersonId) -> None:
         now = self._clock()
-        left = await self.store.leave(user_id, now)
+        left = await self.store.leave(person, now)
         if left is not None:
             await self._announce(left)
-            await self._show_on_floor(self._ended_with(left, user_id) - {user_id})  # they are gone
-        for resolution in [*await self.store.cancel_all(user_id, now), *await self.store.callee_unavailable(user_id, now)]:
+            await self._show_on_floor(self._ended_with(left, person) - {person})  # they are gone
+        for resolution in [*await self.store.cancel_all(person, now), *await self.store.callee_unavailable(person, now)]:
             await self._resolved(resolution)
 
-    async def user_arrived(self, user_id: str, floor_id: str) -> None:
+    async def user_arrived(self, person: PersonId, floor_id: str) -> None:
         """Someone in a (direct) call walked onto another floor: show it there too,
         since the joined diff the floor saw carries no call."""
-        call = await self.store.call_of(user_id)
+        call = await self.store.call_of(person)
         if call is not None:
-            await self._presence.post_floor_diff(floor_id, "call", {"user_id": user_id, "in_call": call.id})
+            await self._presence.post_floor_diff(floor_id, "call", {"person": person, "in_call": call.id})
 
-    async def status_changed(self, user_id: str, status: Status) -> None:
+    async def status_changed(self, person: PersonId, status: Status) -> None:
         now = self._clock()
         if status is Status.DO_NOT_DISTURB:  # stop ringing someone who just asked for quiet
-            for resolution in await self.store.callee_unavailable(user_id, now):
+            for resolution in await self.store.callee_unavailable(person, now):
                 await self._resolved(resolution)
         elif status is Status.AVAILABLE:
-            notes = await self.store.take_notes(user_id)
+            notes = await self.store.take_notes(person)
             if notes:
-                self._outbox.post_user(user_id, "call.notes", {"notes": [n.to_wire() for n in notes]})
+                self._outbox.post_person(person, "call.notes", {"notes": [n.to_wire() for n in notes]})

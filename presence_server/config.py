@@ -128,6 +128,10 @@ class CampusSettings(_Section):
     seed_file: str | None = None
     #: Longest pause between checks for expired project rooms (new expiries wake it).
     expiry_sweep_seconds: float = Field(default=30, gt=0)
+    #: Migration from release 0.1, where owners were bare user ids: the municipality
+    #: of each bare owner id that sits on a *cooperation* floor (ambiguous there).
+    #: Bare owners on a municipality's floor belong to that municipality anyway.
+    legacy_owners: dict[str, str] = Field(default_factory=dict)
 
 
 class PresenceSettings(_Section):

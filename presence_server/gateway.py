@@ -33,6 +33,7 @@ from presence_server.ratelimit import TokenBucket
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 
 __all__ = ["Gateway", "MAX_WATCHED_FLOORS"]
 
@@ -78,7 +79,7 @@ class Gateway(PresenceHooks):
         self._calls = calls
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
-        self._user_sessions: Counter[str] = Counter()
+        self._user_sessions: Counter[PersonId] = Counter()
         self._leeway = settings.auth.leeway_seconds
         # Per municipality: the portals allowed to embed its staff's sessions.
         self._origins = {
@@ -125,10 +126,10 @@ class Gateway(PresenceHooks):
     def _count_online(self, actor: Actor, delta: int) -> None:
         """vo_sessions and vo_online_users count what this node holds."""
         metrics.SESSIONS.inc(delta)
-        before = self._user_sessions[actor.user_id]
-        after = self._user_sessions[actor.user_id] = before + delta
+        before = self._user_sessions[actor.person_id]
+        after = self._user_sessions[actor.person_id] = before + delta
         if after <= 0:
-            del self._user_sessions[actor.user_id]
+            del self._user_sessions[actor.person_id]
         if before == 0 and after > 0:
             metrics.ONLINE_USERS.labels(actor.municipality_id).inc()
         elif before > 0 and after <= 0:
@@ -154,10 +155,10 @@ class Gateway(PresenceHooks):
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
-        await self._transport.attach(sid, actor.user_id, environ)
+        await self._transport.attach(sid, actor.person_id, environ)
         try:
             member = await self._presence.connect(sid, actor)
-            knocks = await self._knocks.pending_for(actor.user_id)
+            knocks = await self._knocks.pending_for(actor.person_id)
         except STORE_UNAVAILABLE:
             del self._sessions[sid]
             self._transport.detach(sid)
@@ -175,7 +176,7 @@ class Gateway(PresenceHooks):
                 "grace_seconds": self._settings.presence.grace_seconds,
             },
         )
-        log.info("connected", sid=sid, user=actor.user_id, municipality=actor.municipality_id)
+        log.info("connected", sid=sid, person=actor.person_id, municipality=actor.municipality_id)
         return True
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -185,12 +186,15 @@ class Gateway(PresenceHooks):
         self._transport.detach(sid)
         self._count_online(session.actor, -1)
         try:
-            await self._presence.disconnect(sid, session.actor.user_id)
+            await self._presence.disconnect(sid, session.actor.person_id)
         except STORE_UNAVAILABLE:
             # The store is away: the session stays registered there until the
             # node re-registers its sessions after the outage and removes it.
             log.warning("disconnect_unregistered", sid=sid)
-        log.info("disconnected", sid=sid, user=session.actor.user_id, reason=str(reason))
+        log.info(
+            "disconnected", sid=sid, person=session.actor.person_id,
+            municipality=session.actor.municipality_id, reason=str(reason),
+        )
 
     # -------------------------------------------------------------- dispatch
     def _bind(self, event: str) -> Callable[..., Awaitable[dict[str, Any]]]:
@@ -214,7 +218,7 @@ class Gateway(PresenceHooks):
         if session is None:
             return _failure(DomainError(ErrorCode.UNAUTHENTICATED), "en")
         actor = session.actor
-        structlog.contextvars.bind_contextvars(sid=sid, user=actor.user_id, municipality=actor.municipality_id)
+        structlog.contextvars.bind_contextvars(sid=sid, person=actor.person_id, municipality=actor.municipality_id)
         try:
             model, handler = self._table[event]
             # Rate first: a flood of oversized or malformed requests costs its sender, not us.
@@ -286,7 +290,7 @@ class Gateway(PresenceHooks):
 
     async def _leave(self, s: Session, _: m.Empty) -> dict[str, Any]:
         await self._presence.leave_floor(s.actor)
-        return {"location": await self._presence.location(s.actor.user_id)}
+        return {"location": await self._presence.location(s.actor.person_id)}
 
     async def _status(self, s: Session, msg: m.SetStatus) -> dict[str, Any]:
         cap = self._settings.presence.status_text_max
@@ -314,10 +318,10 @@ class Gateway(PresenceHooks):
         return await self._calls.leave(s.actor)
 
     async def _call_signal(self, s: Session, msg: m.CallSignal) -> dict[str, Any]:
-        return await self._calls.signal(s.actor, msg.call_id, msg.to, msg.kind, msg.data)
+        return await self._calls.signal(s.actor, msg.call_id, PersonId(msg.to), msg.kind, msg.data)
 
     async def _call_ring(self, s: Session, msg: m.CallRing) -> dict[str, Any]:
-        return await self._calls.ring(s.actor, msg.user_id)
+        return await self._calls.ring(s.actor, PersonId(msg.person))
 
     async def _call_answer(self, s: Session, msg: m.CallAnswer) -> dict[str, Any]:
         return await self._calls.answer(s.actor, msg.ring_id, msg.accept)
@@ -326,13 +330,13 @@ class Gateway(PresenceHooks):
         return await self._calls.cancel(s.actor, msg.ring_id)
 
     async def _call_note(self, s: Session, msg: m.CallNote) -> dict[str, Any]:
-        return await self._calls.note(s.actor, msg.user_id, msg.text)
+        return await self._calls.note(s.actor, PersonId(msg.person), msg.text)
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)
         old = s.actor
-        if (identity.actor.user_id, identity.actor.municipality_id) != (old.user_id, old.municipality_id):
-            raise DomainError(ErrorCode.FORBIDDEN, "token is for another user")
+        if identity.actor.person_id != old.person_id:  # (municipality, user id): both must match
+            raise DomainError(ErrorCode.FORBIDDEN, "token is for another person")
         s.identity = identity
         await self._presence.update_actor(identity.actor)
         return {"token_expires_at": identity.expires_at}
@@ -353,8 +357,8 @@ class Gateway(PresenceHooks):
         """Tell every session here that the shared store is away (or back)."""
         await self._sio.emit("session.degraded", {"degraded": degraded})
 
-    async def reregister_sessions(self, registered: dict[str, str]) -> None:
-        """After an outage: ``registered`` (sid -> user) is what the store still has
+    async def reregister_sessions(self, registered: dict[str, PersonId]) -> None:
+        """After an outage: ``registered`` (sid -> person) is what the store still has
         for this node. Sessions that ended meanwhile are removed (with the usual
         grace period); sessions that began meanwhile are registered."""
         for sid in set(self._sessions) - set(registered):

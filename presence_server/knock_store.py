@@ -27,6 +27,7 @@ from typing import Protocol
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockBook, KnockOutcome, Resolution
+from rooms.person import PersonId
 
 __all__ = ["KnockStore", "MemoryKnockStore", "new_knock_id", "floor_of"]
 
@@ -58,7 +59,7 @@ class KnockStore(Protocol):
         *,
         room_id: str,
         floor_id: str,
-        recipients: frozenset[str],
+        recipients: frozenset[PersonId],
         to_owners: bool,
         message: str,
         now: float,
@@ -78,17 +79,17 @@ class KnockStore(Protocol):
         outcome: KnockOutcome,
         *,
         now: float,
-        by: str | None = None,
+        by: PersonId | None = None,
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution: ...
 
-    async def pending_of(self, user_id: str) -> Knock | None:
+    async def pending_of(self, person: PersonId) -> Knock | None:
         """The knocker's own pending knock."""
 
     async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]: ...
 
-    async def incoming(self, user_id: str) -> list[Knock]:
+    async def incoming(self, person: PersonId) -> list[Knock]:
         """Pending knocks the user was asked to answer."""
 
     async def due(self, now: float) -> list[Knock]:
@@ -116,7 +117,7 @@ class MemoryKnockStore:
         *,
         room_id: str,
         floor_id: str,
-        recipients: frozenset[str],
+        recipients: frozenset[PersonId],
         to_owners: bool,
         message: str,
         now: float,
@@ -141,7 +142,7 @@ class MemoryKnockStore:
         outcome: KnockOutcome,
         *,
         now: float,
-        by: str | None = None,
+        by: PersonId | None = None,
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution:
@@ -149,14 +150,14 @@ class MemoryKnockStore:
         self.book.forget_cooldowns(now)
         return resolution
 
-    async def pending_of(self, user_id: str) -> Knock | None:
-        return self.book.pending_of(user_id)
+    async def pending_of(self, person: PersonId) -> Knock | None:
+        return self.book.pending_of(person)
 
     async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]:
         return self.book.pending_for_room(room_id)
 
-    async def incoming(self, user_id: str) -> list[Knock]:
-        return [k for k in self.book.pending() if user_id in k.recipients]
+    async def incoming(self, person: PersonId) -> list[Knock]:
+        return [k for k in self.book.pending() if person in k.recipients]
 
     async def due(self, now: float) -> list[Knock]:
         return self.book.due(now)

@@ -26,10 +26,12 @@ from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.tasks import cancel_and_wait
+from rooms.access import is_room_owner
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.model import DoorState, Room
+from rooms.person import PersonId
 
 __all__ = ["KnockService"]
 
@@ -77,7 +79,7 @@ class KnockService(PresenceHooks):
     # --------------------------------------------------------------- requests
     async def knock(self, actor: Actor, room_id: str, message: str) -> dict[str, Any]:
         room = self._campus.visible_room(actor, room_id)
-        where = await self._presence.location(actor.user_id)
+        where = await self._presence.location(actor.person_id)
         if where["room_id"] == room.id:
             raise DomainError(ErrorCode.ALREADY_INSIDE)
         if room.door is DoorState.OPEN:
@@ -88,13 +90,13 @@ class KnockService(PresenceHooks):
         to_owners = not answerers
         if to_owners:
             # Nobody inside: the knock reaches the room's owners wherever they are.
-            owners = [o for o in room.owners if o != actor.user_id]
+            owners = [o for o in room.owners if o != actor.person_id]  # persons, never bare subjects
             reachable = await asyncio.gather(*(self._is_reachable(o) for o in owners))
             recipients = frozenset(o for o, ok in zip(owners, reachable) if ok)
             if not recipients:
                 raise DomainError(ErrorCode.NOBODY_TO_ANSWER)
         else:
-            recipients = frozenset(m.user_id for m in answerers)
+            recipients = frozenset(m.person for m in answerers)
         now = self._clock()
         knock = await self.store.add(
             new_knock_id(room.floor_id),
@@ -107,11 +109,14 @@ class KnockService(PresenceHooks):
             now=now,
         )
         wire = knock.to_wire()
-        for user_id in recipients:
-            self._outbox.post_user(user_id, "knock.incoming", {**wire, "silent": await self._is_silent(user_id)})
-        self._outbox.post_user(actor.user_id, "knock.pending", wire)
+        for person in recipients:
+            self._outbox.post_person(person, "knock.incoming", {**wire, "silent": await self._is_silent(person)})
+        self._outbox.post_person(actor.person_id, "knock.pending", wire)
         self._notify("opened", wire)
-        log.info("knock_opened", knock=knock.id, room=room.id, recipients=len(recipients), to_owners=to_owners)
+        log.info(
+            "knock_opened", knock=knock.id, room=room.id, person=actor.person_id, municipality=actor.municipality_id,
+            recipients=len(recipients), to_owners=to_owners,
+        )
         return {"knock": wire}
 
     async def answer(self, actor: Actor, knock_id: str, admit: bool) -> dict[str, Any]:
@@ -122,7 +127,7 @@ class KnockService(PresenceHooks):
         if not await self._may_answer(actor, knock, room):
             raise DomainError(ErrorCode.FORBIDDEN)
         if not admit:
-            resolution = await self._resolve(knock_id, KnockOutcome.DECLINED, by=actor.user_id)
+            resolution = await self._resolve(knock_id, KnockOutcome.DECLINED, by=actor.person_id)
             return {"outcome": resolution.to_wire()}
         await self.store.claim(knock_id)  # from here on, every other answer is too late
         try:
@@ -130,38 +135,38 @@ class KnockService(PresenceHooks):
         except BaseException:
             await self.store.release(knock_id)  # refused (room full, door locked meanwhile): still pending
             raise
-        resolution = await self._resolve(knock_id, KnockOutcome.ADMITTED, by=actor.user_id, claimed=True)
+        resolution = await self._resolve(knock_id, KnockOutcome.ADMITTED, by=actor.person_id, claimed=True)
         return {"outcome": resolution.to_wire()}
 
     async def cancel(self, actor: Actor, knock_id: str) -> dict[str, Any]:
         knock = await self.store.get(knock_id)
-        if knock.knocker.user_id != actor.user_id:
+        if knock.knocker.person_id != actor.person_id:
             raise DomainError(ErrorCode.FORBIDDEN)
-        resolution = await self._resolve(knock.id, KnockOutcome.CANCELLED, by=actor.user_id)
+        resolution = await self._resolve(knock.id, KnockOutcome.CANCELLED, by=actor.person_id)
         return {"outcome": resolution.to_wire()}
 
-    async def pending_for(self, user_id: str) -> dict[str, Any]:
+    async def pending_for(self, person: PersonId) -> dict[str, Any]:
         """Knocks a (re)connecting session should know of: its own, and those it may answer."""
-        own = await self.store.pending_of(user_id)
-        silent = await self._is_silent(user_id)
-        incoming = [{**k.to_wire(), "silent": silent} for k in await self.store.incoming(user_id)]
+        own = await self.store.pending_of(person)
+        silent = await self._is_silent(person)
+        incoming = [{**k.to_wire(), "silent": silent} for k in await self.store.incoming(person)]
         return {"own": own.to_wire() if own else None, "incoming": incoming}
 
     async def _may_answer(self, actor: Actor, knock: Knock, room: Room) -> bool:
         if actor.is_guest:
             return False
-        if room.is_owner(actor.user_id):
+        if is_room_owner(actor, room):
             return True
-        return any(m.user_id == actor.user_id for m in await self._presence.answerers(room.floor_id, room.id))
+        return any(m.person == actor.person_id for m in await self._presence.answerers(room.floor_id, room.id))
 
-    async def _is_reachable(self, user_id: str) -> bool:
+    async def _is_reachable(self, person: PersonId) -> bool:
         """Online with a session, and allowed to answer (guests are not)."""
-        member = await self._presence.store.member(user_id)
+        member = await self._presence.store.member(person)
         return member is not None and member.sessions > 0 and not member.actor.is_guest
 
-    async def _is_silent(self, user_id: str) -> bool:
+    async def _is_silent(self, person: PersonId) -> bool:
         # Do-not-disturb hears a knock silently: flagged, not an interruption.
-        member = await self._presence.store.member(user_id)
+        member = await self._presence.store.member(person)
         return member is not None and member.status is Status.DO_NOT_DISTURB
 
     # -------------------------------------------------------------- outcomes
@@ -170,7 +175,7 @@ class KnockService(PresenceHooks):
         knock_id: str,
         outcome: KnockOutcome,
         *,
-        by: str | None = None,
+        by: PersonId | None = None,
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution:
@@ -180,11 +185,11 @@ class KnockService(PresenceHooks):
         log.info("knock_resolved", knock=knock_id, outcome=outcome.value, by=by, reason=reason)
         knock = resolution.knock
         audience = set(knock.recipients)
-        audience.update(m.user_id for m in await self._presence.store.occupants(knock.floor_id, knock.room_id))
-        audience.add(knock.knocker.user_id)
+        audience.update(m.person for m in await self._presence.store.occupants(knock.floor_id, knock.room_id))
+        audience.add(knock.knocker.person_id)
         wire = resolution.to_wire()
-        for user_id in audience:
-            self._outbox.post_user(user_id, "knock.outcome", wire)
+        for person in audience:
+            self._outbox.post_person(person, "knock.outcome", wire)
         self._notify("resolved", wire)
         return resolution
 
@@ -205,8 +210,8 @@ class KnockService(PresenceHooks):
             if not knock.to_owners:
                 await self._resolve_if_pending(knock.id, KnockOutcome.DECLINED, "room_empty")
 
-    async def user_gone(self, user_id: str) -> None:
-        knock = await self.store.pending_of(user_id)
+    async def user_gone(self, person: PersonId) -> None:
+        knock = await self.store.pending_of(person)
         if knock is not None:
             await self._resolve_if_pending(knock.id, KnockOutcome.CANCELLED, "knocker_left")
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import parse_person_id
 
 __all__ = [
     "Empty",
@@ -29,11 +30,14 @@ __all__ = [
     "CallAnswer",
     "RingRef",
     "CallNote",
+    "Person",
     "validation_error",
 ]
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 Text = Annotated[str, StringConstraints(max_length=1000, strip_whitespace=True)]
+#: A person, "municipality/user_id" (docs/protocol.md §1.3): never a bare user id.
+Person = Annotated[str, StringConstraints(min_length=3, max_length=200), AfterValidator(parse_person_id)]
 
 
 class _Msg(BaseModel):
@@ -81,13 +85,13 @@ class CallJoin(_Msg):
 
 class CallSignal(_Msg):
     call_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    to: Id
+    to: Person
     kind: Literal["offer", "answer", "candidate", "renegotiate"]
     data: dict[str, Any]
 
 
 class CallRing(_Msg):
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    person: Person
 
 
 class CallAnswer(_Msg):
@@ -100,7 +104,7 @@ class RingRef(_Msg):
 
 
 class CallNote(_Msg):
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    person: Person
     text: Text
 
 

@@ -27,6 +27,7 @@ import structlog
 from presence_server import metrics
 from presence_server.presence.state import FloorDiff
 from presence_server.tasks import cancel_and_wait
+from rooms.person import PersonId
 
 __all__ = ["Transport", "Outbox", "FLOOR_DIFFS_EVENT"]
 
@@ -40,7 +41,7 @@ class Transport(Protocol):
 
     async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None: ...
 
-    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None: ...
+    async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None: ...
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None: ...
 
@@ -50,7 +51,7 @@ class Transport(Protocol):
 
 @dataclass(slots=True)
 class _Direct:
-    kind: str  # "user" | "session"
+    kind: str  # "person" | "session"
     target: str
     event: str
     payload: dict[str, Any]
@@ -97,8 +98,8 @@ class Outbox:
                 pending.append(diff)
             self._kick()
 
-    def post_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
-        self._direct.append(_Direct("user", user_id, event, payload))
+    def post_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None:
+        self._direct.append(_Direct("person", person, event, payload))
         self._kick()
 
     def post_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
@@ -155,7 +156,7 @@ class Outbox:
                 for diff in diffs:
                     metrics.EVENTS_OUT.labels(diff.type).inc()
         for item in direct:
-            send = self._transport.send_user if item.kind == "user" else self._transport.send_session
+            send = self._transport.send_person if item.kind == "person" else self._transport.send_session
             if await self._send(send, item.target, item.event, item.payload):
                 metrics.EVENTS_OUT.labels(item.event).inc()
         for floor_id in closed:

@@ -31,6 +31,7 @@ from presence_server.presence.store import Member
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId, person_id
 from rooms.people import (
     Availability,
     Person,
@@ -113,7 +114,7 @@ class PortalService(PresenceHooks):
         except Exception:
             # A directory outage must not cost anyone their connection; the next
             # connect or token refresh writes the entry again.
-            log.warning("directory_put_failed", user=actor.user_id, exc_info=True)
+            log.warning("directory_put_failed", person=actor.person_id, municipality=actor.municipality_id, exc_info=True)
 
     async def presence_ended(self, actor: Actor, since: float) -> None:
         if actor.is_guest:
@@ -125,7 +126,7 @@ class PortalService(PresenceHooks):
                 # Seen after the linger began means they are back (on another node).
                 await self.directory.forget(actor.municipality_id, actor.user_id, seen_before=since)
         except Exception:
-            log.warning("directory_end_failed", user=actor.user_id, exc_info=True)
+            log.warning("directory_end_failed", person=actor.person_id, municipality=actor.municipality_id, exc_info=True)
 
     # ------------------------------------------------------------ occupancy
     async def occupancy(self, actor: Actor, floor_id: str) -> dict[str, Any]:
@@ -135,7 +136,7 @@ class PortalService(PresenceHooks):
         for member in view["members"]:
             by_room[member.get("room_id")].append(_occupant(member))
         for people in by_room.values():
-            people.sort(key=lambda o: (o["name"].casefold(), o["user_id"]))
+            people.sort(key=lambda o: (o["name"].casefold(), o["person"]))
         floor = view["floor"]
         return {
             "floor": {k: floor[k] for k in ("id", "name", "owner_kind", "owner_id")},
@@ -160,7 +161,8 @@ class PortalService(PresenceHooks):
         for anyone of a municipality the caller may not see."""
         if municipality_id not in visible_municipalities(actor, self._campus.cooperations):
             raise DomainError(ErrorCode.NOT_FOUND, "user")
-        member = await self._member(municipality_id, user_id)
+        pid = person_id(municipality_id, user_id)
+        member = await self._presence.store.member(pid)
         person: Person | None
         if member is not None:
             person = Person.of(member.actor, 0.0)
@@ -168,8 +170,8 @@ class PortalService(PresenceHooks):
             person = await self.directory.get(municipality_id, user_id, now=self._clock())
         if person is None:
             raise DomainError(ErrorCode.NOT_FOUND, "user")
-        in_call = await self._calls.store.calls_of([user_id]) if member is not None else {}
-        return self._card(actor, person, member, user_id in in_call)
+        in_call = await self._calls.store.calls_of([pid]) if member is not None else {}
+        return self._card(actor, person, member, pid in in_call)
 
     # --------------------------------------------------------------- search
     async def search(self, actor: Actor, criteria: SearchCriteria, *, limit: int) -> list[dict[str, Any]]:
@@ -184,14 +186,14 @@ class PortalService(PresenceHooks):
         municipalities = visible_municipalities(actor, self._campus.cooperations)
         found = [
             p for p in await self.directory.people(municipalities, now=now)
-            if matches(p, criteria) and not (p.user_id == actor.user_id and p.municipality == actor.municipality_id)
+            if matches(p, criteria) and p.id != actor.person_id
         ]  # fmt: skip
         if len(found) > MAX_RANKED:
             found = sorted(found, key=lambda p: rank_key(p, Availability.AVAILABLE, 0))[:MAX_RANKED]
-        members = await self._members([(p.municipality, p.user_id) for p in found])
-        me = await self._presence.store.member(actor.user_id)
-        my_floor = me.floor_id if me is not None and me.actor.municipality_id == actor.municipality_id else None
-        in_call = await self._calls.store.calls_of([m.user_id for m in members if m is not None])
+        members = await self._members([p.id for p in found])
+        me = await self._presence.store.member(actor.person_id)
+        my_floor = me.floor_id if me is not None else None
+        in_call = await self._calls.store.calls_of([m.person for m in members if m is not None])
         ranked: list[tuple[Any, dict[str, Any]]] = []
         for person, member in zip(found, members):
             if member is None and not self.keeps_offline:
@@ -199,7 +201,7 @@ class PortalService(PresenceHooks):
             if member is not None:
                 person = Person(person.user_id, person.municipality, member.actor.display_name,
                                 member.actor.profile, person.seen)  # the live token's profile wins
-            card = self._card(actor, person, member, member is not None and member.user_id in in_call)
+            card = self._card(actor, person, member, member is not None and member.person in in_call)
             tier = availability(card["status"] if card["online"] else None, in_call=card["in_call"])
             near = nearness(actor.municipality_id, my_floor, person.municipality,
                             member.floor_id if member is not None else None)
@@ -208,21 +210,14 @@ class PortalService(PresenceHooks):
         return [card for _, card in ranked[:limit]]
 
     # ------------------------------------------------------------ internals
-    async def _member(self, municipality_id: str, user_id: str) -> Member | None:
-        member = await self._presence.store.member(user_id)
-        # Presence is keyed by user id alone; the municipality must match too.
-        if member is None or member.actor.municipality_id != municipality_id:
-            return None
-        return member
-
-    async def _members(self, keys: list[tuple[str, str]]) -> list[Member | None]:
+    async def _members(self, persons: list[PersonId]) -> list[Member | None]:
         limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
 
-        async def one(mid: str, uid: str) -> Member | None:
+        async def one(pid: PersonId) -> Member | None:
             async with limit:
-                return await self._member(mid, uid)
+                return await self._presence.store.member(pid)
 
-        return list(await asyncio.gather(*(one(mid, uid) for mid, uid in keys)))
+        return list(await asyncio.gather(*(one(pid) for pid in persons)))
 
     def _card(self, viewer: Actor, person: Person, member: Member | None, in_call: bool) -> dict[str, Any]:
         """A person as the finder and the badge show them to ``viewer``."""
@@ -234,6 +229,7 @@ class PortalService(PresenceHooks):
                 room = self._campus.room(member.room_id)
                 room_id, room_name = member.room_id, room.name if room is not None else None
         return {
+            "person": person.id,
             "user_id": person.user_id,
             "name": person.name,
             "municipality": person.municipality,
@@ -253,6 +249,7 @@ class PortalService(PresenceHooks):
 
 def _occupant(member: dict[str, Any]) -> dict[str, Any]:
     return {
+        "person": member["person"],
         "user_id": member["user_id"],
         "name": member["name"],
         "municipality": member["municipality"],

@@ -99,7 +99,7 @@ async def _identity(request: web.Request) -> Identity:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "Authorization: Bearer <token> required")
     identity: Identity = await _runtime(request).verifier.verify(token.strip())
     structlog.contextvars.bind_contextvars(
-        user=identity.actor.user_id, municipality=identity.actor.municipality_id
+        person=identity.actor.person_id, municipality=identity.actor.municipality_id
     )
     require_origin(request, identity.actor)  # a browser's origin must suit the token's town
     return identity

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from presence_server.messages import Id
+from presence_server.messages import Person as PersonRef
 
 __all__ = [
     "RectIn",
@@ -26,8 +27,6 @@ __all__ = [
 ]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-# Owners are token subjects, which each municipality's identity provider chooses.
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 RoomKindName = Literal["office", "meeting", "project", "lounge", "service_counter"]
 DoorName = Literal["open", "closed", "locked"]
 
@@ -66,7 +65,7 @@ class RoomCreate(_Body):
     rect: RectIn
     door: DoorName = "open"
     capacity: int = 8
-    owners: list[UserId] = Field(default_factory=list, max_length=100)
+    owners: list[PersonRef] = Field(default_factory=list, max_length=100)
     expires_at: float | None = None
     id: Id | None = None
 
@@ -77,7 +76,7 @@ class RoomPatch(_Body):
     rect: RectIn | None = None
     door: DoorName | None = None
     capacity: int | None = None
-    owners: list[UserId] | None = Field(default=None, max_length=100)
+    owners: list[PersonRef] | None = Field(default=None, max_length=100)
     expires_at: float | None = None
 
 
@@ -114,6 +113,7 @@ class BadgeQuery(BaseModel):
 
 
 class Occupant(BaseModel):
+    person: str  # "municipality/user_id"
     user_id: str
     name: str
     municipality: str
@@ -155,6 +155,7 @@ class PersonCard(BaseModel):
     see that floor; ``status`` is ``offline`` (and ``online`` false) for someone the
     directory keeps while they are away."""
 
+    person: str  # "municipality/user_id"
     user_id: str
     name: str
     municipality: str

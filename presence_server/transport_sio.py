@@ -18,6 +18,7 @@ import socketio
 
 from presence_server.fanout import FloorFanout
 from presence_server.outbox import Outbox
+from rooms.person import PersonId
 
 __all__ = ["GatewayTransport", "SocketIOTransport", "floor_room"]
 
@@ -25,7 +26,7 @@ __all__ = ["GatewayTransport", "SocketIOTransport", "floor_room"]
 class GatewayTransport(Protocol):
     """What the gateway needs from a transport besides delivery (one node or cluster)."""
 
-    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None: ...
+    async def attach(self, sid: str, person: PersonId, environ: Mapping[str, Any]) -> None: ...
 
     def detach(self, sid: str) -> None: ...
 
@@ -47,15 +48,15 @@ class SocketIOTransport:
         self._sio = sio
         self.fanout = fanout
         self._polling: dict[str, set[str]] = {}  # floor -> sids watching through Socket.IO rooms
-        self._user_sids: dict[str, set[str]] = {}  # user -> their sessions on this node
-        self._sid_user: dict[str, str] = {}
+        self._user_sids: dict[PersonId, set[str]] = {}  # person -> their sessions on this node
+        self._sid_user: dict[str, PersonId] = {}
         self.outbox: Outbox | None = None  # set once wiring is complete
 
     # ------------------------------------------------------------- sessions
-    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None:
+    async def attach(self, sid: str, person: PersonId, environ: Mapping[str, Any]) -> None:
         """A new session: note its user; remember its socket if it is a direct WebSocket."""
-        self._user_sids.setdefault(user_id, set()).add(sid)
-        self._sid_user[sid] = user_id
+        self._user_sids.setdefault(person, set()).add(sid)
+        self._sid_user[sid] = person
         transport = _direct_websocket(environ)
         if transport is not None:
             self.fanout.register(sid, transport)
@@ -63,12 +64,12 @@ class SocketIOTransport:
     def detach(self, sid: str) -> None:
         """The session is gone (Socket.IO leaves its rooms by itself)."""
         self.fanout.forget(sid)
-        user_id = self._sid_user.pop(sid, None)
-        if user_id is not None:
-            sids = self._user_sids[user_id]
+        person = self._sid_user.pop(sid, None)
+        if person is not None:
+            sids = self._user_sids[person]
             sids.discard(sid)
             if not sids:
-                del self._user_sids[user_id]
+                del self._user_sids[person]
         for floor_id in [f for f, sids in self._polling.items() if sid in sids]:
             self._drop_polling(floor_id, sid)
 
@@ -106,8 +107,8 @@ class SocketIOTransport:
         """An event other than diffs to a floor's watchers here (e.g. ``floor.seq``)."""
         await self.send_floor(floor_id, event, payload)
 
-    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
-        for sid in list(self._user_sids.get(user_id, ())):
+    async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None:
+        for sid in list(self._user_sids.get(person, ())):
             await self._sio.emit(event, payload, to=sid)
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:

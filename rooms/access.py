@@ -11,8 +11,11 @@ The rules:
 * A guest sees only the floors of their own (host) municipality.
 * An admin administers exactly the floors they can see as staff; a guest never
   administers anything.
-* A room's door may be changed by the floor's admins and by the room's owners,
-  unless the owner is a guest.
+* A room's door may be changed by the floor's admins and by the room's owners.
+* A guest is never a room owner, even if listed as one: owners pass every door,
+  and a guest token must not.
+* Owners are persons, (municipality, user id): a token from another town with
+  the same ``sub`` is another person and owns nothing here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rooms.model import Cooperation, DoorState, Floor, OwnerKind, Room
 
 __all__ = [
     "is_member_of",
+    "is_room_owner",
     "can_see_floor",
     "can_admin_owner",
     "can_admin_floor",
@@ -38,6 +42,11 @@ def is_member_of(actor: Actor, cooperation_id: str, cooperations: Mapping[str, C
     """True if the actor's municipality is a member of that (existing) cooperation."""
     cooperation = cooperations.get(cooperation_id)
     return cooperation is not None and actor.municipality_id in cooperation.members
+
+
+def is_room_owner(actor: Actor, room: Room) -> bool:
+    """The actor acts as an owner of ``room``: listed by qualified id, and not a guest."""
+    return not actor.is_guest and room.is_owner(actor.person_id)
 
 
 def _belongs_to(actor: Actor, owner_kind: OwnerKind, owner_id: str, cooperations: Mapping[str, Cooperation]) -> bool:
@@ -72,14 +81,14 @@ def can_change_door(actor: Actor, room: Room, floor: Floor, cooperations: Mappin
     """Admins of the floor, and owners of the room who are not guests."""
     if can_admin_floor(actor, floor, cooperations):
         return True
-    return room.is_owner(actor.user_id) and not actor.is_guest
+    return is_room_owner(actor, room)
 
 
 def check_door(actor: Actor, room: Room, *, admitted: bool = False) -> None:
     """The door part of :func:`check_enter`: owners pass any door, an admitted
     knocker a closed one, nobody else a closed (``KNOCK_REQUIRED``) or locked
     (``LOCKED``) one. Capacity is checked separately, where it can be atomic."""
-    if room.is_owner(actor.user_id):
+    if is_room_owner(actor, room):
         return
     if room.door is DoorState.LOCKED:
         raise DomainError(ErrorCode.LOCKED)
@@ -103,7 +112,7 @@ def check_enter(
     """
     if already_inside:
         raise DomainError(ErrorCode.ALREADY_INSIDE)
-    if room.is_owner(actor.user_id):
+    if is_room_owner(actor, room):
         return
     check_door(actor, room, admitted=admitted)
     if occupants >= room.capacity:

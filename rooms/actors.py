@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from rooms.person import PersonId, person_id
+
 __all__ = ["Role", "Profile", "Actor"]
 
 
@@ -30,15 +32,25 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
+    """A verified person. ``user_id`` is the token's subject, unique only within
+    ``municipality_id``: anything that identifies the person uses :attr:`person_id`."""
+
     user_id: str
     municipality_id: str
     display_name: str
     roles: frozenset[Role] = frozenset({Role.STAFF})
     profile: Profile = field(default_factory=Profile)
+    #: (municipality, user id) in its string form; derived, computed once.
+    person_id: PersonId = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "person_id", person_id(self.municipality_id, self.user_id))
 
     @property
     def is_admin(self) -> bool:
-        return Role.ADMIN in self.roles
+        # A token that carries guest never administers, whatever else it carries:
+        # a guest invitation must not become an admin by an identity provider's mistake.
+        return Role.ADMIN in self.roles and Role.GUEST not in self.roles
 
     @property
     def is_guest(self) -> bool:
@@ -71,6 +83,7 @@ class Actor:
     def public_dict(self) -> dict[str, Any]:
         """What other users may see of this person."""
         return {
+            "person": self.person_id,
             "user_id": self.user_id,
             "name": self.display_name,
             "municipality": self.municipality_id,

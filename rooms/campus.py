@@ -26,6 +26,7 @@ from rooms.campus_state import CampusState
 from rooms.changes import CampusChange, CampusListener, ChangeKind
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
+from rooms.person import SEPARATOR, PersonId, qualify_legacy
 from rooms.seed import CampusSeed
 from rooms.store import CampusData, CampusStore
 from rooms.validation import (
@@ -64,11 +65,15 @@ class CampusService:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def start(self, seed: CampusSeed | None = None) -> None:
+    async def start(self, seed: CampusSeed | None = None, *, legacy_owners: Mapping[str, str] = {}) -> None:
         """Open the store and load it; write ``seed`` first only if the store is empty.
 
         A store that has anything in it is never reseeded: after the first start,
-        the store, not the seed file, is the truth (admins edit it live).
+        the store, not the seed file, is the truth (admins edit it live). Rooms
+        stored with bare owner ids (release 0.1) are migrated to person ids and
+        written back (:func:`rooms.person.qualify_legacy`, ``legacy_owners``
+        resolving those on cooperation floors); an owner that stays ambiguous
+        stops the start with ``ValueError`` naming the room and the owner.
         """
         if self._started:
             raise RuntimeError("CampusService is already started")
@@ -77,6 +82,7 @@ class CampusService:
         if data.is_empty() and seed is not None:
             seed.check()
             data = await self._write_seed(seed)
+        data = await self._migrate_owners(data, legacy_owners)
         self._state = CampusState(data)
         self._started = True
 
@@ -251,7 +257,7 @@ class CampusService:
         rect: Rect | Mapping[str, int],
         door: DoorState | str = DoorState.OPEN,
         capacity: int = 8,
-        owners: Sequence[str] = (),
+        owners: Sequence[PersonId | str] = (),
         expires_at: float | None = None,
         room_id: str | None = None,
     ) -> Room:
@@ -390,6 +396,29 @@ class CampusService:
         for r in seed.rooms:
             await self._store.put_room(r if r.created_at else replace(r, created_at=now))
         # Read back rather than trust the seed: memory must equal what is stored.
+        return await self._store.load()
+
+    async def _migrate_owners(self, data: CampusData, assignments: Mapping[str, str]) -> CampusData:
+        migrated: list[Room] = []
+        problems: list[str] = []
+        for room in data.rooms.values():
+            if all(SEPARATOR in owner for owner in room.owners):
+                continue
+            floor = data.floors.get(room.floor_id)
+            home = floor.owner_id if floor is not None and floor.owner_kind is OwnerKind.MUNICIPALITY else None
+            try:
+                owners = tuple(qualify_legacy(o, floor_municipality=home, assignments=assignments) for o in room.owners)
+            except ValueError as exc:
+                problems.append(f"room {room.id!r} on floor {room.floor_id!r}: {exc}")
+                continue
+            migrated.append(replace(room, owners=tuple(dict.fromkeys(owners))))
+        if problems:
+            raise ValueError("cannot migrate room owners to person ids:\n  " + "\n  ".join(problems))
+        if not migrated:
+            return data
+        for room in migrated:
+            await self._store.put_room(room)
+        log.warning("migrated the owners of %d rooms to person ids (municipality/user_id)", len(migrated))
         return await self._store.load()
 
     async def _drop_floor(self, floor: Floor) -> None:

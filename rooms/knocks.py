@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 
 __all__ = ["KnockOutcome", "Knock", "Resolution", "KnockBook"]
 
@@ -41,7 +42,7 @@ class Knock:
     message: str
     created_at: float
     expires_at: float
-    recipients: frozenset[str]  # user ids notified: the occupants, or the owners of an empty room
+    recipients: frozenset[PersonId]  # persons notified: the occupants, or the owners of an empty room
     to_owners: bool
 
     def to_wire(self) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class Knock:
 class Resolution:
     knock: Knock
     outcome: KnockOutcome
-    by: str | None = None  # user id of whoever answered
+    by: PersonId | None = None  # whoever answered or cancelled
     reason: str | None = None  # e.g. "room_empty", "room_removed", "knocker_left"
 
     def to_wire(self) -> dict[str, Any]:
@@ -68,7 +69,7 @@ class Resolution:
             "knock_id": self.knock.id,
             "room_id": self.knock.room_id,
             "floor_id": self.knock.floor_id,
-            "knocker_id": self.knock.knocker.user_id,
+            "knocker_id": self.knock.knocker.person_id,
             "outcome": self.outcome.value,
             "by": self.by,
             "reason": self.reason,
@@ -83,8 +84,8 @@ class KnockBook:
         self.cooldown = cooldown
         self._pending: dict[str, Knock] = {}
         self._claimed: set[str] = set()  # being admitted: no other answer may win meanwhile
-        self._by_knocker: dict[str, str] = {}
-        self._cooldown_until: dict[tuple[str, str], float] = {}
+        self._by_knocker: dict[PersonId, str] = {}
+        self._cooldown_until: dict[tuple[PersonId, str], float] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
@@ -99,8 +100,8 @@ class KnockBook:
             raise DomainError(code)
         return knock
 
-    def pending_of(self, user_id: str) -> Knock | None:
-        knock_id = self._by_knocker.get(user_id)
+    def pending_of(self, person: PersonId) -> Knock | None:
+        knock_id = self._by_knocker.get(person)
         return self._pending[knock_id] if knock_id else None
 
     def pending_for_room(self, room_id: str) -> list[Knock]:
@@ -116,18 +117,18 @@ class KnockBook:
         *,
         room_id: str,
         floor_id: str,
-        recipients: frozenset[str],
+        recipients: frozenset[PersonId],
         to_owners: bool,
         message: str,
         now: float,
     ) -> Knock:
-        if knocker.user_id in self._by_knocker:
+        if knocker.person_id in self._by_knocker:
             raise DomainError(ErrorCode.ALREADY_KNOCKING)
-        until = self._cooldown_until.get((knocker.user_id, room_id))
+        until = self._cooldown_until.get((knocker.person_id, room_id))
         if until is not None:
             if until > now:
                 raise DomainError(ErrorCode.KNOCK_COOLDOWN, retry_after=round(until - now, 1))
-            del self._cooldown_until[(knocker.user_id, room_id)]
+            del self._cooldown_until[(knocker.person_id, room_id)]
         knock = Knock(
             id=knock_id,
             knocker=knocker,
@@ -140,7 +141,7 @@ class KnockBook:
             to_owners=to_owners,
         )
         self._pending[knock_id] = knock
-        self._by_knocker[knocker.user_id] = knock_id
+        self._by_knocker[knocker.person_id] = knock_id
         return knock
 
     def claim(self, knock_id: str) -> Knock:
@@ -161,7 +162,7 @@ class KnockBook:
         outcome: KnockOutcome,
         *,
         now: float,
-        by: str | None = None,
+        by: PersonId | None = None,
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution:
@@ -173,12 +174,12 @@ class KnockBook:
         else:
             knock = self.get(knock_id)
         del self._pending[knock_id]
-        del self._by_knocker[knock.knocker.user_id]
+        del self._by_knocker[knock.knocker.person_id]
         self._recent[knock_id] = None
         if len(self._recent) > _RECENT_LIMIT:
             self._recent.popitem(last=False)
         if outcome is KnockOutcome.DECLINED and by is not None and self.cooldown > 0:
-            self._cooldown_until[(knock.knocker.user_id, knock.room_id)] = now + self.cooldown
+            self._cooldown_until[(knock.knocker.person_id, knock.room_id)] = now + self.cooldown
         return Resolution(knock, outcome, by=by, reason=reason)
 
     def due(self, now: float) -> list[Knock]:

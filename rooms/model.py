@@ -12,6 +12,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from rooms.person import PersonId
+
 __all__ = [
     "DoorState",
     "RoomKind",
@@ -109,12 +111,14 @@ class Room:
     rect: Rect
     door: DoorState = DoorState.OPEN
     capacity: int = 8
-    owners: tuple[str, ...] = ()  # user ids (token subjects)
+    owners: tuple[PersonId, ...] = ()  # qualified: "municipality/user_id"
     expires_at: float | None = None  # unix time; project rooms may be temporary
     created_at: float = field(default=0.0, compare=False)
 
-    def is_owner(self, user_id: str) -> bool:
-        return user_id in self.owners
+    def is_owner(self, person: PersonId) -> bool:
+        """Is ``person`` listed as an owner? Whether they may act as one (guests may
+        not) is :func:`rooms.access.is_room_owner`'s to decide."""
+        return person in self.owners
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,7 +144,7 @@ class Room:
             rect=Rect(int(r["x"]), int(r["y"]), int(r["w"]), int(r["h"])),
             door=DoorState(d.get("door", "open")),
             capacity=int(d.get("capacity", 8)),
-            owners=tuple(d.get("owners", ())),
+            owners=tuple(PersonId(o) for o in d.get("owners", ())),
             expires_at=d.get("expires_at"),
             created_at=float(d.get("created_at", 0.0)),
         )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from rooms.actors import Actor, Profile
 from rooms.model import Cooperation
+from rooms.person import PersonId, person_id
 
 __all__ = [
     "Person",
@@ -44,11 +45,15 @@ __all__ = [
 class Person:
     """A profile the directory knows: what the token said when they were last seen."""
 
-    user_id: str
+    user_id: str  # unique only within ``municipality``: key people by :attr:`id`
     municipality: str
     name: str
     profile: Profile = field(default_factory=Profile)
     seen: float = 0.0  # unix time of the last connect or token refresh
+
+    @property
+    def id(self) -> PersonId:
+        return person_id(self.municipality, self.user_id)
 
     @classmethod
     def of(cls, actor: Actor, seen: float) -> Person:

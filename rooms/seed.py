@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from rooms.errors import DomainError
 from rooms.model import Cooperation, Floor, Municipality, OwnerKind, Room
+from rooms.person import qualify_legacy
 from rooms.validation import check_enum, check_id, check_name, check_rect, clean_floor_fields, clean_room_fields
 
 __all__ = ["CampusSeed", "load_seed"]
@@ -130,6 +131,11 @@ def _parse_room(entry: Mapping[str, Any], floor: Floor) -> Room:
     # Required fields default to None so that their check, not a TypeError, reports them.
     raw = {"name": None, "kind": None, "rect": None, "door": "open", "capacity": 8, "owners": []}
     raw.update((k, v) for k, v in entry.items() if k != "id")
+    if isinstance(raw["owners"], list):
+        # Seeds written for release 0.1 list bare user ids: on a municipality's floor
+        # they are that municipality's people; on a cooperation floor they must be qualified.
+        home = floor.owner_id if floor.owner_kind is OwnerKind.MUNICIPALITY else None
+        raw["owners"] = [qualify_legacy(o, floor_municipality=home) if isinstance(o, str) else o for o in raw["owners"]]
     # A seed is written once; "in the future" would make the file rot. Any time goes.
     clean = clean_room_fields(raw, floor, now=-math.inf)
     return Room(id=check_id(entry.get("id"), "id"), floor_id=floor.id, **clean)

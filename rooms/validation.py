@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import DoorState, Floor, Rect, RoomKind
+from rooms.person import USER_ID_MAX, PersonId, parse_person_id
 
 __all__ = [
     "NAME_MAX",
@@ -49,7 +50,6 @@ FLOOR_SIZE_MAX: Final = 10_000
 RECT_MIN_SIDE: Final = 10
 CAPACITY_MAX: Final = 500
 OWNERS_MAX: Final = 20
-USER_ID_MAX: Final = 128
 #: Floors are ordered by position; negative numbers are basements.
 POSITION_LIMIT: Final = 1_000
 
@@ -130,15 +130,15 @@ def check_capacity(value: Any, field: str = "capacity") -> int:
     return check_int(value, field, 1, CAPACITY_MAX)
 
 
-def check_owners(value: Any, field: str = "owners") -> tuple[str, ...]:
-    """At most :data:`OWNERS_MAX` user ids of 1 to :data:`USER_ID_MAX` characters; duplicates dropped, order kept."""
+def check_owners(value: Any, field: str = "owners") -> tuple[PersonId, ...]:
+    """At most :data:`OWNERS_MAX` person ids (``municipality/user_id``); duplicates dropped, order kept."""
     # A bare string is a sequence too, and would become one owner per character.
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise invalid(field, "must be a list of user ids")
-    for user_id in value:
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= USER_ID_MAX:
-            raise invalid(field, f"each user id must be a string of 1 to {USER_ID_MAX} characters")
-    owners = tuple(dict.fromkeys(value))
+        raise invalid(field, "must be a list of person ids ('municipality/user_id')")
+    try:
+        owners = tuple(dict.fromkeys(parse_person_id(owner) for owner in value))
+    except ValueError as exc:
+        raise invalid(field, str(exc)) from None
     if len(owners) > OWNERS_MAX:
         raise invalid(field, f"at most {OWNERS_MAX} owners")
     return owners

@@ -18,6 +18,7 @@ from typing import Iterable, Protocol
 
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 from signalling.calls import Call, CallBook, Note, Ring, RingResolution, RoomJoin
 
 __all__ = ["CallStore", "MemoryCallStore"]
@@ -33,34 +34,34 @@ class CallStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def call_of(self, user_id: str) -> Call | None: ...
+    async def call_of(self, person: PersonId) -> Call | None: ...
 
-    async def calls_of(self, user_ids: Iterable[str]) -> dict[str, str]:
-        """Call id per user, for those of ``user_ids`` who are in a call (one round trip)."""
+    async def calls_of(self, persons: Iterable[PersonId]) -> dict[PersonId, str]:
+        """Call id per user, for those of ``persons`` who are in a call (one round trip)."""
         ...
 
     async def stats(self) -> tuple[int, int]:
         """(active calls, people in a call) across everything the store holds."""
         ...
 
-    async def join_room_call(self, user_id: str, room_id: str, now: float) -> RoomJoin: ...
+    async def join_room_call(self, person: PersonId, room_id: str, now: float) -> RoomJoin: ...
 
-    async def leave(self, user_id: str, now: float) -> Call | None: ...
+    async def leave(self, person: PersonId, now: float) -> Call | None: ...
 
-    async def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
+    async def leave_room(self, person: PersonId, room_id: str, now: float) -> Call | None:
         """Leave ``room_id``'s call only (not a direct call taken while standing there)."""
         ...
 
-    async def check_relay(self, sender: str, recipient: str, call_id: str) -> None:
+    async def check_relay(self, sender: PersonId, recipient: PersonId, call_id: str) -> None:
         """``not_in_call`` unless both are members of the call ``call_id``
         (``forbidden`` for a message to oneself)."""
         ...
 
-    async def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring: ...
+    async def ring(self, ring_id: str, caller: Actor, callee: PersonId, *, callee_dnd: bool, now: float) -> Ring: ...
 
-    async def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution: ...
+    async def answer(self, ring_id: str, callee: PersonId, accept: bool, now: float) -> RingResolution: ...
 
-    async def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution: ...
+    async def cancel(self, ring_id: str, caller: PersonId, now: float) -> RingResolution: ...
 
     async def due(self, now: float) -> list[str]:
         """Ids of pending rings whose time is up; resolve each with :meth:`expire`."""
@@ -68,13 +69,13 @@ class CallStore(Protocol):
 
     async def expire(self, ring_id: str, now: float) -> RingResolution: ...
 
-    async def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]: ...
+    async def callee_unavailable(self, callee: PersonId, now: float) -> list[RingResolution]: ...
 
-    async def cancel_all(self, caller: str, now: float) -> list[RingResolution]: ...
+    async def cancel_all(self, caller: PersonId, now: float) -> list[RingResolution]: ...
 
-    async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note: ...
+    async def leave_note(self, caller: Actor, callee: PersonId, text: str, now: float) -> Note: ...
 
-    async def take_notes(self, callee: str) -> list[Note]: ...
+    async def take_notes(self, callee: PersonId) -> list[Note]: ...
 
 
 class MemoryCallStore:
@@ -91,39 +92,39 @@ class MemoryCallStore:
     async def close(self) -> None:
         pass
 
-    async def call_of(self, user_id: str) -> Call | None:
-        return self.book.call_of(user_id)
+    async def call_of(self, person: PersonId) -> Call | None:
+        return self.book.call_of(person)
 
-    async def calls_of(self, user_ids: Iterable[str]) -> dict[str, str]:
-        found = {user_id: self.book.call_of(user_id) for user_id in user_ids}
-        return {user_id: call.id for user_id, call in found.items() if call is not None}
+    async def calls_of(self, persons: Iterable[PersonId]) -> dict[PersonId, str]:
+        found = {person: self.book.call_of(person) for person in persons}
+        return {person: call.id for person, call in found.items() if call is not None}
 
     async def stats(self) -> tuple[int, int]:
         calls = self.book.calls()
         return len(calls), sum(len(c.members) for c in calls)
 
-    async def join_room_call(self, user_id: str, room_id: str, now: float) -> RoomJoin:
-        return self.book.join_room_call(user_id, room_id, now)
+    async def join_room_call(self, person: PersonId, room_id: str, now: float) -> RoomJoin:
+        return self.book.join_room_call(person, room_id, now)
 
-    async def leave(self, user_id: str, now: float) -> Call | None:
-        return self.book.leave(user_id, now)
+    async def leave(self, person: PersonId, now: float) -> Call | None:
+        return self.book.leave(person, now)
 
-    async def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
-        return self.book.leave_room(user_id, room_id, now)
+    async def leave_room(self, person: PersonId, room_id: str, now: float) -> Call | None:
+        return self.book.leave_room(person, room_id, now)
 
-    async def check_relay(self, sender: str, recipient: str, call_id: str) -> None:
+    async def check_relay(self, sender: PersonId, recipient: PersonId, call_id: str) -> None:
         call = self.book.call_of(sender)
         if call is None or call.id != call_id:
             raise DomainError(ErrorCode.NOT_IN_CALL)
         self.book.check_relay(sender, recipient)
 
-    async def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring:
+    async def ring(self, ring_id: str, caller: Actor, callee: PersonId, *, callee_dnd: bool, now: float) -> Ring:
         return self.book.ring(ring_id, caller, callee, callee_dnd=callee_dnd, now=now)
 
-    async def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution:
+    async def answer(self, ring_id: str, callee: PersonId, accept: bool, now: float) -> RingResolution:
         return self.book.answer(ring_id, callee, accept, now)
 
-    async def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution:
+    async def cancel(self, ring_id: str, caller: PersonId, now: float) -> RingResolution:
         return self.book.cancel(ring_id, caller, now)
 
     async def due(self, now: float) -> list[str]:
@@ -132,14 +133,14 @@ class MemoryCallStore:
     async def expire(self, ring_id: str, now: float) -> RingResolution:
         return self.book.expire(ring_id, now)
 
-    async def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]:
+    async def callee_unavailable(self, callee: PersonId, now: float) -> list[RingResolution]:
         return self.book.callee_unavailable(callee, now)
 
-    async def cancel_all(self, caller: str, now: float) -> list[RingResolution]:
+    async def cancel_all(self, caller: PersonId, now: float) -> list[RingResolution]:
         return self.book.cancel_all(caller, now)
 
-    async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note:
+    async def leave_note(self, caller: Actor, callee: PersonId, text: str, now: float) -> Note:
         return self.book.leave_note(caller, callee, text, now)
 
-    async def take_notes(self, callee: str) -> list[Note]:
+    async def take_notes(self, callee: PersonId) -> list[Note]:
         return self.book.take_notes(callee)

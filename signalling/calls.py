@@ -40,8 +40,12 @@ from typing import Any, Final, NamedTuple
 
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 
 __all__ = [
+    "ALREADY_RINGING",
+    "ALREADY_IN_CALL",
+    "CONFLICT_REASONS",
     "CallKind",
     "Topology",
     "Call",
@@ -58,6 +62,12 @@ __all__ = [
     "DEFAULT_NOTES_PER_CALLEE",
     "RECENT_RINGS_REMEMBERED",
 ]
+
+#: Sub-reasons of a ``conflict`` on ``call.ring``, sent as the error's ``reason``
+#: field so that clients never parse the message text.
+ALREADY_RINGING: Final = "already_ringing"
+ALREADY_IN_CALL: Final = "already_in_call"
+CONFLICT_REASONS: Final = frozenset({ALREADY_RINGING, ALREADY_IN_CALL})
 
 DEFAULT_MAX_MESH: Final = 6  # a full mesh costs every peer n-1 uplinks; six is where laptops start to struggle
 DEFAULT_RING_TIMEOUT: Final = 30.0
@@ -86,7 +96,7 @@ class Call:
     id: str
     kind: CallKind
     room_id: str | None
-    members: frozenset[str]
+    members: frozenset[PersonId]
     created_at: float
     topology: Topology = Topology.MESH
     ended_at: float | None = None
@@ -128,7 +138,7 @@ class RingOutcome(str, enum.Enum):
 class Ring:
     id: str
     caller: Actor
-    callee: str  # user id; every session of the callee is notified
+    callee: PersonId  # every session of the callee is notified
     created_at: float
     expires_at: float
 
@@ -150,14 +160,14 @@ class RingResolution:
     ring: Ring
     outcome: RingOutcome
     at: float
-    by: str | None = None  # user id of whoever answered or cancelled; None when the book decided
+    by: PersonId | None = None  # whoever answered or cancelled; None when the book decided
     call: Call | None = None
     left: tuple[Call, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "ring_id": self.ring.id,
-            "caller_id": self.ring.caller.user_id,
+            "caller_id": self.ring.caller.person_id,
             "callee_id": self.ring.callee,
             "outcome": self.outcome.value,
             "by": self.by,
@@ -170,7 +180,7 @@ class Note:
     """A short message left for a callee who could not be rung."""
 
     caller: Actor
-    callee: str
+    callee: PersonId
     text: str
     created_at: float
 
@@ -178,7 +188,7 @@ class Note:
         return {"from": self.caller.public_dict(), "text": self.text, "created_at": self.created_at}
 
 
-def clean_note(caller_id: str, callee: str, text: str, max_chars: int) -> str:
+def clean_note(caller_id: PersonId, callee: PersonId, text: str, max_chars: int) -> str:
     """The note's text, stripped; refused when empty, too long or for oneself."""
     if caller_id == callee:
         raise DomainError(ErrorCode.INVALID_PAYLOAD, "cannot_note_yourself")
@@ -215,18 +225,18 @@ class CallBook:
         self.note_max_chars = note_max_chars
         self.notes_per_callee = notes_per_callee
         self._calls: dict[str, Call] = {}
-        self._call_of: dict[str, str] = {}  # user id -> call id
+        self._call_of: dict[PersonId, str] = {}  # person -> call id
         self._room_call: dict[str, str] = {}  # room id -> call id
         self._room_seq = 0  # default room call ids: a call that ends and restarts gets a new id
         self._rings: dict[str, Ring] = {}
-        self._ringing: dict[tuple[str, str], str] = {}  # (caller, callee) -> ring id
+        self._ringing: dict[tuple[PersonId, PersonId], str] = {}  # (caller, callee) -> ring id
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._notes: dict[str, list[Note]] = {}
+        self._notes: dict[PersonId, list[Note]] = {}
 
     # ----------------------------------------------------------------- calls
 
-    def call_of(self, user_id: str) -> Call | None:
-        call_id = self._call_of.get(user_id)
+    def call_of(self, person: PersonId) -> Call | None:
+        call_id = self._call_of.get(person)
         return self._calls[call_id] if call_id else None
 
     def call(self, call_id: str) -> Call:
@@ -246,7 +256,7 @@ class CallBook:
     def calls(self) -> list[Call]:
         return list(self._calls.values())
 
-    def join_room_call(self, user_id: str, room_id: str, now: float, *, call_id: str | None = None) -> RoomJoin:
+    def join_room_call(self, person: PersonId, room_id: str, now: float, *, call_id: str | None = None) -> RoomJoin:
         """Join the room's call, creating it (with ``call_id`` or a generated id) if
         there is none. The caller has checked that the user is inside the room.
 
@@ -255,54 +265,54 @@ class CallBook:
         configured. Checked *before* leaving the previous call, so a refused join
         leaves the user where they were."""
         current = self._room_call.get(room_id)
-        if current is not None and self._call_of.get(user_id) == current:
+        if current is not None and self._call_of.get(person) == current:
             return RoomJoin(self._calls[current], False, None)
         call = self._calls[current] if current is not None else None
         if call is not None and len(call.members) >= self.max_mesh and not self.sfu:
             raise DomainError(ErrorCode.CALL_FULL, max_mesh=self.max_mesh)
         if call is None and call_id is not None and call_id in self._calls:
             raise DomainError(ErrorCode.CONFLICT, "call_id_taken")
-        left = self._remove(user_id, now)
+        left = self._remove(person, now)
         if call is None:
             if call_id is None:
                 self._room_seq += 1
                 call_id = f"room:{room_id}:{self._room_seq}"
-            call = Call(call_id, CallKind.ROOM, room_id, frozenset({user_id}), created_at=now)
+            call = Call(call_id, CallKind.ROOM, room_id, frozenset({person}), created_at=now)
             self._room_call[room_id] = call_id
             created = True
         else:
-            members = call.members | {user_id}
+            members = call.members | {person}
             # Never back to MESH within a call: every switch makes all peers renegotiate,
             # so flapping at the boundary would be worse than staying on the SFU.
             topology = Topology.SFU if len(members) > self.max_mesh else call.topology
             call = replace(call, members=members, topology=topology)
             created = False
         self._calls[call.id] = call
-        self._call_of[user_id] = call.id
+        self._call_of[person] = call.id
         return RoomJoin(call, created, left)
 
-    def leave(self, user_id: str, now: float) -> Call | None:
+    def leave(self, person: PersonId, now: float) -> Call | None:
         """Take the user out of their call (left the call, or disconnected).
 
         Returns ``None`` if they were in none; otherwise the call after their
         departure: its ``members`` are the people to tell, and ``ended_at`` is set if
         the departure ended it (no members left, or a DIRECT call down to one)."""
-        return self._remove(user_id, now)
+        return self._remove(person, now)
 
-    def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
+    def leave_room(self, person: PersonId, room_id: str, now: float) -> Call | None:
         """The user walked out of ``room_id``: leave its call, but not a DIRECT call
         they may be in while standing in that room."""
         call_id = self._room_call.get(room_id)
-        if call_id is None or self._call_of.get(user_id) != call_id:
+        if call_id is None or self._call_of.get(person) != call_id:
             return None
-        return self._remove(user_id, now)
+        return self._remove(person, now)
 
-    def _remove(self, user_id: str, now: float) -> Call | None:
-        call_id = self._call_of.pop(user_id, None)
+    def _remove(self, person: PersonId, now: float) -> Call | None:
+        call_id = self._call_of.pop(person, None)
         if call_id is None:
             return None
         call = self._calls[call_id]
-        after = replace(call, members=call.members - {user_id})
+        after = replace(call, members=call.members - {person})
         ends = not after.members or (call.kind is CallKind.DIRECT and len(after.members) < 2)
         if not ends:
             self._calls[call_id] = after
@@ -316,14 +326,14 @@ class CallBook:
 
     # ----------------------------------------------------------------- relay
 
-    def may_relay(self, sender: str, recipient: str) -> bool:
+    def may_relay(self, sender: PersonId, recipient: PersonId) -> bool:
         """True iff both are members of the same call and are different people."""
         if sender == recipient:
             return False
         call_id = self._call_of.get(sender)
         return call_id is not None and self._call_of.get(recipient) == call_id
 
-    def check_relay(self, sender: str, recipient: str) -> None:
+    def check_relay(self, sender: PersonId, recipient: PersonId) -> None:
         """Raise ``not_in_call`` (``forbidden`` for oneself) unless :meth:`may_relay`."""
         if not self.may_relay(sender, recipient):
             if sender == recipient:
@@ -344,35 +354,35 @@ class CallBook:
             raise DomainError(ErrorCode.NOT_FOUND, "ring")
         return ring
 
-    def rings_for(self, callee: str) -> list[Ring]:
+    def rings_for(self, callee: PersonId) -> list[Ring]:
         """Pending rings to ``callee`` (to replay to a session that connects late)."""
         return [r for r in self._rings.values() if r.callee == callee]
 
-    def rings_by(self, caller: str) -> list[Ring]:
-        return [r for r in self._rings.values() if r.caller.user_id == caller]
+    def rings_by(self, caller: PersonId) -> list[Ring]:
+        return [r for r in self._rings.values() if r.caller.person_id == caller]
 
-    def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring:
+    def ring(self, ring_id: str, caller: Actor, callee: PersonId, *, callee_dnd: bool, now: float) -> Ring:
         """Start ringing every session of ``callee``.
 
         Refused: ringing oneself; a callee this caller is already ringing or already
         in a call with; a callee in do-not-disturb (``nobody_to_answer`` with detail
         ``do_not_disturb``; the caller is told at once and may :meth:`leave_note`)."""
-        if caller.user_id == callee:
+        if caller.person_id == callee:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, "cannot_ring_yourself")
         if ring_id in self._rings or ring_id in self._recent:
             raise DomainError(ErrorCode.CONFLICT, "ring_id_taken")
-        if (caller.user_id, callee) in self._ringing:
-            raise DomainError(ErrorCode.CONFLICT, "already_ringing")
-        if self.may_relay(caller.user_id, callee):
-            raise DomainError(ErrorCode.CONFLICT, "already_in_call")
+        if (caller.person_id, callee) in self._ringing:
+            raise DomainError(ErrorCode.CONFLICT, ALREADY_RINGING, reason=ALREADY_RINGING)
+        if self.may_relay(caller.person_id, callee):
+            raise DomainError(ErrorCode.CONFLICT, ALREADY_IN_CALL, reason=ALREADY_IN_CALL)
         if callee_dnd:
             raise DomainError(ErrorCode.DO_NOT_DISTURB)
         ring = Ring(ring_id, caller, callee, created_at=now, expires_at=now + self.ring_timeout)
         self._rings[ring_id] = ring
-        self._ringing[(caller.user_id, callee)] = ring_id
+        self._ringing[(caller.person_id, callee)] = ring_id
         return ring
 
-    def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution:
+    def answer(self, ring_id: str, callee: PersonId, accept: bool, now: float) -> RingResolution:
         """The callee answers from one of their devices. The first answer wins on all
         devices; later ones get ``knock_resolved``/``ring_resolved``. An answer at or
         after ``expires_at`` resolves the ring as EXPIRED instead (the timer had not
@@ -385,7 +395,7 @@ class CallBook:
             return self._resolve(ring, RingOutcome.EXPIRED, now)
         if not accept:
             return self._resolve(ring, RingOutcome.DECLINED, now, by=callee)
-        caller = ring.caller.user_id
+        caller = ring.caller.person_id
         departures = [c for c in (self._remove(caller, now), self._remove(callee, now)) if c is not None]
         # If both were in the same call it appears twice: keep its value after both left.
         left = tuple({c.id: c for c in departures}.values())
@@ -396,10 +406,10 @@ class CallBook:
         resolution = self._resolve(ring, RingOutcome.ACCEPTED, now, by=callee)
         return replace(resolution, call=call, left=left)
 
-    def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution:
+    def cancel(self, ring_id: str, caller: PersonId, now: float) -> RingResolution:
         """The caller hangs up before an answer. Only the caller may cancel."""
         ring = self.get_ring(ring_id)
-        if caller != ring.caller.user_id:
+        if caller != ring.caller.person_id:
             raise DomainError(ErrorCode.FORBIDDEN, "not_caller")
         if now >= ring.expires_at:
             return self._resolve(ring, RingOutcome.EXPIRED, now)
@@ -416,18 +426,18 @@ class CallBook:
             raise DomainError(ErrorCode.CONFLICT, "not_due")
         return self._resolve(ring, RingOutcome.EXPIRED, now)
 
-    def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]:
+    def callee_unavailable(self, callee: PersonId, now: float) -> list[RingResolution]:
         """The callee's last session went away or they switched to do-not-disturb:
         every ring to them resolves as UNAVAILABLE."""
         return [self._resolve(r, RingOutcome.UNAVAILABLE, now) for r in self.rings_for(callee)]
 
-    def cancel_all(self, caller: str, now: float) -> list[RingResolution]:
+    def cancel_all(self, caller: PersonId, now: float) -> list[RingResolution]:
         """The caller's last session went away: their rings are cancelled."""
         return [self._resolve(r, RingOutcome.CANCELLED, now, by=caller) for r in self.rings_by(caller)]
 
-    def _resolve(self, ring: Ring, outcome: RingOutcome, now: float, *, by: str | None = None) -> RingResolution:
+    def _resolve(self, ring: Ring, outcome: RingOutcome, now: float, *, by: PersonId | None = None) -> RingResolution:
         del self._rings[ring.id]
-        del self._ringing[(ring.caller.user_id, ring.callee)]
+        del self._ringing[(ring.caller.person_id, ring.callee)]
         self._recent[ring.id] = None
         if len(self._recent) > RECENT_RINGS_REMEMBERED:
             self._recent.popitem(last=False)
@@ -435,14 +445,14 @@ class CallBook:
 
     # ----------------------------------------------------------------- notes
 
-    def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note:
+    def leave_note(self, caller: Actor, callee: PersonId, text: str, now: float) -> Note:
         """Leave a note for a callee who could not be rung (the gateway allows it when
         the callee is in do-not-disturb). Text is stripped and bounded by
         ``note_max_chars``. A caller's new note replaces their earlier one, so one
         persistent caller cannot fill the box; at most ``notes_per_callee`` callers
         may have a note waiting (``conflict``/``note_box_full`` beyond)."""
-        text = clean_note(caller.user_id, callee, text, self.note_max_chars)
-        box = [n for n in self._notes.get(callee, []) if n.caller.user_id != caller.user_id]
+        text = clean_note(caller.person_id, callee, text, self.note_max_chars)
+        box = [n for n in self._notes.get(callee, []) if n.caller.person_id != caller.person_id]
         if len(box) >= self.notes_per_callee:
             raise DomainError(ErrorCode.CONFLICT, "note_box_full")
         note = Note(caller, callee, text, created_at=now)
@@ -450,11 +460,11 @@ class CallBook:
         self._notes[callee] = box
         return note
 
-    def notes_for(self, callee: str) -> list[Note]:
+    def notes_for(self, callee: PersonId) -> list[Note]:
         """The notes waiting, without taking them."""
         return list(self._notes.get(callee, []))
 
-    def take_notes(self, callee: str) -> list[Note]:
+    def take_notes(self, callee: PersonId) -> list[Note]:
         """Return the callee's notes, oldest first, and clear them. Call when the
         callee becomes available; a second call returns nothing."""
         return self._notes.pop(callee, [])

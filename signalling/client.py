@@ -102,9 +102,11 @@ class OfficeClient:
         return self.sio.sid
 
     @property
-    def user_id(self) -> str:
+    def person(self) -> str:
+        """Who this client is: ``"municipality/user_id"`` (a user id alone is unique
+        only within its town)."""
         assert self.ready is not None
-        return str(self.ready["me"]["user_id"])
+        return str(self.ready["me"]["person"])
 
     # -------------------------------------------------------------- requests
     async def call(self, event: str, data: Any = None, timeout: float | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class FloorView:
         replay found a gap: the view is stale again and needs another snapshot."""
         self.floor = dict(snapshot["floor"])
         self.rooms = {r["id"]: dict(r) for r in snapshot["rooms"]}
-        self.members = {m["user_id"]: dict(m) for m in snapshot["members"]}
+        self.members = {m["person"]: dict(m) for m in snapshot["members"]}
         self.seq = int(snapshot["seq"])
         self.stale = False
         early, self._early = self._early, []
@@ -67,15 +67,15 @@ class FloorView:
         kind = diff["type"]
         if kind == "joined":
             member = diff["member"]
-            self.members[member["user_id"]] = dict(member)
+            self.members[member["person"]] = dict(member)
         elif kind == "left":
-            self.members.pop(diff["user_id"], None)
+            self.members.pop(diff["person"], None)
         elif kind == "moved":
-            if diff["user_id"] in self.members:
-                self.members[diff["user_id"]]["room_id"] = diff["room_id"]
+            if diff["person"] in self.members:
+                self.members[diff["person"]]["room_id"] = diff["room_id"]
         elif kind == "status":
-            if diff["user_id"] in self.members:
-                self.members[diff["user_id"]].update(status=diff["status"], text=diff["text"])
+            if diff["person"] in self.members:
+                self.members[diff["person"]].update(status=diff["status"], text=diff["text"])
         elif kind == "room":
             room = diff["room"]
             self.rooms[room["id"]] = dict(room)
@@ -86,7 +86,7 @@ class FloorView:
         elif kind == "floor_removed":
             self.removed = True
         elif kind == "call":
-            member = self.members.get(diff["user_id"])
+            member = self.members.get(diff["person"])
             if member is not None:
                 if diff["in_call"] is None:
                     member.pop("in_call", None)  # absent means "not in a call", as in snapshots

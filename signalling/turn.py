@@ -3,7 +3,7 @@
 TURN credentials follow the coturn REST API convention (``use-auth-secret`` with
 ``static-auth-secret``), which the TURN server verifies with no call back to us:
 
-* ``username = f"{expiry}:{user_id}"``, ``expiry`` a Unix timestamp in whole seconds;
+* ``username = f"{expiry}:{person}"``, ``expiry`` a Unix timestamp in whole seconds;
 * ``password = base64(HMAC-SHA1(secret, username))``.
 
 ``now`` must be wall-clock Unix time (``time.time()``), not a monotonic clock: the
@@ -18,6 +18,8 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+from rooms.person import PersonId
 
 __all__ = ["TurnCredential", "DEFAULT_TTL", "turn_credential", "turn_password", "ice_servers"]
 
@@ -40,17 +42,17 @@ def turn_password(secret: str | bytes, username: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def turn_credential(secret: str | bytes, user_id: str, now: float, ttl: float = DEFAULT_TTL) -> TurnCredential:
+def turn_credential(secret: str | bytes, person: PersonId, now: float, ttl: float = DEFAULT_TTL) -> TurnCredential:
     """A credential valid until ``int(now + ttl)``. Raises ``ValueError`` on an empty
     secret or user id, or a non-positive ``ttl``."""
     if not secret:
         raise ValueError("a TURN secret is required")
-    if not user_id:
+    if not person:
         raise ValueError("a user id is required")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     expiry = int(now + ttl)
-    username = f"{expiry}:{user_id}"
+    username = f"{expiry}:{person}"
     return TurnCredential(username, turn_password(secret, username), expiry)
 
 
@@ -58,7 +60,7 @@ def ice_servers(
     stun_urls: Sequence[str],
     turn_urls: Sequence[str],
     secret: str | bytes | None,
-    user_id: str,
+    person: PersonId,
     now: float,
     ttl: float = DEFAULT_TTL,
 ) -> list[dict[str, Any]]:
@@ -70,6 +72,6 @@ def ice_servers(
     if stun_urls:
         servers.append({"urls": list(stun_urls)})
     if turn_urls and secret:
-        cred = turn_credential(secret, user_id, now, ttl)
+        cred = turn_credential(secret, person, now, ttl)
         servers.append({"urls": list(turn_urls), "username": cred.username, "credential": cred.password})
     return servers

@@ -91,9 +91,9 @@ class CallPeer:
         self._joined.set()
         return result
 
-    async def ring(self, user_id: str) -> dict[str, Any]:
+    async def ring(self, person: str) -> dict[str, Any]:
         """Ring a colleague; if they accept, they offer to us (see :meth:`accept`)."""
-        result = await self.client.request("call.ring", {"user_id": user_id})
+        result = await self.client.request("call.ring", {"person": person})
         self.config = rtc_configuration(result.get("ice_servers"))
         self._awaiting_direct = True
         return result
@@ -110,7 +110,7 @@ class CallPeer:
         await self._close_links()
         self.call = result["call"]
         self.config = rtc_configuration(result.get("ice_servers"))
-        me = self.client.user_id
+        me = self.client.person
         self._known = set(self.call["members"])
         self._joining = False
         self._joined.set()
@@ -140,33 +140,33 @@ class CallPeer:
     def peers(self) -> list[str]:
         return sorted(u for u, link in self._links.items() if link.pc.connectionState == "connected")
 
-    async def wait_connected(self, user_id: str, timeout: float = 15) -> None:
+    async def wait_connected(self, person: str, timeout: float = 15) -> None:
         def connected() -> bool:
-            link = self._links.get(user_id)
+            link = self._links.get(person)
             if link is not None and link.pc.connectionState == "failed":
-                raise ConnectionError(f"connection to {user_id} failed")
+                raise ConnectionError(f"connection to {person} failed")
             return link is not None and link.pc.connectionState == "connected"
 
         await self._until(connected, timeout)
 
-    async def send(self, user_id: str, text: str, timeout: float = 10) -> None:
+    async def send(self, person: str, text: str, timeout: float = 10) -> None:
         def open_() -> bool:
-            link = self._links.get(user_id)
+            link = self._links.get(person)
             return link is not None and link.channel is not None and link.channel.readyState == "open"
 
         await self._until(open_, timeout)
-        channel = self._links[user_id].channel
+        channel = self._links[person].channel
         assert channel is not None
         channel.send(text)
 
-    async def receive(self, user_id: str, timeout: float = 10) -> str:
+    async def receive(self, person: str, timeout: float = 10) -> str:
         async with asyncio.timeout(timeout):
-            await self._until(lambda: user_id in self._links, None)
-            return await self._links[user_id].messages.get()
+            await self._until(lambda: person in self._links, None)
+            return await self._links[person].messages.get()
 
-    async def wait_audio_frames(self, user_id: str, n: int = 5, timeout: float = 15) -> int:
-        await self._until(lambda: user_id in self._links and self._links[user_id].frames >= n, timeout)
-        return self._links[user_id].frames
+    async def wait_audio_frames(self, person: str, n: int = 5, timeout: float = 15) -> int:
+        await self._until(lambda: person in self._links and self._links[person].frames >= n, timeout)
+        return self._links[person].frames
 
     # ------------------------------------------------------ server events
     async def _on_updated(self, data: dict[str, Any]) -> None:
@@ -184,7 +184,7 @@ class CallPeer:
             self.client._queues["call.updated"].put_nowait(data)
 
     async def _apply(self, call: dict[str, Any]) -> None:
-        me = self.client.user_id
+        me = self.client.person
         if self._awaiting_direct and self.call is None and call.get("kind") == "direct" and not call.get("ended"):
             if me in call["members"]:  # our ring was accepted: the callee offers to us
                 self._awaiting_direct = False
@@ -197,7 +197,7 @@ class CallPeer:
             if self.call is None or call["call_id"] != self.call["call_id"]:
                 return
             self.call = None if call.get("ended") else call
-            me = self.client.user_id
+            me = self.client.person
             members = set() if call.get("ended") else set(call["members"])
             for gone in self._known - members:
                 link = self._links.pop(gone, None)
@@ -232,34 +232,34 @@ class CallPeer:
         return self.call is not None and call_id == self.call["call_id"]
 
     # ------------------------------------------------------ offer / answer
-    async def _offer(self, user_id: str) -> None:
-        link = self._new_link(user_id)
+    async def _offer(self, person: str) -> None:
+        link = self._new_link(person)
         if not self.audio:  # still offer to receive theirs
             link.pc.addTransceiver("audio", direction="recvonly")
         self._watch_channel(link, link.pc.createDataChannel("chat"))
         await link.pc.setLocalDescription(await link.pc.createOffer())  # gathers ICE
-        await self._send_signal(user_id, "offer", link.pc)
+        await self._send_signal(person, "offer", link.pc)
 
-    async def _answer(self, user_id: str, offer: RTCSessionDescription) -> None:
-        old = self._links.pop(user_id, None)
+    async def _answer(self, person: str, offer: RTCSessionDescription) -> None:
+        old = self._links.pop(person, None)
         if old is not None:  # they rejoined and we missed their leaving
             await old.pc.close()
-        link = self._new_link(user_id)
+        link = self._new_link(person)
         link.pc.on("datachannel", lambda channel: self._watch_channel(link, channel))
         await link.pc.setRemoteDescription(offer)
         await link.pc.setLocalDescription(await link.pc.createAnswer())  # gathers ICE
-        await self._send_signal(user_id, "answer", link.pc)
+        await self._send_signal(person, "answer", link.pc)
 
-    async def _send_signal(self, user_id: str, kind: str, pc: RTCPeerConnection) -> None:
+    async def _send_signal(self, person: str, kind: str, pc: RTCPeerConnection) -> None:
         assert self.call is not None and pc.localDescription is not None
         sdp = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
         await self.client.request(
-            "call.signal", {"call_id": self.call["call_id"], "to": user_id, "kind": kind, "data": sdp}
+            "call.signal", {"call_id": self.call["call_id"], "to": person, "kind": kind, "data": sdp}
         )
 
-    def _new_link(self, user_id: str) -> _Link:
+    def _new_link(self, person: str) -> _Link:
         pc = RTCPeerConnection(self.config)
-        link = self._links[user_id] = _Link(pc)
+        link = self._links[person] = _Link(pc)
         if self.audio:
             pc.addTrack(AudioStreamTrack())
         pc.on("connectionstatechange", self._bump)

@@ -19,7 +19,7 @@ class RecordingTransport:
         await asyncio.sleep(0)  # yield, as a real transport does
         self.sent.append(("floor", floor_id, event, payload))
 
-    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
+    async def send_person(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         self.sent.append(("user", user_id, event, payload))
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
@@ -34,10 +34,10 @@ class FailingFor(RecordingTransport):
         super().__init__()
         self.broken_user = broken_user
 
-    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
+    async def send_person(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         if user_id == self.broken_user:
             raise ConnectionError("socket gone")
-        await super().send_user(user_id, event, payload)
+        await super().send_person(user_id, event, payload)
 
 
 def diff(floor: str, seq: int) -> FloorDiff:
@@ -50,8 +50,8 @@ async def test_a_burst_on_one_floor_goes_out_as_one_frame_in_sequence_order() ->
     outbox.start()
     outbox.post_diffs([diff("a", 1), diff("b", 1)])
     outbox.post_diffs([diff("a", 2)])
-    outbox.post_user("u", "knock.incoming", {"n": 1})
-    outbox.post_user("u", "knock.outcome", {"n": 2})
+    outbox.post_person("u", "knock.incoming", {"n": 1})
+    outbox.post_person("u", "knock.outcome", {"n": 2})
     await asyncio.wait_for(outbox.flushed(), 1)
     floors = [(t[1], [d["seq"] for d in t[3]["diffs"]]) for t in transport.sent if t[0] == "floor"]
     assert floors == [("a", [1, 2]), ("b", [1])]
@@ -85,13 +85,13 @@ async def test_one_failing_audience_does_not_cost_the_others_their_events() -> N
     transport = FailingFor("broken")
     outbox = Outbox(transport)
     outbox.start()
-    outbox.post_user("before", "knock.outcome", {})
-    outbox.post_user("broken", "knock.outcome", {})
-    outbox.post_user("after", "knock.outcome", {})
+    outbox.post_person("before", "knock.outcome", {})
+    outbox.post_person("broken", "knock.outcome", {})
+    outbox.post_person("after", "knock.outcome", {})
     outbox.post_diffs([diff("a", 1)])
     await asyncio.wait_for(outbox.flushed(), 1)
     assert [t[1] for t in transport.sent] == ["a", "before", "after"]
-    outbox.post_user("later", "knock.outcome", {})  # and the drain task lives on
+    outbox.post_person("later", "knock.outcome", {})  # and the drain task lives on
     await asyncio.wait_for(outbox.flushed(), 1)
     assert transport.sent[-1][1] == "later"
     await outbox.close()

@@ -39,7 +39,9 @@ from presence_server.cluster.calls_lua import SCRIPTS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 from signalling.calls import (
+    CONFLICT_REASONS,
     RECENT_RINGS_REMEMBERED,
     Call,
     CallKind,
@@ -94,17 +96,19 @@ class RedisCallStore(ScriptedRedis):
             return {}
         if "err" in out:
             code, detail = out["err"]
-            extra = {"max_mesh": self.max_mesh} if code == ErrorCode.CALL_FULL.value else {}
+            extra: dict[str, Any] = {"max_mesh": self.max_mesh} if code == ErrorCode.CALL_FULL.value else {}
+            if detail in CONFLICT_REASONS:
+                extra["reason"] = detail  # a machine-readable sub-reason, as CallBook gives it
             raise DomainError(ErrorCode(code), detail or None, **extra)
         return out
 
     # ------------------------------------------------------------------ reads
-    async def call_of(self, user_id: str) -> Call | None:
-        out = await self._call("call_of", user_id)
+    async def call_of(self, person: PersonId) -> Call | None:
+        out = await self._call("call_of", person)
         return _call(out["call"]) if "call" in out else None
 
-    async def calls_of(self, user_ids: Iterable[str]) -> dict[str, str]:
-        users = list(user_ids)
+    async def calls_of(self, persons: Iterable[PersonId]) -> dict[PersonId, str]:
+        users = list(persons)
         if not users:
             return {}
         ids = await self._redis().hmget(self._keys[1], users)
@@ -117,7 +121,7 @@ class RedisCallStore(ScriptedRedis):
         calls, members = await pipe.execute()
         return int(calls), int(members)
 
-    async def check_relay(self, sender: str, recipient: str, call_id: str) -> None:
+    async def check_relay(self, sender: PersonId, recipient: PersonId, call_id: str) -> None:
         if sender == recipient:
             raise DomainError(ErrorCode.FORBIDDEN, "self")
         mine, theirs = await self._redis().hmget(self._keys[1], [sender, recipient])
@@ -125,31 +129,31 @@ class RedisCallStore(ScriptedRedis):
             raise DomainError(ErrorCode.NOT_IN_CALL)
 
     # ------------------------------------------------------------------ calls
-    async def join_room_call(self, user_id: str, room_id: str, now: float) -> RoomJoin:
-        out = await self._call("join_room", user_id, room_id, repr(now), self.max_mesh, int(self.sfu), "")
+    async def join_room_call(self, person: PersonId, room_id: str, now: float) -> RoomJoin:
+        out = await self._call("join_room", person, room_id, repr(now), self.max_mesh, int(self.sfu), "")
         left = out.get("left")
         return RoomJoin(_call(out["call"]), bool(out["created"]), _call(left) if left else None)
 
-    async def leave(self, user_id: str, now: float) -> Call | None:
-        out = await self._call("leave", user_id, repr(now), "")
+    async def leave(self, person: PersonId, now: float) -> Call | None:
+        out = await self._call("leave", person, repr(now), "")
         return _call(out["call"]) if "call" in out else None
 
-    async def leave_room(self, user_id: str, room_id: str, now: float) -> Call | None:
-        out = await self._call("leave", user_id, repr(now), room_id)
+    async def leave_room(self, person: PersonId, room_id: str, now: float) -> Call | None:
+        out = await self._call("leave", person, repr(now), room_id)
         return _call(out["call"]) if "call" in out else None
 
     # ------------------------------------------------------------------ rings
-    async def ring(self, ring_id: str, caller: Actor, callee: str, *, callee_dnd: bool, now: float) -> Ring:
+    async def ring(self, ring_id: str, caller: Actor, callee: PersonId, *, callee_dnd: bool, now: float) -> Ring:
         expires_at = now + self.ring_timeout
         out = await self._call(
-            "ring", ring_id, caller.user_id, _actor_json(caller), callee, int(callee_dnd), repr(now), repr(expires_at)
+            "ring", ring_id, caller.person_id, _actor_json(caller), callee, int(callee_dnd), repr(now), repr(expires_at)
         )
         return _ring(ring_id, out["ring"])
 
-    async def answer(self, ring_id: str, callee: str, accept: bool, now: float) -> RingResolution:
+    async def answer(self, ring_id: str, callee: PersonId, accept: bool, now: float) -> RingResolution:
         return await self._resolve(ring_id, callee, "accept" if accept else "decline", now)
 
-    async def cancel(self, ring_id: str, caller: str, now: float) -> RingResolution:
+    async def cancel(self, ring_id: str, caller: PersonId, now: float) -> RingResolution:
         return await self._resolve(ring_id, caller, "cancel", now)
 
     async def due(self, now: float) -> list[str]:
@@ -159,10 +163,10 @@ class RedisCallStore(ScriptedRedis):
     async def expire(self, ring_id: str, now: float) -> RingResolution:
         return await self._resolve(ring_id, "", "expire", now)
 
-    async def callee_unavailable(self, callee: str, now: float) -> list[RingResolution]:
+    async def callee_unavailable(self, callee: PersonId, now: float) -> list[RingResolution]:
         return await self._resolve_each(lambda ring: ring[2] == callee, callee, "unavailable", now)
 
-    async def cancel_all(self, caller: str, now: float) -> list[RingResolution]:
+    async def cancel_all(self, caller: PersonId, now: float) -> list[RingResolution]:
         return await self._resolve_each(lambda ring: ring[1] == caller, caller, "cancel_all", now)
 
     async def _resolve_each(self, match: Any, who: str, action: str, now: float) -> list[RingResolution]:
@@ -190,13 +194,13 @@ class RedisCallStore(ScriptedRedis):
         return resolution
 
     # ------------------------------------------------------------------ notes
-    async def leave_note(self, caller: Actor, callee: str, text: str, now: float) -> Note:
-        note = Note(caller, callee, clean_note(caller.user_id, callee, text, self.note_max_chars), created_at=now)
+    async def leave_note(self, caller: Actor, callee: PersonId, text: str, now: float) -> Note:
+        note = Note(caller, callee, clean_note(caller.person_id, callee, text, self.note_max_chars), created_at=now)
         blob = json.dumps({"caller": caller.to_record(), "text": note.text, "created_at": now})
-        await self._call("note", callee, caller.user_id, blob, self.notes_per_callee)
+        await self._call("note", callee, caller.person_id, blob, self.notes_per_callee)
         return note
 
-    async def take_notes(self, callee: str) -> list[Note]:
+    async def take_notes(self, callee: PersonId) -> list[Note]:
         out = await self._call("take_notes", callee)
         notes = []
         for _caller_id, blob in out.get("notes") or ():

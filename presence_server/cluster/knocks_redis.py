@@ -64,6 +64,7 @@ from presence_server.knock_store import floor_of
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockOutcome, Resolution
+from rooms.person import PersonId
 
 __all__ = ["RedisKnockStore", "CLAIM_LEASE_MS", "RESOLVED_LIMIT", "RESOLVED_MS", "SLACK_MS"]
 
@@ -113,7 +114,7 @@ class RedisKnockStore(ScriptedRedis):
         *,
         room_id: str,
         floor_id: str,
-        recipients: frozenset[str],
+        recipients: frozenset[PersonId],
         to_owners: bool,
         message: str,
         now: float,
@@ -129,9 +130,9 @@ class RedisKnockStore(ScriptedRedis):
                 raise DomainError(ErrorCode.CONFLICT, "knock id in use")
             written = True
             pipe = self._redis().pipeline(transaction=False)  # one slot per recipient
-            for user_id in recipients:
-                pipe.sadd(self._incoming_key(user_id), knock_id)
-                pipe.pexpire(self._incoming_key(user_id), self._ttl_ms)
+            for person in recipients:
+                pipe.sadd(self._incoming_key(person), knock_id)
+                pipe.pexpire(self._incoming_key(person), self._ttl_ms)
             await pipe.execute()
         except BaseException as exc:
             if not (isinstance(exc, DomainError) and exc.code in _REFUSALS):  # else nothing was reserved
@@ -152,7 +153,7 @@ class RedisKnockStore(ScriptedRedis):
         outcome: KnockOutcome,
         *,
         now: float,
-        by: str | None = None,
+        by: PersonId | None = None,
         reason: str | None = None,
         claimed: bool = False,
     ) -> Resolution:
@@ -175,8 +176,8 @@ class RedisKnockStore(ScriptedRedis):
             raise DomainError(_REFUSED[state])
         return _unpack(knock_id, record)
 
-    async def pending_of(self, user_id: str) -> Knock | None:
-        knock_id = await self._redis().get(self._user_keys(user_id)[0])
+    async def pending_of(self, person: PersonId) -> Knock | None:
+        knock_id = await self._redis().get(self._user_keys(person)[0])
         if knock_id is None:
             return None
         return await self._pending(knock_id.decode())
@@ -186,8 +187,8 @@ class RedisKnockStore(ScriptedRedis):
         knocks = [_unpack(knock_id.decode(), record) for knock_id, record in records.items()]
         return sorted((k for k in knocks if k.room_id == room_id), key=_oldest_first)
 
-    async def incoming(self, user_id: str) -> list[Knock]:
-        key = self._incoming_key(user_id)
+    async def incoming(self, person: PersonId) -> list[Knock]:
+        key = self._incoming_key(person)
         ids = [m.decode() for m in await self._redis().smembers(key)]
         found, over = await self._look_up(ids, keep={b"pending", b"claimed"})
         if over:  # resolved since (by a node that died before cleaning up)
@@ -208,7 +209,7 @@ class RedisKnockStore(ScriptedRedis):
 
     # ------------------------------------------------------------ internals
     async def _reserve(self, knock: Knock, now: float) -> None:
-        keys = self._user_keys(knock.knocker.user_id)
+        keys = self._user_keys(knock.knocker.person_id)
         for attempt in range(2):
             reply = await self._run("u_reserve", keys, [knock.id, knock.room_id, repr(now), self._ttl_ms])
             if reply[0] == b"ok":
@@ -224,13 +225,13 @@ class RedisKnockStore(ScriptedRedis):
     async def _settle(self, knock: Knock, cooldown_until: str, now: float) -> None:
         """A decided knock's pointer, cool-down, deadline and ``incoming`` entries."""
         await self._run(
-            "u_settle", self._user_keys(knock.knocker.user_id),
+            "u_settle", self._user_keys(knock.knocker.person_id),
             [knock.id, knock.room_id, cooldown_until, repr(now), self._cooldown_ms],
         )
         pipe = self._redis().pipeline(transaction=False)
         pipe.zrem(self._deadlines, knock.id)
-        for user_id in knock.recipients:
-            pipe.srem(self._incoming_key(user_id), knock.id)
+        for person in knock.recipients:
+            pipe.srem(self._incoming_key(person), knock.id)
         await pipe.execute()
 
     async def _take_back(self, knock: Knock, written: bool, now: float) -> None:
@@ -243,7 +244,7 @@ class RedisKnockStore(ScriptedRedis):
                 )
                 await self._settle(knock, "", now)
             else:  # the deadline, if any, is ours or (ZADD NX) not touched; due() sweeps it
-                await self._run("u_settle", self._user_keys(knock.knocker.user_id),
+                await self._run("u_settle", self._user_keys(knock.knocker.person_id),
                                 [knock.id, "", "", repr(now), self._cooldown_ms])
         except (RedisError, OSError):  # the pointer's TTL and due() clean up after us
             log.warning("knock_take_back_failed", knock=knock.id, exc_info=True)
@@ -288,12 +289,12 @@ class RedisKnockStore(ScriptedRedis):
         base = f"{self._prefix}{{f:{floor_id}}}:"
         return [base + "knocks", base + "claimed", base + "resolved"]
 
-    def _user_keys(self, user_id: str) -> list[str]:
-        base = f"{self._prefix}{{u:{user_id}}}:"
+    def _user_keys(self, person: PersonId) -> list[str]:
+        base = f"{self._prefix}{{u:{person}}}:"
         return [base + "knock", base + "cooldowns"]
 
-    def _incoming_key(self, user_id: str) -> str:
-        return f"{self._prefix}{{u:{user_id}}}:incoming"
+    def _incoming_key(self, person: PersonId) -> str:
+        return f"{self._prefix}{{u:{person}}}:incoming"
 
 
 
@@ -312,7 +313,7 @@ def _unpack(knock_id: str, blob: bytes) -> Knock:
         blob, raw=False
     )
     return Knock(knock_id, _unpack_actor(knocker), room_id, floor_id, message, created_at, expires_at,
-                 frozenset(recipients), to_owners)
+                 frozenset(PersonId(r) for r in recipients), to_owners)
 
 
 def _oldest_first(knock: Knock) -> tuple[float, str]:

@@ -26,6 +26,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from presence_server.tasks import cancel_and_wait
+from rooms.person import PersonId
 
 __all__ = ["Membership", "NodeSessions"]
 
@@ -33,11 +34,11 @@ log = structlog.get_logger(__name__)
 
 
 class NodeSessions(Protocol):
-    async def node_sessions(self, node_id: str) -> list[tuple[str, str]]:
-        """(user id, session id) of every session the node registered."""
+    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
+        """(person, session id) of every session the node registered."""
 
-    async def node_lingering(self, node_id: str) -> list[tuple[str, float]]:
-        """(user id, since) of the grace periods the node had started."""
+    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
+        """(person, since) of the grace periods the node had started."""
 
     async def forget_node(self, node_id: str) -> None:
         """Drop the node's lists (after its sessions were removed)."""
@@ -51,8 +52,8 @@ class Membership:
         prefix: str,
         node_id: str,
         sessions: NodeSessions,
-        on_dead_session: Callable[[str, str, str], Awaitable[None]],
-        on_dead_linger: Callable[[str, float], Awaitable[None]],
+        on_dead_session: Callable[[str, PersonId, str], Awaitable[None]],
+        on_dead_linger: Callable[[PersonId, float], Awaitable[None]],
         heartbeat: float = 1.0,
         ttl: float = 5.0,
         check: float = 2.0,
@@ -123,10 +124,10 @@ class Membership:
             sessions = await self._sessions.node_sessions(node)
             lingering = await self._sessions.node_lingering(node)
             log.warning("cluster_node_dead", node=node, sessions=len(sessions), lingering=len(lingering))
-            for user_id, sid in sessions:
-                await self._on_dead_session(node, user_id, sid)
-            for user_id, since in lingering:  # grace periods the dead node would have ended
-                await self._on_dead_linger(user_id, since)
+            for person, sid in sessions:
+                await self._on_dead_session(node, person, sid)
+            for person, since in lingering:  # grace periods the dead node would have ended
+                await self._on_dead_linger(person, since)
             await self._sessions.forget_node(node)
             await self._client.srem(self._key("nodes"), node)
             self.reaped.append(node)

@@ -23,7 +23,7 @@ local TOMB_MS = @TOMB_MS@
 local out = {}
 local function int(n) return string.format('%d', n) end
 local function jroom(room) if room == '' then return 'null' end return cjson.encode(room) end
-local function user_json(user) return ',"user_id":' .. cjson.encode(user) end
+local function user_json(user) return ',"person":' .. cjson.encode(user) end
 local function stamp(kind, body)
     local seq = redis.call('INCR', KEYS[1])
     out[#out + 1] = '{"seq":' .. int(seq) .. ',"type":' .. cjson.encode(kind) .. body .. '}'

@@ -3,19 +3,20 @@ shared by every node of a cluster (docs/cluster.md).
 
 Key layout (``P`` is the prefix, ``"vo:"`` by default)::
 
-    P{u:<user>}:presence   HASH  actor (msgpack), public (JSON of actor.public_dict()),
+    (<person> is "municipality/user_id": ids of two towns never share a key)
+    P{u:<person>}:presence   HASH  actor (msgpack), public (JSON of actor.public_dict()),
                                  status, text (effective), floor, room (absent: none /
                                  hallway), ver, locver, since (lingering since, repr of a float)
-    P{u:<user>}:sessions   HASH  sid -> msgpack [node, status, text, order]
-    P{u:<user>}:floors     HASH  floor -> version: every floor that may list the user
+    P{u:<person>}:sessions   HASH  sid -> msgpack [node, status, text, order]
+    P{u:<person>}:floors     HASH  floor -> version: every floor that may list the user
     P{f:<floor>}:seq       STRING the floor's sequence number (never deleted)
-    P{f:<floor>}:members   HASH  user -> msgpack [lv, av, room, status, text, actor, public]
-    P{f:<floor>}:occupancy HASH  room -> users inside
-    P{f:<floor>}:gone      HASH  user -> lv of the removal (tombstone)      } TTL 60 s,
-    P{f:<floor>}:gone_at   ZSET  user -> when the tombstone may go (ms)     } swept lazily
-    P{node:<id>}:sessions  SET   "user\\x00sid" of the node's sessions (for the reaper)
-    P{node:<id>}:sids      HASH  sid -> user (disconnect and set_status find the user)
-    P{node:<id>}:lingering HASH  user -> since: grace periods this node started (the
+    P{f:<floor>}:members   HASH  person -> msgpack [lv, av, room, status, text, actor, public]
+    P{f:<floor>}:occupancy HASH  room -> persons inside
+    P{f:<floor>}:gone      HASH  person -> lv of the removal (tombstone)      } TTL 60 s,
+    P{f:<floor>}:gone_at   ZSET  person -> when the tombstone may go (ms)     } swept lazily
+    P{node:<id>}:sessions  SET   "person\\x00sid" of the node's sessions (for the reaper)
+    P{node:<id>}:sids      HASH  sid -> person (disconnect and set_status find the user)
+    P{node:<id>}:lingering HASH  person -> since: grace periods this node started (the
                                  reaper ends them if the node dies)
 
 Every script gets the keys of one hash tag only (Redis Cluster rule): user
@@ -95,6 +96,7 @@ from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 
 __all__ = ["RedisPresenceStore", "TOMBSTONE_MS"]
 
@@ -166,106 +168,107 @@ class RedisPresenceStore(ScriptedRedis):
 
     # ------------------------------------------------------------- sessions
     async def connect(self, sid: str, actor: Actor, now: float) -> tuple[list[FloorDiff], Member]:
-        if not await self._run("node_add", [self._node_sids, self._node_sessions], [sid, actor.user_id]):
+        if not await self._run("node_add", [self._node_sids, self._node_sessions], [sid, actor.person_id]):
             raise ValueError(f"session {sid} already connected")
-        user = await self._user("u_connect", actor.user_id, sid, self.node_id, _pack_actor(actor), _public(actor))
+        user = await self._user("u_connect", actor.person_id, sid, self.node_id, _pack_actor(actor), _public(actor))
         if user.tag == "duplicate":
-            await self._forget_session(sid, actor.user_id)
+            await self._forget_session(sid, actor.person_id)
             raise ValueError(f"session {sid} already connected")
-        diffs = await self._show(actor.user_id, user) if user.tag == "changed" else []
+        diffs = await self._show(actor.person_id, user) if user.tag == "changed" else []
         return diffs, user.member()
 
     async def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
-        user_id = await self._user_of(sid)
-        if user_id is None:
+        person = await self._user_of(sid)
+        if person is None:
             return [], None
-        diffs, since = await self._disconnect(user_id, sid, now)
+        diffs, since = await self._disconnect(person, sid, now)
         if since is not None:
             # The grace timer lives on this node; if the node dies, the reaper ends it.
-            await self._redis().hset(self._node_lingering, user_id, repr(since))
-        await self._forget_session(sid, user_id)  # after: a crash before it leaves work the reaper can find
+            await self._redis().hset(self._node_lingering, person, repr(since))
+        await self._forget_session(sid, person)  # after: a crash before it leaves work the reaper can find
         return diffs, since
 
-    async def _disconnect(self, user_id: str, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
-        user = await self._user("u_disconnect", user_id, sid, repr(float(now)))
-        diffs = await self._show(user_id, user) if user.tag == "changed" else []
+    async def _disconnect(self, person: PersonId, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+        user = await self._user("u_disconnect", person, sid, repr(float(now)))
+        diffs = await self._show(person, user) if user.tag == "changed" else []
         return diffs, float(user.since) if user.tag == "lingering" else None
 
     # ------------------------------------------------------- dead nodes
-    async def node_sessions(self, node_id: str) -> list[tuple[str, str]]:
-        """(user, sid) of the sessions a node registered and has not removed."""
+    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
+        """(person, sid) of the sessions a node registered and has not removed."""
         _, sessions, _ = self._node_keys(node_id)
         members = await self._redis().smembers(sessions)
-        return [tuple(m.decode().split("\x00", 1)) for m in members]  # type: ignore[misc]
+        pairs = (m.decode().split("\x00", 1) for m in members)
+        return [(PersonId(person), sid) for person, sid in pairs]
 
-    async def node_lingering(self, node_id: str) -> list[tuple[str, float]]:
-        """(user, since) of the grace periods a node had started and not ended."""
+    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
+        """(person, since) of the grace periods a node had started and not ended."""
         _, _, lingering = self._node_keys(node_id)
         entries = await self._redis().hgetall(lingering)
-        return [(user.decode(), float(since)) for user, since in entries.items()]
+        return [(PersonId(person.decode()), float(since)) for person, since in entries.items()]
 
-    async def reap_session(self, node_id: str, user_id: str, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
+    async def reap_session(self, node_id: str, person: PersonId, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
         """Remove a session another node held (that node died). Like ``disconnect``."""
-        diffs, since = await self._disconnect(user_id, sid, now)
+        diffs, since = await self._disconnect(person, sid, now)
         sids, sessions, _ = self._node_keys(node_id)
         pipe = self._redis().pipeline(transaction=True)
         pipe.hdel(sids, sid)
-        pipe.srem(sessions, f"{user_id}\x00{sid}")
+        pipe.srem(sessions, f"{person}\x00{sid}")
         await pipe.execute()
         return diffs, since
 
     async def forget_node(self, node_id: str) -> None:
         await self._redis().delete(*self._node_keys(node_id))
 
-    async def expire(self, user_id: str, since: float) -> tuple[list[FloorDiff], Member | None]:
-        await self._redis().hdel(self._node_lingering, user_id)
-        user = await self._user("u_vacate", user_id, "expire", repr(float(since)))
+    async def expire(self, person: PersonId, since: float) -> tuple[list[FloorDiff], Member | None]:
+        await self._redis().hdel(self._node_lingering, person)
+        user = await self._user("u_vacate", person, "expire", repr(float(since)))
         if user.tag == "none":
             return [], None
         version = int(user.extra[0])
-        diffs, clean = await self._clear(user_id, version, user.floors, keep=None)
-        end = await self._run("u_expire_end", self._user_keys(user_id), [version, *clean])
+        diffs, clean = await self._clear(person, version, user.floors, keep=None)
+        end = await self._run("u_expire_end", self._user_keys(person), [version, *clean])
         return diffs, user.member() if end == b"gone" else None
 
     async def update_actor(self, actor: Actor) -> list[FloorDiff]:
-        user = await self._user("u_update_actor", actor.user_id, _pack_actor(actor), _public(actor))
-        return await self._show(actor.user_id, user) if user.tag == "changed" else []
+        user = await self._user("u_update_actor", actor.person_id, _pack_actor(actor), _public(actor))
+        return await self._show(actor.person_id, user) if user.tag == "changed" else []
 
     async def set_status(
         self, sid: str, status: Status, text: str, *, all_sessions: bool
     ) -> tuple[list[FloorDiff], Member]:
-        user_id = await self._user_of(sid)
-        if user_id is None:
+        person = await self._user_of(sid)
+        if person is None:
             raise KeyError(sid)
-        user = await self._user("u_set_status", user_id, sid, status.value, text, "1" if all_sessions else "0")
+        user = await self._user("u_set_status", person, sid, status.value, text, "1" if all_sessions else "0")
         if user.tag == "none":
             raise KeyError(sid)
-        diffs = await self._show(user_id, user) if user.tag == "changed" else []
+        diffs = await self._show(person, user) if user.tag == "changed" else []
         return diffs, user.member()
 
     # ------------------------------------------------------------- location
     async def move(
-        self, user_id: str, floor_id: str, room_id: str | None, *, capacity: int | None
+        self, person: PersonId, floor_id: str, room_id: str | None, *, capacity: int | None
     ) -> tuple[list[FloorDiff], Member]:
-        diffs, before = await self._move(user_id, floor_id, room_id, capacity)
+        diffs, before = await self._move(person, floor_id, room_id, capacity)
         if before is None:
             raise DomainError(ErrorCode.CONFLICT, "not online")
         return diffs, before
 
-    async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:
-        user = await self._user("u_vacate", user_id, "leave", "")
+    async def leave_floor(self, person: PersonId) -> tuple[list[FloorDiff], Member | None]:
+        user = await self._user("u_vacate", person, "leave", "")
         if user.tag == "none":
             return [], None
         if user.tag == "same":
             return [], user.member()
         version = int(user.extra[0])
-        diffs, clean = await self._clear(user_id, version, user.floors, keep=None)
-        await self._prune(user_id, version, clean)
+        diffs, clean = await self._clear(person, version, user.floors, keep=None)
+        await self._prune(person, version, clean)
         return diffs, user.member()
 
     # ---------------------------------------------------------------- reads
-    async def member(self, user_id: str) -> Member | None:
-        presence, sessions, _ = self._user_keys(user_id)
+    async def member(self, person: PersonId) -> Member | None:
+        presence, sessions, _ = self._user_keys(person)
         pipe = self._redis().pipeline(transaction=True)
         pipe.hmget(presence, "actor", "status", "text", "floor", "room")
         pipe.hlen(sessions)
@@ -286,13 +289,13 @@ class RedisPresenceStore(ScriptedRedis):
 
     async def occupants(self, floor_id: str, room_id: str | None) -> list[Member]:
         members = await self._redis().hgetall(self._floor_keys(floor_id)[1])
-        records = {user.decode(): msgpack.unpackb(blob, raw=True) for user, blob in members.items()}
+        records = {PersonId(p.decode()): msgpack.unpackb(blob, raw=True) for p, blob in members.items()}
         inside = {user: r for user, r in records.items() if (r[2].decode() or None) == room_id}
         if not inside:
             return []
         pipe = self._redis().pipeline(transaction=False)  # several user slots: no transaction
-        for user_id in inside:
-            pipe.hlen(self._user_keys(user_id)[1])
+        for person in inside:
+            pipe.hlen(self._user_keys(person)[1])
         counts = await pipe.execute()
         return [
             Member(_unpack_actor(r[5]), Status(r[3].decode()), r[4].decode(), floor_id, room_id, int(n))
@@ -304,83 +307,83 @@ class RedisPresenceStore(ScriptedRedis):
         _, diffs = await self._floor("f_campus", floor_id, type_, _json(data))
         return diffs[0]
 
-    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
+    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[PersonId]]:
         # Each occupant's move begins in their slot (a version; only if still in
         # the room), one script moves them all on the floor, each commits after.
-        begun: list[tuple[str, _User]] = []
+        begun: list[tuple[PersonId, _User]] = []
         for occupant in await self.occupants(floor_id, room_id):
-            begin = await self._user("u_move_begin", occupant.user_id, floor_id, "", "1", floor_id, room_id)
+            begin = await self._user("u_move_begin", occupant.person, floor_id, "", "1", floor_id, room_id)
             if begin.tag == "ok":
-                begun.append((occupant.user_id, begin))
+                begun.append((occupant.person, begin))
         if not begun:
             return [], []
-        args = [x for user_id, begin in begun for x in (user_id, begin.ver, *begin.attributes())]
+        args = [x for person, begin in begun for x in (person, begin.ver, *begin.attributes())]
         _, diffs, tags = await self._floor_raw("f_evacuate", floor_id, *args)
-        moved: list[str] = []
-        for (user_id, begin), tag in zip(begun, tags):
-            diffs += await self._commit(user_id, begin, floor_id, "", tag.decode(), [])
+        moved: list[PersonId] = []
+        for (person, begin), tag in zip(begun, tags):
+            diffs += await self._commit(person, begin, floor_id, "", tag.decode(), [])
             if tag == b"ok":
-                moved.append(user_id)
+                moved.append(person)
         return diffs, moved
 
-    async def drop_floor(self, floor_id: str) -> list[str]:
+    async def drop_floor(self, floor_id: str) -> list[PersonId]:
         _, _, users = await self._floor_raw("f_drop", floor_id)
-        gone = [u.decode() for u in users]
-        for user_id in gone:
-            user = await self._user("u_vacate", user_id, "floor", floor_id)
+        gone = [PersonId(u.decode()) for u in users]
+        for person in gone:
+            user = await self._user("u_vacate", person, "floor", floor_id)
             if user.tag == "none":
                 continue
             version = int(user.extra[0])
             keep = user.floor if user.floor != floor_id else None
             # Silent on the deleted floor (its watchers heard floor_removed); a move
             # this supersedes may have left the user elsewhere: those hear a leave.
-            _, clean = await self._clear(user_id, version, user.floors, keep=keep, silent=floor_id)
-            await self._prune(user_id, version, clean)
+            _, clean = await self._clear(person, version, user.floors, keep=keep, silent=floor_id)
+            await self._prune(person, version, clean)
         return gone
 
     # ------------------------------------------------------------ internals
     async def _move(
-        self, user_id: str, floor_id: str, room_id: str | None, capacity: int | None
+        self, person: PersonId, floor_id: str, room_id: str | None, capacity: int | None
     ) -> tuple[list[FloorDiff], Member | None]:
         room = room_id or ""
-        begin = await self._user("u_move_begin", user_id, floor_id, room, "0", "", "")
+        begin = await self._user("u_move_begin", person, floor_id, room, "0", "", "")
         if begin.tag == "none":
             return [], None
         if begin.tag == "same":
             return [], begin.member()
         tag, diffs = await self._floor(
-            "f_enter", floor_id, user_id, begin.ver, room, -1 if capacity is None else capacity, *begin.attributes()
+            "f_enter", floor_id, person, begin.ver, room, -1 if capacity is None else capacity, *begin.attributes()
         )
         if tag == "full":
             raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
-        return await self._commit(user_id, begin, floor_id, room, tag, diffs), begin.member()
+        return await self._commit(person, begin, floor_id, room, tag, diffs), begin.member()
 
     async def _commit(
-        self, user_id: str, begin: _User, floor_id: str, room: str, entered: str, diffs: list[FloorDiff]
+        self, person: PersonId, begin: _User, floor_id: str, room: str, entered: str, diffs: list[FloorDiff]
     ) -> list[FloorDiff]:
         """The rest of a move its floor answered ``entered``: commit, show newer
         attributes, clean the other floors. Returns every diff published."""
         if entered == "stale":  # a newer location change of this user reached the floor first
             return diffs
-        commit = await self._user("u_move_commit", user_id, begin.ver, floor_id, room)
+        commit = await self._user("u_move_commit", person, begin.ver, floor_id, room)
         if commit.tag != "ok":  # superseded or gone: the newer change cleans up after us
             return diffs
         if commit.ver != begin.ver:  # status or actor changed since begin: show the new ones
-            _, shown = await self._floor("f_update", floor_id, user_id, commit.ver, *commit.attributes())
+            _, shown = await self._floor("f_update", floor_id, person, commit.ver, *commit.attributes())
             diffs = diffs + shown
-        left, clean = await self._clear(user_id, begin.ver, commit.floors, keep=floor_id)
-        await self._prune(user_id, begin.ver, clean)
+        left, clean = await self._clear(person, begin.ver, commit.floors, keep=floor_id)
+        await self._prune(person, begin.ver, clean)
         return left + diffs
 
-    async def _show(self, user_id: str, user: _User) -> list[FloorDiff]:
+    async def _show(self, person: PersonId, user: _User) -> list[FloorDiff]:
         """Show a user's changed status or actor on their floor, at their version."""
         if user.floor is None:
             return []
-        _, diffs = await self._floor("f_update", user.floor, user_id, user.ver, *user.attributes())
+        _, diffs = await self._floor("f_update", user.floor, person, user.ver, *user.attributes())
         return diffs
 
     async def _clear(
-        self, user_id: str, version: int, floors: tuple[str, ...], *, keep: str | None, silent: str | None = None
+        self, person: PersonId, version: int, floors: tuple[str, ...], *, keep: str | None, silent: str | None = None
     ) -> tuple[list[FloorDiff], list[str]]:
         """Take the user off every floor in ``floors`` but ``keep``, at ``version``;
         returns the diffs and the floors now confirmed clean."""
@@ -389,28 +392,28 @@ class RedisPresenceStore(ScriptedRedis):
         for floor_id in floors:
             if floor_id == keep:
                 continue
-            tag, own = await self._floor("f_leave", floor_id, user_id, version, "1" if floor_id == silent else "0")
+            tag, own = await self._floor("f_leave", floor_id, person, version, "1" if floor_id == silent else "0")
             diffs += own
             if tag != "stale":
                 clean.append(floor_id)
         return diffs, clean
 
-    async def _prune(self, user_id: str, version: int, floors: list[str]) -> None:
+    async def _prune(self, person: PersonId, version: int, floors: list[str]) -> None:
         if floors:
-            await self._run("u_prune", self._user_keys(user_id), [version, *floors])
+            await self._run("u_prune", self._user_keys(person), [version, *floors])
 
-    async def _user_of(self, sid: str) -> str | None:
-        user_id = await self._redis().hget(self._node_sids, sid)
-        return user_id.decode() if user_id is not None else None
+    async def _user_of(self, sid: str) -> PersonId | None:
+        person = await self._redis().hget(self._node_sids, sid)
+        return PersonId(person.decode()) if person is not None else None
 
-    async def _forget_session(self, sid: str, user_id: str) -> None:
+    async def _forget_session(self, sid: str, person: PersonId) -> None:
         pipe = self._redis().pipeline(transaction=True)
         pipe.hdel(self._node_sids, sid)
-        pipe.srem(self._node_sessions, f"{user_id}\x00{sid}")
+        pipe.srem(self._node_sessions, f"{person}\x00{sid}")
         await pipe.execute()
 
-    async def _user(self, script: str, user_id: str, *args: Any) -> _User:
-        return _User.parse(await self._run(script, self._user_keys(user_id), list(args)))
+    async def _user(self, script: str, person: PersonId, *args: Any) -> _User:
+        return _User.parse(await self._run(script, self._user_keys(person), list(args)))
 
     async def _floor(self, script: str, floor_id: str, *args: Any) -> tuple[str, list[FloorDiff]]:
         tag, diffs, _ = await self._floor_raw(script, floor_id, *args)
@@ -423,8 +426,8 @@ class RedisPresenceStore(ScriptedRedis):
         return reply[0].decode(), diffs, reply[2] if len(reply) > 2 else []
 
 
-    def _user_keys(self, user_id: str) -> list[str]:
-        base = f"{self._prefix}{{u:{user_id}}}:"
+    def _user_keys(self, person: PersonId) -> list[str]:
+        base = f"{self._prefix}{{u:{person}}}:"
         return [base + "presence", base + "sessions", base + "floors"]
 
     def _floor_keys(self, floor_id: str) -> list[str]:

@@ -28,6 +28,7 @@ from presence_server.outbox import FLOOR_DIFFS_EVENT
 from presence_server.presence.state import FloorDiff
 from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
+from rooms.person import PersonId
 
 __all__ = ["ClusterTransport"]
 
@@ -38,8 +39,8 @@ def floor_channel(floor_id: str) -> str:
     return "f:" + floor_id
 
 
-def user_channel(user_id: str) -> str:
-    return "u:" + user_id
+def user_channel(person: PersonId) -> str:
+    return "u:" + person
 
 
 class ClusterTransport:
@@ -48,8 +49,8 @@ class ClusterTransport:
         self._bus = bus
         self._order = FloorOrder(hold=reorder_hold)
         self._floor_watchers: Counter[str] = Counter()
-        self._user_sessions: Counter[str] = Counter()
-        self._session_user: dict[str, str] = {}
+        self._user_sessions: Counter[PersonId] = Counter()
+        self._session_user: dict[str, PersonId] = {}
         self._watching: dict[str, set[str]] = {}  # sid -> floors
         self._gap_task: asyncio.Task[None] | None = None
         self._gap_wakeup = asyncio.Event()
@@ -70,23 +71,23 @@ class ClusterTransport:
         await cancel_and_wait(self._sender)
 
     # ------------------------------------------------------------- sessions
-    async def attach(self, sid: str, user_id: str, environ: Mapping[str, Any]) -> None:
-        await self.local.attach(sid, user_id, environ)
-        self._session_user[sid] = user_id
-        self._user_sessions[user_id] += 1
-        if self._user_sessions[user_id] == 1:
-            await self._bus.subscribe(user_channel(user_id))
+    async def attach(self, sid: str, person: PersonId, environ: Mapping[str, Any]) -> None:
+        await self.local.attach(sid, person, environ)
+        self._session_user[sid] = person
+        self._user_sessions[person] += 1
+        if self._user_sessions[person] == 1:
+            await self._bus.subscribe(user_channel(person))
 
     def detach(self, sid: str) -> None:
         self.local.detach(sid)
         for floor_id in self._watching.pop(sid, set()):
             self._release_floor(floor_id)
-        user_id = self._session_user.pop(sid, None)
-        if user_id is not None:
-            self._user_sessions[user_id] -= 1
-            if self._user_sessions[user_id] <= 0:
-                del self._user_sessions[user_id]
-                self._spawn(self._unsubscribe_unless_needed(user_channel(user_id)))
+        person = self._session_user.pop(sid, None)
+        if person is not None:
+            self._user_sessions[person] -= 1
+            if self._user_sessions[person] <= 0:
+                del self._user_sessions[person]
+                self._spawn(self._unsubscribe_unless_needed(user_channel(person)))
 
     async def watch(self, sid: str, floor_id: str) -> None:
         await self.local.watch(sid, floor_id)
@@ -134,9 +135,9 @@ class ClusterTransport:
         diffs = [FloorDiff(floor_id, d["seq"], d["type"], _data(d)) for d in payload["diffs"]]
         self._deliver(floor_id, self._order.offer(diffs, time.monotonic()))
 
-    async def send_user(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
-        await self.local.send_user(user_id, event, payload)
-        await self._bus.publish([(user_channel(user_id), {"event": event, "payload": payload})])
+    async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None:
+        await self.local.send_person(person, event, payload)
+        await self._bus.publish([(user_channel(person), {"event": event, "payload": payload})])
 
     async def send_session(self, sid: str, event: str, payload: dict[str, Any]) -> None:
         await self.local.send_session(sid, event, payload)
@@ -164,7 +165,7 @@ class ClusterTransport:
             diffs = [FloorDiff(name, d["seq"], d["type"], _data(d)) for d in json.loads(body["diffs_json"])]
             self._deliver(name, self._order.offer(diffs, time.monotonic()))
         elif kind == "u":
-            self._spawn(self.local.send_user(name, body["event"], body["payload"]))
+            self._spawn(self.local.send_person(PersonId(name), body["event"], body["payload"]))
 
     def _deliver(self, floor_id: str, diffs: list[FloorDiff]) -> None:
         if diffs:

@@ -21,18 +21,19 @@ from presence_server.outbox import Outbox
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member, PresenceStore
 from presence_server.tasks import cancel_and_wait
-from rooms.access import check_door
+from rooms.access import check_door, is_room_owner
 from rooms.actors import Actor
 from rooms.campus import CampusChange, CampusService
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Room
+from rooms.person import PersonId
 
 __all__ = ["PresenceService", "PresenceHooks", "Annotator"]
 
 log = structlog.get_logger(__name__)
 
-#: Extra fields for members of a floor snapshot: user ids in, {user id: fields} out.
-Annotator = Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
+#: Extra fields for members of a floor snapshot: person ids in, {person id: fields} out.
+Annotator = Callable[[list[PersonId]], Awaitable[dict[PersonId, dict[str, Any]]]]
 
 _RETRY_SECONDS = 1.0  # an expiry that met a store outage is tried again after this
 
@@ -44,7 +45,7 @@ class PresenceHooks:
     async def room_emptied(self, floor_id: str, room_id: str) -> None:
         """Nobody who may answer the door is inside any more."""
 
-    async def user_gone(self, user_id: str) -> None:
+    async def user_gone(self, person: PersonId) -> None:
         """The grace period ran out: the user is offline."""
 
     async def room_removed(self, room: Room) -> None:
@@ -53,13 +54,13 @@ class PresenceHooks:
     async def floor_removed(self, floor_id: str) -> None:
         """Deleted; its members are nowhere and its watchers unsubscribed."""
 
-    async def user_left_room(self, user_id: str, floor_id: str, room_id: str) -> None:
+    async def user_left_room(self, person: PersonId, floor_id: str, room_id: str) -> None:
         """The user is no longer in the room (walked out, went offline, room removed)."""
 
-    async def status_changed(self, user_id: str, status: Status) -> None:
+    async def status_changed(self, person: PersonId, status: Status) -> None:
         """The user's effective status is now ``status``."""
 
-    async def user_arrived(self, user_id: str, floor_id: str) -> None:
+    async def user_arrived(self, person: PersonId, floor_id: str) -> None:
         """The user came onto ``floor_id`` from elsewhere (its watchers saw ``joined``)."""
 
     async def actor_seen(self, actor: Actor) -> None:
@@ -84,7 +85,7 @@ class PresenceService:
         self._outbox = outbox
         self._grace = grace_seconds
         self._clock = clock
-        self._linger_timers: dict[str, asyncio.TimerHandle] = {}
+        self._linger_timers: dict[PersonId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._hooks: list[PresenceHooks] = []
         # Other services add fields to the members of a snapshot (calls: in_call).
@@ -94,7 +95,7 @@ class PresenceService:
         self._hooks.append(hooks)
 
     def add_annotator(self, annotate: Annotator) -> None:
-        """``await annotate(user_ids)`` returns, per user, fields to add to that
+        """``await annotate(persons)`` returns, per user, fields to add to that
         member in every floor snapshot (one call per snapshot, so a shared store
         answers in one round trip)."""
         self._annotators.append(annotate)
@@ -121,7 +122,7 @@ class PresenceService:
 
     # --------------------------------------------------------------- sessions
     async def connect(self, sid: str, actor: Actor) -> Member:
-        timer = self._linger_timers.pop(actor.user_id, None)
+        timer = self._linger_timers.pop(actor.person_id, None)
         if timer is not None:
             timer.cancel()
         diffs, member = await self.store.connect(sid, actor, self._clock())
@@ -129,50 +130,50 @@ class PresenceService:
         await self._tell("actor_seen", actor)
         return member
 
-    async def disconnect(self, sid: str, user_id: str) -> None:
-        """The session ``sid`` of ``user_id`` ended; a last session starts the grace period."""
+    async def disconnect(self, sid: str, person: PersonId) -> None:
+        """The session ``sid`` of ``person`` ended; a last session starts the grace period."""
         diffs, since = await self.store.disconnect(sid, self._clock())
         self._post(diffs)
         if since is None:
             return
         if self._grace <= 0:
-            await self._expire(user_id, since)
+            await self._expire(person, since)
         else:
             loop = asyncio.get_running_loop()
-            self._linger_timers[user_id] = loop.call_later(self._grace, self._spawn_expire, user_id, since)
+            self._linger_timers[person] = loop.call_later(self._grace, self._spawn_expire, person, since)
 
-    async def reaped(self, user_id: str, diffs: list[FloorDiff], since: float | None) -> None:
+    async def reaped(self, person: PersonId, diffs: list[FloorDiff], since: float | None) -> None:
         """A session of a node that died was removed (``diffs``): no grace period,
         the node will not come back for it; a user left with none is gone."""
         self._post(diffs)
         if since is not None:
-            await self._expire(user_id, since)
+            await self._expire(person, since)
 
-    async def reap_linger(self, user_id: str, since: float) -> None:
+    async def reap_linger(self, person: PersonId, since: float) -> None:
         """A grace period that a dead node had started: it ends now."""
-        await self._expire(user_id, since)
+        await self._expire(person, since)
 
-    def _spawn_expire(self, user_id: str, since: float) -> None:
-        self._linger_timers.pop(user_id, None)
-        task = asyncio.create_task(self._expire(user_id, since), name=f"expire-{user_id}")
+    def _spawn_expire(self, person: PersonId, since: float) -> None:
+        self._linger_timers.pop(person, None)
+        task = asyncio.create_task(self._expire(person, since), name=f"expire-{person}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _expire(self, user_id: str, since: float) -> None:
+    async def _expire(self, person: PersonId, since: float) -> None:
         try:
-            diffs, gone = await self.store.expire(user_id, since)
+            diffs, gone = await self.store.expire(person, since)
         except STORE_UNAVAILABLE:
             # The store is away: try again shortly; the grace period only gets longer.
             loop = asyncio.get_running_loop()
-            self._linger_timers[user_id] = loop.call_later(_RETRY_SECONDS, self._spawn_expire, user_id, since)
+            self._linger_timers[person] = loop.call_later(_RETRY_SECONDS, self._spawn_expire, person, since)
             return
         if gone is None:
             return
-        log.info("presence_gone", user=user_id, municipality=gone.actor.municipality_id)
+        log.info("presence_gone", person=person, municipality=gone.actor.municipality_id)
         self._post(diffs)
-        await self._tell("user_gone", user_id)
+        await self._tell("user_gone", person)
         await self._tell("presence_ended", gone.actor, since)
-        await self._left(user_id, gone.floor_id, gone.room_id)
+        await self._left(person, gone.floor_id, gone.room_id)
 
     # ------------------------------------------------------------------ views
     async def floor_view(self, actor: Actor, floor_id: str) -> dict[str, Any]:
@@ -180,9 +181,9 @@ class PresenceService:
         floor = self.campus.visible_floor(actor, floor_id)
         seq, members = await self.store.snapshot(floor_id)
         for annotate in self._annotators:
-            extra = await annotate([member["user_id"] for member in members])
+            extra = await annotate([member["person"] for member in members])
             for member in members:
-                member.update(extra.get(member["user_id"], ()))
+                member.update(extra.get(member["person"], ()))
         return {
             "floor": floor.to_dict(),
             "rooms": [room.to_dict() for room in self.campus.rooms_on(floor_id)],
@@ -190,8 +191,8 @@ class PresenceService:
             "seq": seq,
         }
 
-    async def location(self, user_id: str) -> dict[str, Any]:
-        member = await self.store.member(user_id)
+    async def location(self, person: PersonId) -> dict[str, Any]:
+        member = await self.store.member(person)
         if member is None:
             return {"floor_id": None, "room_id": None}
         return {"floor_id": member.floor_id, "room_id": member.room_id}
@@ -216,22 +217,22 @@ class PresenceService:
                 raise DomainError(ErrorCode.NOT_ON_FLOOR)
             check_door(actor, room, admitted=admitted)
             # Owners always enter; everyone else within capacity, decided by the store.
-            capacity = None if room.is_owner(actor.user_id) else room.capacity
-        diffs, before = await self.store.move(actor.user_id, floor.id, room_id, capacity=capacity)
+            capacity = None if is_room_owner(actor, room) else room.capacity
+        diffs, before = await self.store.move(actor.person_id, floor.id, room_id, capacity=capacity)
         self._post(diffs)
         if admitted:
-            self._tell_location(actor.user_id, {"floor_id": floor.id, "room_id": room_id}, "admitted")
+            self._tell_location(actor.person_id, {"floor_id": floor.id, "room_id": room_id}, "admitted")
         if (before.floor_id, before.room_id) != (floor.id, room_id):
-            await self._left(actor.user_id, before.floor_id, before.room_id)
+            await self._left(actor.person_id, before.floor_id, before.room_id)
         if before.floor_id != floor.id:
-            await self._tell("user_arrived", actor.user_id, floor.id)
+            await self._tell("user_arrived", actor.person_id, floor.id)
         return {"floor_id": floor.id, "room_id": room_id}
 
     async def leave_floor(self, actor: Actor) -> None:
-        diffs, before = await self.store.leave_floor(actor.user_id)
+        diffs, before = await self.store.leave_floor(actor.person_id)
         self._post(diffs)
         if before is not None:
-            await self._left(actor.user_id, before.floor_id, before.room_id)
+            await self._left(actor.person_id, before.floor_id, before.room_id)
 
     async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
@@ -241,15 +242,15 @@ class PresenceService:
     async def set_status(self, sid: str, status: Status, text: str, *, all_sessions: bool) -> dict[str, Any]:
         diffs, member = await self.store.set_status(sid, status, text, all_sessions=all_sessions)
         self._post(diffs)
-        await self._tell("status_changed", member.user_id, member.status)
+        await self._tell("status_changed", member.person, member.status)
         return {"status": member.status.value, "text": member.text}
 
-    async def _left(self, user_id: str, floor_id: str | None, room_id: str | None) -> None:
-        """``user_id`` is no longer in (floor, room): tell the hooks, then see if the
+    async def _left(self, person: PersonId, floor_id: str | None, room_id: str | None) -> None:
+        """``person`` is no longer in (floor, room): tell the hooks, then see if the
         room is now empty of people who may answer its door."""
         if floor_id is None or room_id is None:
             return
-        await self._tell("user_left_room", user_id, floor_id, room_id)
+        await self._tell("user_left_room", person, floor_id, room_id)
         if not await self.answerers(floor_id, room_id):
             await self._tell("room_emptied", floor_id, room_id)
 
@@ -273,24 +274,24 @@ class PresenceService:
             diffs, evacuated = await store.evacuate_room(room.floor_id, room.id)
             diffs.append(await store.campus_diff(room.floor_id, "room_removed", {"room_id": room.id}))
             self._post(diffs)
-            for user_id in evacuated:
-                self._tell_location(user_id, {"floor_id": room.floor_id, "room_id": None}, "room_removed")
-                await self._tell("user_left_room", user_id, room.floor_id, room.id)
+            for person in evacuated:
+                self._tell_location(person, {"floor_id": room.floor_id, "room_id": None}, "room_removed")
+                await self._tell("user_left_room", person, room.floor_id, room.id)
             await self._tell("room_removed", room)
         elif change.kind == "floor_upserted" and change.floor is not None:
             self._post([await store.campus_diff(change.floor_id, "floor", {"floor": change.floor.to_dict()})])
         elif change.kind == "floor_deleted":
             self._post([await store.campus_diff(change.floor_id, "floor_removed", {})])
-            for user_id in await store.drop_floor(change.floor_id):
-                self._tell_location(user_id, {"floor_id": None, "room_id": None}, "floor_removed")
+            for person in await store.drop_floor(change.floor_id):
+                self._tell_location(person, {"floor_id": None, "room_id": None}, "floor_removed")
             # After the floor_removed frame, nobody stays subscribed: a floor
             # recreated under this id may belong to someone else.
             self._outbox.post_floor_closed(change.floor_id)
             await self._tell("floor_removed", change.floor_id)
 
-    def _tell_location(self, user_id: str, where: dict[str, Any], reason: str) -> None:
+    def _tell_location(self, person: PersonId, where: dict[str, Any], reason: str) -> None:
         """The server moved someone (admitted, room or floor removed): tell their sessions."""
-        self._outbox.post_user(user_id, "presence.location", {**where, "reason": reason})
+        self._outbox.post_person(person, "presence.location", {**where, "reason": reason})
 
     def _post(self, diffs: list[FloorDiff]) -> None:
         if diffs:

@@ -9,7 +9,7 @@ without sockets.
 
 Rules (documented in docs/protocol.md):
 
-* One presence per user, however many sessions. A user's effective status is the
+* One presence per person (municipality, user id), however many sessions. A user's effective status is the
   highest-priority status among their sessions: do_not_disturb > busy > available
   > away; its text comes from the session that set that status most recently.
 * A new session inherits the user's effective status, so opening a second tab or
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Iterable
 
 from rooms.actors import Actor
+from rooms.person import PersonId
 
 __all__ = ["Status", "STATUS_PRIORITY", "FloorDiff", "UserPresence", "PresenceState"]
 
@@ -93,7 +94,7 @@ class UserPresence:
 @dataclass(slots=True)
 class _Floor:
     seq: int = 0
-    members: dict[str, UserPresence] = field(default_factory=dict)
+    members: dict[PersonId, UserPresence] = field(default_factory=dict)
     occupancy: Counter[str] = field(default_factory=Counter)  # room id -> users inside
 
 
@@ -101,18 +102,18 @@ class PresenceState:
     """All presence on one node. See the module docstring for the rules."""
 
     def __init__(self) -> None:
-        self._users: dict[str, UserPresence] = {}
-        self._session_user: dict[str, str] = {}
+        self._users: dict[PersonId, UserPresence] = {}
+        self._session_user: dict[str, PersonId] = {}
         self._floors: dict[str, _Floor] = {}
         self._order = itertools.count(1)
 
     # ------------------------------------------------------------------ reads
-    def user(self, user_id: str) -> UserPresence | None:
-        return self._users.get(user_id)
+    def user(self, person: PersonId) -> UserPresence | None:
+        return self._users.get(person)
 
     def user_of(self, sid: str) -> UserPresence | None:
-        user_id = self._session_user.get(sid)
-        return self._users.get(user_id) if user_id is not None else None
+        person = self._session_user.get(sid)
+        return self._users.get(person) if person is not None else None
 
     def users(self) -> Iterable[UserPresence]:
         return self._users.values()
@@ -146,19 +147,19 @@ class PresenceState:
         """Add a session. Re-connecting within the grace period emits nothing."""
         if sid in self._session_user:
             raise ValueError(f"session {sid} already connected")
-        user = self._users.get(actor.user_id)
+        user = self._users.get(actor.person_id)
         if user is None:
             user = UserPresence(actor=actor)
-            self._users[actor.user_id] = user
+            self._users[actor.person_id] = user
         diffs = self.update_actor(actor)
         user.sessions[sid] = _Session(user.status, user.text, next(self._order))
         user.lingering_since = None
-        self._session_user[sid] = actor.user_id
+        self._session_user[sid] = actor.person_id
         return diffs
 
     def update_actor(self, actor: Actor) -> list[FloorDiff]:
         """A fresh token may carry a new name or profile: show it (as a join)."""
-        user = self._users.get(actor.user_id)
+        user = self._users.get(actor.person_id)
         if user is None or user.actor == actor:
             return []
         user.actor = actor
@@ -169,10 +170,10 @@ class PresenceState:
     def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], UserPresence | None]:
         """Remove a session. Returns the diffs and, if it was the user's last
         session, the user now lingering (the caller schedules :meth:`expire`)."""
-        user_id = self._session_user.pop(sid, None)
-        if user_id is None:
+        person = self._session_user.pop(sid, None)
+        if person is None:
             return [], None
-        user = self._users[user_id]
+        user = self._users[person]
         del user.sessions[sid]
         if not user.sessions:
             # Keep the last effective status: a reload must not flicker.
@@ -180,14 +181,14 @@ class PresenceState:
             return [], user
         return self._recompute_status(user), None
 
-    def expire(self, user_id: str, lingering_since: float) -> tuple[list[FloorDiff], UserPresence | None]:
+    def expire(self, person: PersonId, lingering_since: float) -> tuple[list[FloorDiff], UserPresence | None]:
         """Forget a user whose grace period ran out. No-op if they came back (or
         lingered again later, which ``lingering_since`` tells apart)."""
-        user = self._users.get(user_id)
+        user = self._users.get(person)
         if user is None or user.sessions or user.lingering_since != lingering_since:
             return [], None
         diffs = self._leave_floor(user)
-        del self._users[user_id]  # privacy: nothing is kept once they are gone
+        del self._users[person]  # privacy: nothing is kept once they are gone
         return diffs, user
 
     # ----------------------------------------------------------------- status
@@ -211,13 +212,13 @@ class PresenceState:
         user.status, user.text = best.status, best.text
         if user.floor_id is None:
             return []
-        data = {"user_id": user.actor.user_id, "status": user.status.value, "text": user.text}
+        data = {"person": user.actor.person_id, "status": user.status.value, "text": user.text}
         return [self._stamp(user.floor_id, "status", data)]
 
     # --------------------------------------------------------------- location
-    def move(self, user_id: str, floor_id: str, room_id: str | None) -> list[FloorDiff]:
+    def move(self, person: PersonId, floor_id: str, room_id: str | None) -> list[FloorDiff]:
         """Put a user at (floor, room). Same place: no diff."""
-        user = self._users[user_id]
+        user = self._users[person]
         if user.floor_id == floor_id:
             if user.room_id == room_id:
                 return []
@@ -227,19 +228,19 @@ class PresenceState:
             if room_id is not None:
                 floor.occupancy[room_id] += 1
             previous, user.room_id = user.room_id, room_id
-            data = {"user_id": user_id, "from": previous, "room_id": room_id}
+            data = {"person": person, "from": previous, "room_id": room_id}
             return [self._stamp(floor_id, "moved", data)]
         diffs = self._leave_floor(user)
         floor = self._floors.setdefault(floor_id, _Floor())
         user.floor_id, user.room_id = floor_id, room_id
-        floor.members[user_id] = user
+        floor.members[person] = user
         if room_id is not None:
             floor.occupancy[room_id] += 1
         diffs.append(self._stamp(floor_id, "joined", {"member": user.member()}))
         return diffs
 
-    def leave_floor(self, user_id: str) -> list[FloorDiff]:
-        user = self._users.get(user_id)
+    def leave_floor(self, person: PersonId) -> list[FloorDiff]:
+        user = self._users.get(person)
         return self._leave_floor(user) if user else []
 
     def _leave_floor(self, user: UserPresence) -> list[FloorDiff]:
@@ -248,8 +249,8 @@ class PresenceState:
         floor = self._floors[user.floor_id]
         if user.room_id is not None:
             floor.occupancy[user.room_id] -= 1
-        del floor.members[user.actor.user_id]
-        diff = self._stamp(user.floor_id, "left", {"user_id": user.actor.user_id})
+        del floor.members[user.actor.person_id]
+        diff = self._stamp(user.floor_id, "left", {"person": user.actor.person_id})
         user.floor_id = user.room_id = None
         return [diff]
 
@@ -262,7 +263,7 @@ class PresenceState:
         """Move everyone in a room to the hallway (the room is being removed)."""
         diffs: list[FloorDiff] = []
         for user in self.occupants_of(floor_id, room_id):
-            diffs.extend(self.move(user.actor.user_id, floor_id, None))
+            diffs.extend(self.move(user.actor.person_id, floor_id, None))
         return diffs
 
     def drop_floor(self, floor_id: str) -> list[UserPresence]:

@@ -9,7 +9,7 @@ store (Redis) also publishes them to the other nodes as part of the same step.
 
 Rules (the same for every store; docs/protocol.md states them for clients):
 
-* one presence per user however many sessions; a new session inherits the
+* one presence per person (municipality, user id) however many sessions; a new session inherits the
   user's effective status; effective status = highest of the sessions'
   (do_not_disturb > busy > available > away), text from the most recent setter;
 * a user whose last session ends lingers (no diff) until :meth:`expire` with
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from presence_server.presence.state import FloorDiff, Status
 from rooms.actors import Actor
+from rooms.person import PersonId
 
 __all__ = ["Member", "PresenceStore"]
 
@@ -46,8 +47,8 @@ class Member:
     sessions: int  # open sessions on all nodes; 0 while lingering
 
     @property
-    def user_id(self) -> str:
-        return self.actor.user_id
+    def person(self) -> PersonId:
+        return self.actor.person_id
 
     def to_wire(self) -> dict[str, Any]:
         """The entry watchers of a floor see for this user."""
@@ -69,7 +70,7 @@ class PresenceStore(Protocol):
         """Remove a session. Returns its diffs (the merged status may change) and,
         if it was the user's last session, the ``since`` of the linger that began."""
 
-    async def expire(self, user_id: str, since: float) -> tuple[list[FloorDiff], Member | None]:
+    async def expire(self, person: PersonId, since: float) -> tuple[list[FloorDiff], Member | None]:
         """Forget a user still lingering since ``since``; returns who left (with the
         location they left), or None if they came back or lingered again later."""
 
@@ -83,17 +84,17 @@ class PresenceStore(Protocol):
 
     # ------------------------------------------------------------- location
     async def move(
-        self, user_id: str, floor_id: str, room_id: str | None, *, capacity: int | None
+        self, person: PersonId, floor_id: str, room_id: str | None, *, capacity: int | None
     ) -> tuple[list[FloorDiff], Member]:
         """Put a user at (floor, room). ``capacity``: the room's limit, checked
         atomically with the move (``room_full``); None lets them in regardless
         (owners). Returns the diffs and the user *before* the move."""
 
-    async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:
+    async def leave_floor(self, person: PersonId) -> tuple[list[FloorDiff], Member | None]:
         """Take a user off their floor; returns the diffs and the user before."""
 
     # ---------------------------------------------------------------- reads
-    async def member(self, user_id: str) -> Member | None: ...
+    async def member(self, person: PersonId) -> Member | None: ...
 
     async def snapshot(self, floor_id: str) -> tuple[int, list[dict[str, Any]]]:
         """(seq, members) of a floor, consistent: no diff can fall between the two."""
@@ -105,8 +106,8 @@ class PresenceStore(Protocol):
         """Stamp a change that is not presence itself (a room changed or removed, a
         member joining a call) into the floor's sequence."""
 
-    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
+    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[PersonId]]:
         """Move everyone in a room to the hallway; returns the diffs and who moved."""
 
-    async def drop_floor(self, floor_id: str) -> list[str]:
+    async def drop_floor(self, floor_id: str) -> list[PersonId]:
         """Empty a deleted floor (its members end up nowhere); returns who was on it."""

@@ -11,6 +11,7 @@ from typing import Any
 from presence_server.presence.state import FloorDiff, PresenceState, Status, UserPresence
 from presence_server.presence.store import Member
 from rooms.actors import Actor
+from rooms.person import PersonId
 from rooms.errors import DomainError, ErrorCode
 
 __all__ = ["MemoryPresenceStore"]
@@ -32,7 +33,7 @@ class MemoryPresenceStore:
 
     async def connect(self, sid: str, actor: Actor, now: float) -> tuple[list[FloorDiff], Member]:
         diffs = self.state.connect(sid, actor, now)
-        user = self.state.user(actor.user_id)
+        user = self.state.user(actor.person_id)
         assert user is not None
         return diffs, _member(user)
 
@@ -40,10 +41,10 @@ class MemoryPresenceStore:
         diffs, lingering = self.state.disconnect(sid, now)
         return diffs, lingering.lingering_since if lingering else None
 
-    async def expire(self, user_id: str, since: float) -> tuple[list[FloorDiff], Member | None]:
-        user = self.state.user(user_id)
+    async def expire(self, person: PersonId, since: float) -> tuple[list[FloorDiff], Member | None]:
+        user = self.state.user(person)
         before = _member(user) if user else None
-        diffs, gone = self.state.expire(user_id, since)
+        diffs, gone = self.state.expire(person, since)
         return diffs, before if gone else None
 
     async def update_actor(self, actor: Actor) -> list[FloorDiff]:
@@ -58,9 +59,9 @@ class MemoryPresenceStore:
         return diffs, _member(user)
 
     async def move(
-        self, user_id: str, floor_id: str, room_id: str | None, *, capacity: int | None
+        self, person: PersonId, floor_id: str, room_id: str | None, *, capacity: int | None
     ) -> tuple[list[FloorDiff], Member]:
-        user = self.state.user(user_id)
+        user = self.state.user(person)
         if user is None:
             raise DomainError(ErrorCode.CONFLICT, "not online")
         before = _member(user)
@@ -68,17 +69,17 @@ class MemoryPresenceStore:
         if room_id is not None and capacity is not None and not same_room:
             if self.state.occupants(room_id, floor_id) >= capacity:
                 raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
-        return self.state.move(user_id, floor_id, room_id), before
+        return self.state.move(person, floor_id, room_id), before
 
-    async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:
-        user = self.state.user(user_id)
+    async def leave_floor(self, person: PersonId) -> tuple[list[FloorDiff], Member | None]:
+        user = self.state.user(person)
         if user is None:
             return [], None
         before = _member(user)
-        return self.state.leave_floor(user_id), before
+        return self.state.leave_floor(person), before
 
-    async def member(self, user_id: str) -> Member | None:
-        user = self.state.user(user_id)
+    async def member(self, person: PersonId) -> Member | None:
+        user = self.state.user(person)
         return _member(user) if user else None
 
     async def snapshot(self, floor_id: str) -> tuple[int, list[dict[str, Any]]]:
@@ -90,9 +91,9 @@ class MemoryPresenceStore:
     async def campus_diff(self, floor_id: str, type_: str, data: dict[str, Any]) -> FloorDiff:
         return self.state.campus_diff(floor_id, type_, data)
 
-    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[str]]:
-        moved = [u.actor.user_id for u in self.state.occupants_of(floor_id, room_id)]
+    async def evacuate_room(self, floor_id: str, room_id: str) -> tuple[list[FloorDiff], list[PersonId]]:
+        moved = [u.actor.person_id for u in self.state.occupants_of(floor_id, room_id)]
         return self.state.evacuate_room(floor_id, room_id), moved
 
-    async def drop_floor(self, floor_id: str) -> list[str]:
-        return [u.actor.user_id for u in self.state.drop_floor(floor_id)]
+    async def drop_floor(self, floor_id: str) -> list[PersonId]:
+        return [u.actor.person_id for u in self.state.drop_floor(floor_id)]

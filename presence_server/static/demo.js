@@ -92,7 +92,8 @@ function say(text, kind = "info", ...extra) {
 const sayError = (error, ...extra) => say(error?.message || error?.code || "?", "error", ...extra);
 
 // ------------------------------------------------------------------ floor view
-// Mirrors signalling/floorview.py: a snapshot plus the diffs after it.
+// Mirrors signalling/floorview.py: a snapshot plus the diffs after it. Members are
+// keyed by person id ("municipality/user_id"): user ids are unique only within a town.
 class FloorView {
   constructor(floorId) {
     Object.assign(this, { floorId, seq: 0, floor: {}, rooms: new Map(), members: new Map(), stale: true, removed: false, early: [] });
@@ -101,7 +102,7 @@ class FloorView {
   loadSnapshot(snap) {
     this.floor = snap.floor;
     this.rooms = new Map(snap.rooms.map((r) => [r.id, r]));
-    this.members = new Map(snap.members.map((m) => [m.user_id, m]));
+    this.members = new Map(snap.members.map((m) => [m.person, m]));
     this.seq = snap.seq;
     this.stale = false;
     const early = this.early;
@@ -117,10 +118,10 @@ class FloorView {
     if (diff.seq <= this.seq) return true; // already contained in the view
     if (diff.seq !== this.seq + 1) { this.stale = true; this.early = []; return false; }
     this.seq = diff.seq;
-    const m = this.members.get(diff.user_id);
+    const m = this.members.get(diff.person);
     switch (diff.type) {
-      case "joined": this.members.set(diff.member.user_id, { ...diff.member }); break;
-      case "left": this.members.delete(diff.user_id); break;
+      case "joined": this.members.set(diff.member.person, { ...diff.member }); break;
+      case "left": this.members.delete(diff.person); break;
       case "moved": if (m) m.room_id = diff.room_id; break;
       case "status": if (m) Object.assign(m, { status: diff.status, text: diff.text }); break;
       case "room": this.rooms.set(diff.room.id, diff.room); break;
@@ -132,7 +133,7 @@ class FloorView {
     return true;
   }
   occupants(roomId) {
-    return [...this.members.values()].filter((m) => m.room_id === roomId).sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.members.values()].filter((m) => m.room_id === roomId).sort((a, b) => a.name.localeCompare(b.name) || a.person.localeCompare(b.person));
   }
 }
 
@@ -248,8 +249,8 @@ function onDiffs(frame) {
   if (!view.applyFrame(frame)) { watch(view.floorId); return; } // gap: ask for a fresh snapshot
   if (view.removed) { floorRemoved(view); return; }
   // A diff about me (a move by the server, a status set in another tab): read the updated view.
-  if (frame.diffs.some((d) => (d.user_id ?? d.member?.user_id) === state.me.user_id)) {
-    const mine = view.members.get(state.me.user_id);
+  if (frame.diffs.some((d) => (d.person ?? d.member?.person) === state.me.person)) {
+    const mine = view.members.get(state.me.person);
     if (mine) state.location = { floor_id: view.floorId, room_id: mine.room_id };
     else if (state.location.floor_id === view.floorId) state.location = { floor_id: null, room_id: null };
     if (mine && document.activeElement?.form !== $("status-form")) {
@@ -292,7 +293,7 @@ function onKnockIncoming(knock) {
 
 function onKnockOutcome(outcome) {
   document.querySelector(`[data-knock="${CSS.escape(outcome.knock_id)}"]`)?.remove();
-  if (outcome.knocker_id === state.me?.user_id) {
+  if (outcome.knocker_id === state.me?.person) {
     state.pendingKnock = null;
     const text = t("outcome", { room: roomName(outcome.room_id), outcome: t(outcome.outcome) });
     say(text, outcome.outcome === "admitted" ? "ok" : "info");
@@ -391,7 +392,7 @@ function roomShape(view, room) {
 
 function avatar(m, cx, cy) {
   const [colour, glyph] = STATUS[m.status] || STATUS.away;
-  const me = m.user_id === state.me?.user_id;
+  const me = m.person === state.me?.person;
   return svg("g", { class: `avatar${me ? " me" : ""}` },
     svg("title", {}, `${m.name} (${municipalityName(m.municipality)}) – ${statusText(m)}`),
     svg("circle", { cx, cy, r: 18, fill: colour }),

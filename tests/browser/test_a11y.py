@@ -75,7 +75,7 @@ def test_axe_finds_no_serious_or_critical_violations(
         # the finder's results.
         assert lea.evaluate(f"async () => (await document.querySelector('virtual-office-floor').walkTo('{MEETING}')).ok")
         assert anna.evaluate("async () => (await document.querySelector('virtual-office-floor').setStatus('busy', 'Haushalt')).ok")
-        expect(anna.locator(f'virtual-office-floor svg .avatar[data-room="{MEETING}"][data-user="lea.lindenau"]')).to_be_visible(timeout=TIMEOUT)
+        expect(anna.locator(f'virtual-office-floor svg .avatar[data-room="{MEETING}"][data-person="lindenau/lea.lindenau"]')).to_be_visible(timeout=TIMEOUT)
         assert anna.evaluate(f"async () => (await document.querySelector('virtual-office-floor').knock('{MEETING}')).ok")
         expect(lea.locator("virtual-office-floor .alerts [data-knock]")).to_be_visible(timeout=TIMEOUT)
         assert lea.evaluate("async () => (await document.querySelector('virtual-office-floor').joinCall()).ok")

@@ -118,8 +118,9 @@ def wait_frame_event(page: Page, event: str, predicate: str = "true") -> dict[st
     return matching
 
 
-def list_person(page: Page, room: str, user: str):
-    return page.locator(f'virtual-office-floor .rooms li[data-room="{room}"] li.person[data-user="{user}"]')
+def list_person(page: Page, room: str, person: str):
+    """A person's entry in the element's list view; ``person`` is "municipality/user_id"."""
+    return page.locator(f'virtual-office-floor .rooms li[data-room="{room}"] li.person[data-person="{person}"]')
 
 
 def test_portal_embeds_element_and_iframe_and_they_talk_by_postmessage(
@@ -130,26 +131,28 @@ def test_portal_embeds_element_and_iframe_and_they_talk_by_postmessage(
     page = portal_page(chromium)
     try:
         page.goto(portal_url(portal, anna, lea))
-        # The iframe says it is ready, to the portal's origin only, with who and where.
+        # The iframe says it is ready, to the portal's origin only, with who (the person
+        # id, and the user id and town as information) and where.
         ready = wait_frame_event(page, "ready")
-        assert (ready["user_id"], ready["municipality"], ready["floor_id"]) == ("lea.lindenau", "lindenau", FLOOR)
+        assert (ready["person"], ready["user_id"], ready["municipality"], ready["floor_id"]) == (
+            "lindenau/lea.lindenau", "lea.lindenau", "lindenau", FLOOR)
         # The token came in the fragment and is gone from the frame's address.
         office_frame = next(f for f in page.frames if f.url.startswith(office.url))
         assert "token" not in office_frame.url
         # The element on the portal page is connected too, and sees the iframe's user.
-        expect(list_person(page, "", "lea.lindenau")).to_be_visible(timeout=TIMEOUT)
+        expect(list_person(page, "", "lindenau/lea.lindenau")).to_be_visible(timeout=TIMEOUT)
 
         # Command walkTo: the iframe's user walks into her meeting room ...
         result = page.evaluate(f"() => window.voCommand({{ command: 'walkTo', room_id: '{MEETING}' }})")
         assert result["ok"] is True and result["result"]["location"] == {"floor_id": FLOOR, "room_id": MEETING}
         # ... the element sees it, and the iframe reports the change as a presence event.
-        expect(list_person(page, MEETING, "lea.lindenau")).to_be_visible(timeout=TIMEOUT)
+        expect(list_person(page, MEETING, "lindenau/lea.lindenau")).to_be_visible(timeout=TIMEOUT)
         wait_frame_event(page, "presence", f"e.location.room_id === '{MEETING}'")
 
         # Command setStatus: the element shows the new status and text.
         result = page.evaluate("() => window.voCommand({ command: 'setStatus', status: 'busy', text: 'Im Termin' })")
         assert result["ok"] is True and result["result"]["presence"] == {"status": "busy", "text": "Im Termin"}
-        expect(list_person(page, MEETING, "lea.lindenau")).to_contain_text("beschäftigt: Im Termin", timeout=TIMEOUT)
+        expect(list_person(page, MEETING, "lindenau/lea.lindenau")).to_contain_text("beschäftigt: Im Termin", timeout=TIMEOUT)
 
         # Refusals come back in the one error shape.
         bad = page.evaluate("() => window.voCommand({ command: 'setStatus', status: 'asleep' })")
@@ -160,7 +163,7 @@ def test_portal_embeds_element_and_iframe_and_they_talk_by_postmessage(
         # Anna (the element) knocks on Lea's door: the iframe tells the portal.
         page.locator(f'virtual-office-floor svg g.room[data-room="{MEETING}"]').click()
         knock = wait_frame_event(page, "knock")["knock"]
-        assert (knock["room_id"], knock["knocker"]["user_id"]) == (MEETING, "anna.altbach")
+        assert (knock["room_id"], knock["knocker"]["person"]) == (MEETING, "altbach/anna.altbach")
 
         # A frame of a foreign origin inside the portal tries to drive the office: ignored.
         ignored = f"command from {foreign.origin} ignored: origin not allowed"
@@ -168,8 +171,8 @@ def test_portal_embeds_element_and_iframe_and_they_talk_by_postmessage(
             page.evaluate(f"() => window.addForeignFrame('{foreign.origin}/sibling.html')")
         result = page.evaluate("() => window.voCommand({ command: 'setStatus', status: 'busy', text: 'Im Termin 2' })")
         assert result["ok"] is True
-        expect(list_person(page, MEETING, "lea.lindenau")).to_contain_text("Im Termin 2", timeout=TIMEOUT)
-        assert "evil" not in list_person(page, MEETING, "lea.lindenau").inner_text()
+        expect(list_person(page, MEETING, "lindenau/lea.lindenau")).to_contain_text("Im Termin 2", timeout=TIMEOUT)
+        assert "evil" not in list_person(page, MEETING, "lindenau/lea.lindenau").inner_text()
 
         ARTIFACTS.mkdir(exist_ok=True)
         # (A full-page shot leaves the cross-origin frame blank in headless Chromium: one shot each.)

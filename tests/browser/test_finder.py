@@ -65,13 +65,13 @@ def call(page: Page, script: str) -> Any:
 
 
 def api_search(server: ServerProcess, token: str, **params: str) -> list[str]:
-    """The finder's order as the API gives it (a server-side call: no Origin header)."""
+    """The finder's order as the API gives it, as person ids (a server-side call: no Origin header)."""
     url = f"{server.url}/api/v1/people/search?{urllib.parse.urlencode(params)}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         body = json.load(response)
     assert body["ok"], body
-    return [r["user_id"] for r in body["results"]]
+    return [r["person"] for r in body["results"]]
 
 
 def test_search_by_skill_ranks_as_the_api_and_rings_and_walks_from_the_results(
@@ -116,11 +116,11 @@ def test_search_by_skill_ranks_as_the_api_and_rings_and_walks_from_the_results(
         items = finder(anna).locator("ol.finder-results > li")
         expect(items).to_have_count(3, timeout=TIMEOUT)
         expect(finder(anna).locator('[role="status"]')).to_have_text("3 Treffer, die Verfügbaren zuerst")
-        shown = [items.nth(i).get_attribute("data-user") for i in range(3)]
+        shown = [items.nth(i).get_attribute("data-person") for i in range(3)]
         # The widget shows the API's ranking, unchanged: free now first, then the
         # busy one in a call (same tier as busy), then do-not-disturb.
         assert shown == api_search(office, anna_token, skill="naturschutz")
-        assert shown == ["zora.bergheim", "bernd.altbach", "achim.lindenau"]
+        assert shown == ["bergheim/zora.bergheim", "altbach/bernd.altbach", "lindenau/achim.lindenau"]
 
         first = items.nth(0)
         expect(first.locator("h4")).to_have_text("Zora Ziegler (Bergheim)")
@@ -139,7 +139,7 @@ def test_search_by_skill_ranks_as_the_api_and_rings_and_walks_from_the_results(
         finder(anna).screenshot(path=str(ARTIFACTS / "widget-finder-anna-de.png"))
 
         # Ring Zora from her result, by keyboard: the widget's own ring flow.
-        focus = tab_to(anna, "finder-ring:zora.bergheim", limit=10)
+        focus = tab_to(anna, "finder-ring:bergheim/zora.bergheim", limit=10)
         assert focus["visible"] and focus["label"].startswith("Anrufen")
         anna.keyboard.press("Enter")
         expect(widget(anna).locator(".pending")).to_contain_text("Sie rufen Zora Ziegler an", timeout=TIMEOUT)

@@ -8,6 +8,13 @@
 * :func:`open_widget` opens a portal page with ``<virtual-office-floor>`` for one
   user and waits until the widget shows the floor.
 * :func:`deep_focus` names the focused control inside the widget's shadow root.
+* :func:`record_session_events` / :func:`session_events`: what the widget's session
+  received from the server, below the element (a test can show that a session got
+  no ``call.ring`` at all).
+
+The widget names people by their person id, ``"municipality/user_id"`` (e.g.
+``"lindenau/lea.lindenau"``): in ``data-person`` attributes, call peers, ``ring()``
+and its events. A user id (the token's ``sub``) is unique only within its town.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ __all__ = [
     "deep_focus",
     "tab_to",
     "widget_state",
+    "record_session_events",
+    "session_events",
     "require_chromium",
     "new_context",
     "dev_token",
@@ -166,6 +175,27 @@ def widget_state(page: Page) -> dict[str, Any]:
     return result
 
 
+def record_session_events(page: Page, *names: str) -> None:
+    """Record the named events of the widget's session (the server's Socket.IO events as
+    the session forwards them, before the element handles them) in ``window.voSession``."""
+    page.evaluate(
+        """(names) => {
+            window.voSession = window.voSession || [];
+            const session = document.querySelector('virtual-office-floor').session;
+            for (const name of names) session.addEventListener(name, (e) => window.voSession.push({ name, detail: e.detail }));
+        }""",
+        list(names),
+    )
+
+
+def session_events(page: Page, name: str) -> list[dict[str, Any]]:
+    """The payloads of the recorded session events called ``name`` (see :func:`record_session_events`)."""
+    events: list[dict[str, Any]] = page.evaluate(
+        "(name) => (window.voSession || []).filter((e) => e.name === name).map((e) => e.detail)", name
+    )
+    return events
+
+
 def deep_focus(page: Page) -> dict[str, Any] | None:
     """The focused element inside shadow roots: its data-key, tag and whether it
     shows a focus indicator (:focus-visible)."""
@@ -210,7 +240,8 @@ def dev_token(
 ) -> str:
     """A token signed with the development key of ``municipality`` (config/default.toml),
     as the portal's backend of that town would mint it; ``department``, ``job_title``
-    and ``skills`` are the profile the specialist finder searches."""
+    and ``skills`` are the profile the specialist finder searches. The person it signs
+    in is ``f"{municipality}/{user}"``: the same ``user`` in two towns is two people."""
     from tests.conftest import make_settings
 
     return mint_token(

@@ -5,11 +5,12 @@
 import { el } from "./render.js";
 
 export class CallPanel {
-  /** @param {HTMLElement} root the panel's <section>; @param ctx {t, call, names(), roomName()} */
+  /** @param {HTMLElement} root the panel's <section>; @param ctx {t, call, names(), roomName()};
+   * names() maps person ids ("municipality/user_id") to display names. */
   constructor(root, ctx) {
     this.root = root;
     this.ctx = ctx;
-    this.tiles = new Map(); // "local" or user id -> {figure, video, caption}
+    this.tiles = new Map(); // "local" or person id -> {figure, video, caption}
     const { t } = ctx;
     this.title = el("h3", { id: "call-title" });
     this.videos = el("div", { class: "videos" });
@@ -29,10 +30,10 @@ export class CallPanel {
     this.root.hidden = !active;
     if (!active) { this._sync(new Map()); return; }
     const names = this.ctx.names();
-    const others = call.call.members.filter((u) => u !== call.me);
+    const others = call.call.members.filter((p) => p !== call.me);
     this.title.textContent = call.call.kind === "room"
       ? t("call_room", { room: this.ctx.roomName(call.call.room_id) })
-      : t("call_direct", { name: others.map((u) => names.get(u) || u).join(", ") });
+      : t("call_direct", { name: others.map((p) => names.get(p) || p).join(", ") });
     this.noMedia.hidden = call.mediaKind !== "none";
     this.mic.textContent = t(call.micOn ? "mic_off" : "mic_on");
     this.mic.setAttribute("aria-pressed", String(!call.micOn));
@@ -42,12 +43,12 @@ export class CallPanel {
     this.mic.hidden = !call.local?.getAudioTracks().length;
     const streams = new Map();
     if (call.local) streams.set("local", { stream: call.local, label: t("video_me") });
-    for (const [user, link] of call.links) {
-      if (link.stream) streams.set(user, { stream: link.stream, label: t("video_of", { name: names.get(user) || user }) });
+    for (const [person, link] of call.links) {
+      if (link.stream) streams.set(person, { stream: link.stream, label: t("video_of", { name: names.get(person) || person }) });
     }
     this._sync(streams);
-    this.peers.replaceChildren(...[...call.links].map(([user, link]) => el("li", { "data-peer": user, "data-state": link.state },
-      t("peer_state", { name: names.get(user) || user, state: t(`${peerState(link.state)}_peer`) }))));
+    this.peers.replaceChildren(...[...call.links].map(([person, link]) => el("li", { "data-peer": person, "data-state": link.state },
+      t("peer_state", { name: names.get(person) || person, state: t(`${peerState(link.state)}_peer`) }))));
   }
 
   _sync(streams) {

@@ -9,6 +9,8 @@
 //    its candidates (aiortc peers ignore `candidate` signals). Candidates that a
 //    trickling peer sends are still added.
 // Media never passes the server. One RTCPeerConnection per other member.
+// Members, peers, signal `from`/`to` and ring parties are person ids
+// ("municipality/user_id"), never bare user ids.
 
 const GATHER_TIMEOUT_MS = 4000; // send what was gathered by then (a slow STUN server must not stall the call)
 const STATS_PERIOD_MS = 1000;
@@ -23,25 +25,25 @@ export class MeshCall extends EventTarget {
     this.mediaKind = "none"; // audio+video | audio | none
     this.micOn = true;
     this.camOn = true;
-    this.links = new Map(); // user id -> {pc, stream, state, audioBytes, videoFrames, candidates}
-    this.ringing = null; // our outgoing ring {ring_id, callee_id}
+    this.links = new Map(); // person id -> {pc, stream, state, audioBytes, videoFrames, candidates}
+    this.ringing = null; // our outgoing ring {ring_id, callee_id} (callee_id: a person id)
     this._expected = null; // id of the direct call our accepted ring became, until call.updated brings it
     this._known = new Set();
     this._media = null;
     this._joining = false;
     this._held = []; // events that arrived while a join was being acknowledged
-    this._chains = new Map(); // user id -> promise: their signals are handled in order
+    this._chains = new Map(); // person id -> promise: their signals are handled in order
     this._stats = null;
     session.addEventListener("call.updated", (e) => this._onUpdated(e.detail));
     session.addEventListener("call.signal", (e) => this._onSignal(e.detail));
   }
 
-  get me() { return this.session.me?.user_id; }
+  get me() { return this.session.me?.person; }
 
   /** For tests and diagnostics: the call and, per peer, the connection state and incoming media. */
   get state() {
     const peers = {};
-    for (const [user, link] of this.links) peers[user] = { state: link.state, audioBytes: link.audioBytes, videoFrames: link.videoFrames };
+    for (const [person, link] of this.links) peers[person] = { state: link.state, audioBytes: link.audioBytes, videoFrames: link.videoFrames };
     return { call_id: this.call?.call_id ?? null, kind: this.call?.kind ?? null, room_id: this.call?.room_id ?? null,
       members: this.call?.members ?? [], media: this.mediaKind, peers };
   }
@@ -58,12 +60,13 @@ export class MeshCall extends EventTarget {
     return ack;
   }
 
-  async ring(userId) {
+  /** Ring one person (a person id, "municipality/user_id"): every session of theirs rings. */
+  async ring(person) {
     await this._startMedia(); // ready before the callee's offer arrives
-    const ack = await this.session.request("call.ring", { user_id: userId });
+    const ack = await this.session.request("call.ring", { person });
     if (ack.ok) {
       this.config = { iceServers: ack.ice_servers || [] };
-      this.ringing = { ring_id: ack.ring.ring_id, callee_id: userId };
+      this.ringing = { ring_id: ack.ring.ring_id, callee_id: ack.ring.callee_id ?? person };
     } else if (!this.call) this._stopMedia();
     this._changed();
     return ack;
@@ -95,7 +98,7 @@ export class MeshCall extends EventTarget {
     const ack = await this.session.request("call.answer", { ring_id: ringId, accept: true });
     if (ack.ok && ack.call) {
       this._enter(ack.call, ack.ice_servers);
-      for (const caller of ack.call.members.filter((u) => u !== this.me).sort()) this._serial(caller, () => this._offer(caller));
+      for (const caller of ack.call.members.filter((p) => p !== this.me).sort()) this._serial(caller, () => this._offer(caller));
     }
     this._joining = false;
     this._flushHeld();

@@ -9,9 +9,11 @@
 // a context: {t, label, lang, server(), token(), ring(result), here(), view(),
 // walkTo(roomId, floorId), enter(room)} — `here()` is the user's location (no
 // "go there" to someone in the same place), `enter` the plan's action on a room
-// (walk in, or knock on a closed door). The fetch carries the widget's token as a
-// Bearer header (never in the URL, where proxies log it) and the widget's
-// language, so the server's error messages match the labels.
+// (walk in, or knock on a closed door). A result names its person by `person`
+// ("municipality/user_id"), which rings and keys it; `user_id` is information only.
+// The fetch carries the widget's token as a Bearer header (never in the URL, where
+// proxies log it) and the widget's language, so the server's error messages match
+// the labels.
 
 import { STATUS } from "./i18n.js";
 import { el, hidden, municipalityName } from "./render.js";
@@ -85,8 +87,8 @@ export class FinderPanel {
     if (old.results) this._show(old.results, false);
   }
 
-  /** Names of the people found, for "Calling {name} …" when they are not on the shown floor. */
-  names() { return new Map((this.results || []).map((r) => [r.user_id, r.name])); }
+  /** Person id -> name of the people found, for "Calling {name} …" when they are not on the shown floor. */
+  names() { return new Map((this.results || []).map((r) => [r.person, r.name])); }
 
   /** Run the search in the form. Resolves to the server's answer (or the local refusal). */
   async search() {
@@ -176,12 +178,12 @@ export class FinderPanel {
     // Ringing needs the callee online on a floor the caller may see (call.ring); the
     // server shows a floor only then, so the same fields decide both buttons.
     const ring = r.online && r.floor_id ? el("button", {
-      type: "button", "data-key": `finder-ring:${r.user_id}`, onclick: () => this.ctx.ring(r),
-    }, t("ring"), hidden(` – ${r.name}`)) : null;
+      type: "button", "data-key": `finder-ring:${r.person}`, onclick: () => this.ctx.ring(r),
+    }, t("ring"), hidden(` – ${who}`)) : null;
     const go = r.online && r.floor_id && !sameSpot ? el("button", {
-      type: "button", class: "secondary", "data-key": `finder-go:${r.user_id}`, onclick: () => this.goTo(r),
-    }, t("go_to"), hidden(` – ${r.name}: ${where}`)) : null;
-    return el("li", { class: "finder-item", "data-user": r.user_id, "data-municipality": r.municipality, "data-status": r.status, "data-rank": String(index + 1) },
+      type: "button", class: "secondary", "data-key": `finder-go:${r.person}`, onclick: () => this.goTo(r),
+    }, t("go_to"), hidden(` – ${who}: ${where}`)) : null;
+    return el("li", { class: "finder-item", "data-person": r.person, "data-municipality": r.municipality, "data-status": r.status, "data-rank": String(index + 1) },
       el("h4", {}, who),
       role ? el("p", { class: "meta" }, role) : null,
       r.skills.length ? el("p", { class: "meta" }, t("skills", { skills: r.skills.join(", ") })) : null,

@@ -5,6 +5,8 @@
 //  * seq == view.seq + 1: apply it;
 //  * seq > view.seq + 1: something was missed; the view is stale until a fresh
 //    snapshot replaces it (the caller sends floor.watch again).
+// Members are keyed by their person id ("municipality/user_id"): a user id alone is
+// unique only within its town (two towns may both have "m.mueller").
 
 export class FloorView {
   constructor(floorId) {
@@ -23,7 +25,7 @@ export class FloorView {
   loadSnapshot(snapshot) {
     this.floor = { ...snapshot.floor };
     this.rooms = new Map(snapshot.rooms.map((r) => [r.id, { ...r }]));
-    this.members = new Map(snapshot.members.map((m) => [m.user_id, { ...m }]));
+    this.members = new Map(snapshot.members.map((m) => [m.person, { ...m }]));
     this.seq = snapshot.seq;
     this.stale = false;
     const early = this._early;
@@ -60,10 +62,10 @@ export class FloorView {
   }
 
   _update(diff) {
-    const member = this.members.get(diff.user_id);
+    const member = this.members.get(diff.person);
     switch (diff.type) {
-      case "joined": this.members.set(diff.member.user_id, { ...diff.member }); break;
-      case "left": this.members.delete(diff.user_id); break;
+      case "joined": this.members.set(diff.member.person, { ...diff.member }); break;
+      case "left": this.members.delete(diff.person); break;
       case "moved": if (member) member.room_id = diff.room_id; break;
       case "status": if (member) Object.assign(member, { status: diff.status, text: diff.text }); break;
       case "room": this.rooms.set(diff.room.id, { ...diff.room }); break;
@@ -82,7 +84,7 @@ export class FloorView {
   occupants(roomId) {
     return [...this.members.values()]
       .filter((m) => (m.room_id ?? null) === roomId)
-      .sort((a, b) => a.name.localeCompare(b.name) || a.user_id.localeCompare(b.user_id));
+      .sort((a, b) => a.name.localeCompare(b.name) || a.person.localeCompare(b.person));
   }
 
   /** Rooms in the reading order of the plan: by row, then left to right. */

@@ -2,6 +2,9 @@
 // Pure DOM builders: they take the floor view and a context of texts and actions
 // and return nodes; the element decides when to draw. Every node that can hold
 // focus has a data-key, so the element can put focus back after a redraw.
+// People are addressed by their person id ("municipality/user_id": `m.person`,
+// `ctx.me`, `data-person`, room owners), never by the user id alone, which is
+// unique only within its town.
 //
 // Accessibility: status is a colour AND a glyph AND a word; doors an icon AND a
 // word; rooms in the plan are buttons with a full accessible name; the list view
@@ -42,7 +45,7 @@ export function statusWords(ctx, m) {
 }
 
 function personName(ctx, m) {
-  return m.user_id === ctx.me ? `${m.name} (${ctx.t("you")})` : `${m.name} (${municipalityName(m.municipality)})`;
+  return m.person === ctx.me ? `${m.name} (${ctx.t("you")})` : `${m.name} (${municipalityName(m.municipality)})`;
 }
 
 // ------------------------------------------------------------------ the plan
@@ -115,8 +118,8 @@ function roomShape(view, room, ctx) {
 
 function avatar(ctx, m, cx, cy) {
   const { colour, glyph } = STATUS[m.status] || STATUS.away;
-  const me = m.user_id === ctx.me;
-  const g = svg("g", { class: `avatar${me ? " me" : ""}`, "data-user": m.user_id, "data-room": m.room_id ?? "", "aria-hidden": "true" },
+  const me = m.person === ctx.me;
+  const g = svg("g", { class: `avatar${me ? " me" : ""}`, "data-person": m.person, "data-room": m.room_id ?? "", "aria-hidden": "true" },
     svg("circle", { cx, cy, r: 18, fill: colour }),
     svg("text", { class: "initials", x: cx, y: cy + 5 }, initials(m.name)),
     svg("circle", { class: "badge", cx: cx + 14, cy: cy + 13, r: 8, stroke: colour }),
@@ -183,10 +186,10 @@ function peopleList(people, ctx) {
 
 export function personItem(m, ctx) {
   const { colour, glyph } = STATUS[m.status] || STATUS.away;
-  const ring = m.user_id === ctx.me ? null : el("button", {
-    type: "button", class: "secondary small", "data-key": `ring:${m.user_id}`, onclick: () => ctx.act.ring(m),
-  }, ctx.t("ring"), hidden(` – ${m.name}`));
-  return el("li", { class: "person", "data-user": m.user_id, "data-status": m.status },
+  const ring = m.person === ctx.me ? null : el("button", {
+    type: "button", class: "secondary small", "data-key": `ring:${m.person}`, onclick: () => ctx.act.ring(m),
+  }, ctx.t("ring"), hidden(` – ${m.name} (${municipalityName(m.municipality)})`));
+  return el("li", { class: "person", "data-person": m.person, "data-status": m.status },
     el("span", { class: `dot status-${m.status}`, "aria-hidden": "true" }, glyph),
     el("span", { class: "who" }, personName(ctx, m)),
     el("span", { class: "status-words" }, ` – ${statusWords(ctx, m)}`),

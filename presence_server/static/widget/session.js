@@ -10,7 +10,10 @@
 //
 // Events (EventTarget, `detail` is the payload): state, ready, view, location,
 // floor-missing, degraded, knock.incoming, knock.pending, knock.outcome,
-// call.updated, call.signal, call.ring, call.ring_outcome, call.notes.
+// call.updated, call.signal, call.ring ({ring}), call.ring_outcome, call.notes.
+//
+// People are named by their person id, "municipality/user_id" (`me.person`,
+// `member.person`): a user id is unique only within its town.
 
 import { io } from "./vendor/socket.io.esm.min.js";
 import { FloorView } from "./floor-view.js";
@@ -199,7 +202,7 @@ export class OfficeSession extends EventTarget {
   }
 
   _afterChange(view, frame) {
-    const mine = this.me && view.members.get(this.me.user_id);
+    const mine = this.me && view.members.get(this.me.person);
     if (mine) {
       this.me = { ...this.me, status: mine.status, text: mine.text };
       this._setLocation({ floor_id: view.floorId, room_id: mine.room_id ?? null });

@@ -10,9 +10,12 @@
 // do not step onto the floor's hallway when the user is on no floor).
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
 // Methods: walkTo(roomId|null), setStatus(status, text), knock(roomId, message),
-// answerKnock(knockId, admit), joinCall(), leaveCall(), ring(userId).
+// answerKnock(knockId, admit), joinCall(), leaveCall(), ring(person).
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
 // vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring.
+// A person is named by their person id, "municipality/user_id" (e.g.
+// "lindenau/lea.lindenau"), in methods, events and data attributes: a user id is
+// unique only within its town. user_id and municipality come along as information.
 // State for tests and diagnostics: the `state` and `callState` properties and the
 // host's data-connection, data-location, data-seq, data-call, data-peers-connected.
 
@@ -124,8 +127,9 @@ export class VirtualOfficeFloor extends HTMLElement {
 
   leaveCall() { return this.call?.leave() ?? Promise.resolve({ ok: true }); }
 
-  async ring(userId) {
-    const ack = await this.call.ring(userId);
+  /** Ring a colleague by person id ("municipality/user_id"). */
+  async ring(person) {
+    const ack = await this.call.ring(person);
     if (!ack.ok) this._error(ack.error);
     else this._renderPending();
     return ack;
@@ -155,7 +159,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     on("knock.incoming", (knock) => this._onKnockIncoming(knock));
     on("knock.pending", (knock) => this._setPending(knock));
     on("knock.outcome", (outcome) => this._onKnockOutcome(outcome));
-    on("call.ring", (ring) => this._onRing(ring));
+    on("call.ring", ({ ring }) => this._onRing(ring));
     on("call.ring_outcome", (outcome) => this._onRingOutcome(outcome));
     this.call.addEventListener("change", (e) => this._onCallChange(e.detail.what));
     this.session.connect();
@@ -201,7 +205,7 @@ export class VirtualOfficeFloor extends HTMLElement {
   _enter(room) {
     const s = this.session;
     if (!s || s.location.room_id === room.id) return;
-    return room.door === "closed" && !room.owners.includes(s.me?.user_id) ? this.knock(room.id) : this.walkTo(room.id);
+    return room.door === "closed" && !room.owners.includes(s.me?.person) ? this.knock(room.id) : this.walkTo(room.id);
   }
 
   // ------------------------------------------------------------- knocks
@@ -224,7 +228,7 @@ export class VirtualOfficeFloor extends HTMLElement {
   _onKnockOutcome(outcome) {
     this._knockCards.get(outcome.knock_id)?.remove();
     this._knockCards.delete(outcome.knock_id);
-    if (outcome.knocker_id === this.session.me?.user_id) {
+    if (outcome.knocker_id === this.session.me?.person) {
       this._pending = null;
       this._renderPending();
       const { t } = this._i18n;
@@ -288,7 +292,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$list = el("div", {});
     this.$finder = el("section", { class: "finder", part: "finder" }); // a portal may hide it: ::part(finder)
     const finder = new FinderPanel(this.$finder, { ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER,
-      token: () => this.token, ring: (r) => this.ring(r.user_id), here: () => this.session?.location ?? {},
+      token: () => this.token, ring: (r) => this.ring(r.person), here: () => this.session?.location ?? {},
       view: () => this.session?.view, walkTo: (room, floor) => this.walkTo(room, floor), enter: (room) => this._enter(room) });
     if (this.finder) finder.restore(this.finder); // a new language: the same search in new words
     this.finder = finder;
@@ -325,15 +329,15 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$title.textContent = view.floor.name;
     this.$listTitle.textContent = t("list", { floor: view.floor.name });
     if (!this.shadowRoot.activeElement?.closest?.("form")) {
-      const mine = view.members.get(s.me?.user_id);
+      const mine = view.members.get(s.me?.person);
       if (mine) { this.$status.value = mine.status; this.$text.value = mine.text; }
     }
     const focusKey = this.shadowRoot.activeElement?.dataset?.key;
     const ctx = {
-      ...this._i18n, me: s.me?.user_id, location: s.location, inCall: !!this.call?.call,
+      ...this._i18n, me: s.me?.person, location: s.location, inCall: !!this.call?.call,
       act: {
         enter: (room) => this._enter(room), move: (room) => this.walkTo(room.id), knock: (room) => this.knock(room.id),
-        hallway: () => this.walkTo(null), joinCall: () => this.joinCall(), ring: (m) => this.ring(m.user_id),
+        hallway: () => this.walkTo(null), joinCall: () => this.joinCall(), ring: (m) => this.ring(m.person),
       },
     };
     this.$plan.replaceChildren(renderPlan(view, ctx));
@@ -343,18 +347,19 @@ export class VirtualOfficeFloor extends HTMLElement {
       this._readyPending = false;
       // A new session after a long outage: if the server no longer has us in our
       // call (the grace period ran out), end it here too.
-      const mine = view.members.get(s.me.user_id);
+      const mine = view.members.get(s.me.person);
       if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
-      this._emit("vo-ready", { user_id: s.me.user_id, municipality: s.me.municipality, floor_id: view.floorId, location: s.location });
+      const { person, user_id, municipality } = s.me;
+      this._emit("vo-ready", { person, user_id, municipality, floor_id: view.floorId, location: s.location });
     }
     // vo-presence only when something changed (a redraw for a call button is not news).
     const signature = `${view.floorId}:${view.seq}:${s.location.floor_id}/${s.location.room_id}`;
     if (signature === this._presenceSignature) return;
     this._presenceSignature = signature;
     this._emit("vo-presence", { floor_id: view.floorId, seq: view.seq, location: s.location,
-      me: s.me && { user_id: s.me.user_id, status: s.me.status, text: s.me.text },
-      members: [...view.members.values()].map(({ user_id, name, municipality, status, text, room_id, in_call }) =>
-        ({ user_id, name, municipality, status, text, room_id, in_call: in_call ?? null })) });
+      me: s.me && { person: s.me.person, user_id: s.me.user_id, municipality: s.me.municipality, status: s.me.status, text: s.me.text },
+      members: [...view.members.values()].map(({ person, user_id, name, municipality, status, text, room_id, in_call }) =>
+        ({ person, user_id, name, municipality, status, text, room_id, in_call: in_call ?? null })) });
   }
 
   /** Focus back where it was after a redraw; if that control is gone, somewhere near. */
@@ -387,8 +392,9 @@ export class VirtualOfficeFloor extends HTMLElement {
 
   _roomName(roomId) { return this.session?.view?.rooms.get(roomId)?.name || roomId; }
 
+  /** Person id -> display name, for the call panel and the pending ring. */
   _names() {
-    const floor = [...(this.session?.view?.members.values() || [])].map((m) => [m.user_id, m.name]);
+    const floor = [...(this.session?.view?.members.values() || [])].map((m) => [m.person, m.name]);
     return new Map([...(this.finder?.names() || []), ...floor]); // someone found on another floor has a name too
   }
 

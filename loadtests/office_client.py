@@ -34,6 +34,9 @@ What this module measures, through two callbacks the owner supplies:
   ========================  =====================================================
 
 All clocks are ``time.time()`` on one machine, so the differences are real.
+
+People are named by their person id, ``"municipality/user_id"``, as the server
+names them in diffs, members, knock outcomes, rings, call members and signals.
 """
 
 from __future__ import annotations
@@ -73,11 +76,11 @@ EXPECTED: Final[dict[str, frozenset[str]]] = {
 #: (docs/calls.md); a run over several nodes then counts them as refused, not failed.
 CALL_EVENTS: Final = frozenset({"call.join", "call.leave", "call.signal", "call.ring", "call.answer", "call.cancel"})
 
-#: user_id -> this process's session of that user (ring targets, ring latency).
+#: person -> this process's session of that person (ring targets, ring latency).
 ONLINE: dict[str, OfficeSession] = {}
-#: user_id -> (floor_id, room_id, send time) of that user's latest walk in this process.
+#: person -> (floor_id, room_id, send time) of that person's latest walk in this process.
 WALKS: dict[str, tuple[str, str | None, float]] = {}
-#: (caller, callee) -> send time of the caller's ring.
+#: (caller, callee) persons -> send time of the caller's ring.
 RINGS: dict[tuple[str, str], float] = {}
 
 #: Set OFFICE_GAP_LOG=<file> to log every sequence gap a floor view detects (diagnostics).
@@ -116,7 +119,7 @@ class OfficeSession:
     def __init__(self, staff: Staff, token: str, url: str, behaviour: Behaviour, visible_floors: list[str], *,
                  on_request: Request, on_latency: Latency) -> None:
         self.staff = staff
-        self.user_id = staff.user_id
+        self.person = staff.person  # "municipality/user_id", as the server names us
         self.token = token
         self.url = url
         self.b = behaviour
@@ -160,11 +163,11 @@ class OfficeSession:
             self.on_request("sio", "connect", _ms(start), exc)
             raise OfficeError(f"connect: {type(exc).__name__}: {exc}") from exc
         self.connected = True
-        ONLINE[self.user_id] = self
+        ONLINE[self.person] = self
         self.on_request("sio", "connect", _ms(start), None)
 
     def disconnect(self) -> None:
-        ONLINE.pop(self.user_id, None)
+        ONLINE.pop(self.person, None)
         self.connected = False
         if self.sio is not None:
             try:
@@ -232,10 +235,10 @@ class OfficeSession:
         self.request("floor.unwatch", {"floor_id": floor_id})
 
     def move(self, floor_id: str, room_id: str | None) -> bool:
-        WALKS[self.user_id] = (floor_id, room_id, time.time())
+        WALKS[self.person] = (floor_id, room_id, time.time())
         ack = self.request("presence.move", {"floor_id": floor_id, "room_id": room_id})
         if ack is None:
-            WALKS.pop(self.user_id, None)
+            WALKS.pop(self.person, None)
             return False
         self.floor, self.room = ack["location"]["floor_id"], ack["location"]["room_id"]
         return True
@@ -266,12 +269,12 @@ class OfficeSession:
             self.room = outcome.get("room_id")
 
     def ring(self, callee: str) -> None:
-        """Ring a colleague; on accept the callee offers, and the caller hangs up later."""
-        RINGS[(self.user_id, callee)] = time.time()
+        """Ring a colleague (a person id); on accept the callee offers, and the caller hangs up later."""
+        RINGS[(self.person, callee)] = time.time()
         sent = time.time()
-        ack = self.request("call.ring", {"user_id": callee})
+        ack = self.request("call.ring", {"person": callee})
         if ack is None:
-            RINGS.pop((self.user_id, callee), None)
+            RINGS.pop((self.person, callee), None)
             return
         ring_id = ack["ring"]["ring_id"]
         result = gevent.event.AsyncResult()
@@ -309,16 +312,16 @@ class OfficeSession:
 
     def _on_disconnect(self, *args: Any) -> None:
         self.connected = False
-        ONLINE.pop(self.user_id, None)
+        ONLINE.pop(self.person, None)
 
     def _on_diffs(self, frame: dict[str, Any]) -> None:
         now = time.time()
         floor_id = frame.get("floor_id")
         for diff in frame.get("diffs", ()):
-            kind, who = diff.get("type"), diff.get("user_id")
+            kind, who = diff.get("type"), diff.get("person")
             if kind == "joined":
-                who = (diff.get("member") or {}).get("user_id")
-            if who == self.user_id or who is None:
+                who = (diff.get("member") or {}).get("person")
+            if who == self.person or who is None:
                 continue
             if kind in ("moved", "joined"):
                 walk = WALKS.get(who)
@@ -336,7 +339,7 @@ class OfficeSession:
         if not view.apply_frame(frame):
             if _GAP_LOG:  # diagnostics: which diffs were missing, on which node
                 with open(_GAP_LOG, "a") as f:
-                    f.write(f"{now:.3f} {self.url} {self.user_id} {floor_id} had={before} stale={stale} "
+                    f.write(f"{now:.3f} {self.url} {self.person} {floor_id} had={before} stale={stale} "
                             f"got={[(d.get('seq'), d.get('type')) for d in frame.get('diffs', ())]}\n")
             self.spawn(0, self._resync, floor_id)
 
@@ -366,14 +369,15 @@ class OfficeSession:
 
     def _on_knock_outcome(self, outcome: dict[str, Any]) -> None:
         waiting = self._knock_waits.get(outcome.get("knock_id", ""))
-        if waiting is not None and outcome.get("knocker_id") == self.user_id:
+        if waiting is not None and outcome.get("knocker_id") == self.person:
             result, sent = waiting
             self.on_latency("knock→answer", (time.time() - sent) * 1000)
             result.set(outcome)
 
-    def _on_ring(self, ring: dict[str, Any]) -> None:
-        caller = (ring.get("caller") or {}).get("user_id", "")
-        sent = RINGS.pop((caller, self.user_id), None)
+    def _on_ring(self, data: dict[str, Any]) -> None:
+        ring = data["ring"]  # the server sends {"ring": {...}}
+        caller = (ring.get("caller") or {}).get("person", "")
+        sent = RINGS.pop((caller, self.person), None)
         if sent is not None:
             self.on_latency("ring→callee", (time.time() - sent) * 1000)
         accept = random.random() < self.b.accept_share and self.call is None
@@ -393,7 +397,7 @@ class OfficeSession:
             result.set(outcome)
 
     def _adopt(self, call: dict[str, Any]) -> None:
-        if call.get("ended") or self.user_id not in call.get("members", ()):
+        if call.get("ended") or self.person not in call.get("members", ()):
             if self.call is not None and self.call.get("call_id") == call.get("call_id"):
                 self.call = None
             return
@@ -401,7 +405,7 @@ class OfficeSession:
         self.call = {"call_id": call["call_id"], "kind": call.get("kind"), "members": list(call["members"])}
         if before is not None and call.get("kind") == "room":
             # Mesh rule: whoever was in the call first offers to each newcomer.
-            for newcomer in set(call["members"]) - before - {self.user_id}:
+            for newcomer in set(call["members"]) - before - {self.person}:
                 self.spawn(0, self._signal, call["call_id"], newcomer, "offer")
 
     def _on_call_updated(self, call: dict[str, Any]) -> None:

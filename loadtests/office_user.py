@@ -144,7 +144,7 @@ class StaffUser(User):
     # ------------------------------------------------------------ reporting
     def _fire(self, kind: str, name: str, ms: float, error: Exception | None) -> None:
         self.environment.events.request.fire(request_type=kind, name=name, response_time=ms, response_length=0,
-                                             exception=error, context={"user": self.me.user_id if hasattr(self, "me") else None})
+                                             exception=error, context={"user": self.me.person if hasattr(self, "me") else None})
 
     def _latency(self, name: str, ms: float) -> None:
         self.environment.events.request.fire(request_type="presence", name=name, response_time=max(0.0, ms),
@@ -178,7 +178,7 @@ class StaffUser(User):
             return
         targets: list[str | None] = [None]
         for room in view.rooms.values():
-            mine = s.user_id in room.get("owners", ())
+            mine = s.person in room.get("owners", ())  # owners are person ids
             if (room["door"] == "open" or mine) and len(view.occupants(room["id"])) < room["capacity"]:
                 targets.append(room["id"])
         targets = [t for t in targets if t != s.room] or [None]
@@ -211,7 +211,7 @@ class StaffUser(User):
         if view is None or view.stale:
             return
         rooms = [r["id"] for r in view.rooms.values()
-                 if r["door"] == "closed" and r["id"] != s.room and s.user_id not in r.get("owners", ())
+                 if r["door"] == "closed" and r["id"] != s.room and s.person not in r.get("owners", ())
                  and view.occupants(r["id"])]
         if rooms:
             s.knock(random.choice(rooms))
@@ -223,8 +223,8 @@ class StaffUser(User):
         if s.call is not None:
             return
         visible = set(s.visible)
-        callees = [u for u, other in ONLINE.items()
-                   if u != s.user_id and other.call is None and other.floor in visible and other.connected]
+        callees = [p for p, other in ONLINE.items()
+                   if p != s.person and other.call is None and other.floor in visible and other.connected]
         if callees:
             s.ring(random.choice(callees))
 
@@ -233,7 +233,7 @@ class StaffUser(User):
         self._ensure_connected()
         s = self.s
         view = s.views.get(s.floor or "")
-        if s.call is None and s.room and view is not None and len(view.occupants(s.room) - {s.user_id}) >= 1:
+        if s.call is None and s.room and view is not None and len(view.occupants(s.room) - {s.person}) >= 1:
             s.join_room_call()
 
     @_office_task

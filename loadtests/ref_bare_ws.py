@@ -44,7 +44,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
 async def broadcast(sockets: set[web.WebSocketResponse], change: str) -> None:
     data = json.loads(change)
     t, n = float(data["t"]), int(data["n"])
-    diff = {"seq": n, "type": "status", "user_id": "driver", "status": "busy", "text": f"{t:.6f}"}
+    diff = {"seq": n, "type": "status", "person": "altbach/driver.altbach", "status": "busy", "text": f"{t:.6f}"}
     frame = json.dumps({"floor_id": FLOOR_ID, "diffs": [diff]}, separators=(",", ":")).encode()
     for ws in list(sockets):
         if ws.closed:

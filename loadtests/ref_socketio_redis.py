@@ -43,7 +43,7 @@ def build_app(redis_url: str) -> web.Application:
     @sio.event
     async def change(sid: str, data: dict[str, Any]) -> None:
         t, n = float(data["t"]), int(data["n"])
-        diff = {"seq": n, "type": "status", "user_id": "driver", "status": "busy", "text": f"{t:.6f}"}
+        diff = {"seq": n, "type": "status", "person": "altbach/driver.altbach", "status": "busy", "text": f"{t:.6f}"}
         await sio.emit("floor.diffs", {"floor_id": FLOOR_ID, "diffs": [diff]}, room=ROOM)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -73,6 +73,12 @@ class Staff:
     project: bool  # also works on (and watches) the cooperation's project floors
     active: bool  # a locust user; otherwise held by the swarm
 
+    @property
+    def person(self) -> str:
+        """Their person id, ``"municipality/user_id"``: how the server names them on the
+        wire and in room owners (a user id is unique only within its town)."""
+        return f"{self.municipality}/{self.user_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
@@ -136,7 +142,7 @@ class Scenario:
         """The rooms of one floor, as seed entries (a pure function of the scenario)."""
         project = floor_id in self.project_floor_ids()
         people = [s for s in self.staff if (s.project if project else s.home_floor == floor_id)]
-        owners = [s.user_id for s in people if s.active] or [s.user_id for s in people]
+        owners = [s.person for s in people if s.active] or [s.person for s in people]  # qualified: project floors mix towns
         n = max(4, self.rooms_per_floor)
         per_row = (n + 1) // 2
         width = 960 // per_row

@@ -65,6 +65,11 @@ class Person:
     municipality: str
     home_floor: str
 
+    @property
+    def person(self) -> str:
+        """``"municipality/user_id"``: the user id alone is unique only within its town."""
+        return f"{self.municipality}/{self.user_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class SwarmSpec:
@@ -149,7 +154,7 @@ class _SwarmWorker:
 
         settings = load_settings(self.spec.config_path)
         for p in self.spec.people:
-            self.tokens[p.user_id] = mint_token_for(settings, p.municipality, p.user_id, p.name, 8 * 3600)
+            self.tokens[p.person] = mint_token_for(settings, p.municipality, p.user_id, p.name, 8 * 3600)
 
     async def _connect_upto(self, n: int) -> tuple[int, int, str | None, float]:
         self._prepare()
@@ -163,7 +168,7 @@ class _SwarmWorker:
                 try:
                     await asyncio.wait_for(self._open(p), self.spec.connect_timeout)
                 except Exception as exc:
-                    errors.append(f"{p.user_id}: {type(exc).__name__}: {exc}")
+                    errors.append(f"{p.person}: {type(exc).__name__}: {exc}")
 
         start = time.monotonic()
         await asyncio.gather(*(one(p) for p in todo))
@@ -174,7 +179,7 @@ class _SwarmWorker:
         parts = urlsplit(url)
         sock = await raw_connect(parts.hostname or "127.0.0.1", parts.port or 80, EIO_WS_PATH, on_lost=self._lost)
         try:
-            await sio_handshake(sock, {"token": self.tokens[p.user_id], "lang": "en"})
+            await sio_handshake(sock, {"token": self.tokens[p.person], "lang": "en"})
             for ack_id, event, payload in ((1, "floor.watch", {"floor_id": p.home_floor}),
                                            (2, "presence.move", {"floor_id": p.home_floor})):
                 ack = await sio_call(sock, ack_id, event, payload)

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from rooms.person import PersonId
 from signalling.client import OfficeClient
 from tests.conftest import OfficeServer, StartServer
 
 FLOOR = "projekt"
+ANNA = "altbach/anna.altbach"
 
 # Payloads wrong for every event (no event takes a string, a list or a number).
 WRONG_SHAPES: list[Any] = ["floor", ["a", "b"], 42, True, {"unexpected": 1}]
@@ -33,12 +35,17 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     "presence.leave": [],
     "call.join": [{"room_id": 3}, {"room": "x"}],
     "call.leave": [],
-    "call.ring": [{"user_id": 5}, {"user": "x"}],
+    # A person is "municipality/user_id": a bare user id, or a malformed municipality, is refused.
+    "call.ring": [{"person": 5}, {"user": "x"}, {"user_id": "ben.bergheim"}, {"person": "ben.bergheim"},
+                  {"person": "/ben.bergheim"}, {"person": "../ben.bergheim"}, {"person": "bergheim/"}],
     "call.answer": [{"ring_id": "r", "accept": "yes"}, {"ring_id": "r"}],
     "call.cancel": [{"ring_id": ["r"]}],
-    "call.note": [{"user_id": "u", "text": 3}, {"text": "hi"}],
-    "call.signal": [{"call_id": "c", "to": "u", "kind": "shout", "data": {}}, {"call_id": "c", "to": "u", "kind": "offer",
-                    "data": "sdp"}, {"call_id": "c", "to": "u"}],
+    "call.note": [{"person": "altbach/u", "text": 3}, {"text": "hi"}, {"person": "u", "text": "hi"},
+                  {"user_id": "altbach/u", "text": "hi"}],
+    "call.signal": [{"call_id": "c", "to": "altbach/u", "kind": "shout", "data": {}},
+                    {"call_id": "c", "to": "altbach/u", "kind": "offer", "data": "sdp"},
+                    {"call_id": "c", "to": "altbach/u"},
+                    {"call_id": "c", "to": "u", "kind": "offer", "data": {}}],
 }
 
 
@@ -69,8 +76,8 @@ async def test_every_event_refuses_malformed_and_wrongly_typed_payloads(start_se
         # The bystander is served between every event's barrage.
         await bystander.move(FLOOR)
         await bystander.set_status("busy", f"Runde {round_no}")
-        await watcher.until_view(FLOOR, lambda v, n=round_no: v.members.get("anna.altbach", {}).get("text") == f"Runde {n}")
-    assert (await office.runtime.presence.store.member("mal.seefeld")).floor_id is None
+        await watcher.until_view(FLOOR, lambda v, n=round_no: v.members.get(ANNA, {}).get("text") == f"Runde {n}")
+    assert (await office.runtime.presence.store.member(PersonId("seefeld/mal.seefeld"))).floor_id is None
 
 
 async def test_invalid_payload_names_the_field(office: OfficeServer) -> None:

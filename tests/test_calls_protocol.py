@@ -7,11 +7,13 @@ import hashlib
 import hmac
 import time
 
+from rooms.person import PersonId
 from signalling.client import OfficeClient
 from tests.conftest import OfficeServer, StartServer
 
 FLOOR = "projekt"
 LOUNGE = "projekt-lounge"  # open door
+ANNA, BEN, EVE = "altbach/anna.altbach", "bergheim/ben.bergheim", "seefeld/eve.seefeld"
 
 
 async def in_lounge(office: OfficeServer, user: str, municipality: str) -> OfficeClient:
@@ -24,12 +26,12 @@ async def test_members_join_a_room_call_and_are_told_of_each_other(office: Offic
     anna = await in_lounge(office, "anna.altbach", "altbach")
     ben = await in_lounge(office, "ben.bergheim", "bergheim")
     first = await anna.request("call.join", {"room_id": LOUNGE})
-    assert first["call"]["members"] == ["anna.altbach"] and first["ice_servers"] == []
+    assert first["call"]["members"] == [ANNA] and first["ice_servers"] == []
     second = await ben.request("call.join", {"room_id": LOUNGE})
     assert second["call"]["call_id"] == first["call"]["call_id"]
-    assert second["call"]["members"] == ["anna.altbach", "ben.bergheim"]
+    assert second["call"]["members"] == [ANNA, BEN]
     update = await anna.next_event("call.updated", lambda c: len(c["members"]) == 2)
-    assert update["members"] == ["anna.altbach", "ben.bergheim"]
+    assert update["members"] == [ANNA, BEN]
 
 
 async def test_a_call_is_joined_from_inside_the_room_only(office: OfficeServer) -> None:
@@ -47,21 +49,21 @@ async def test_signals_go_only_between_members_of_the_same_call(office: OfficeSe
     ben = await in_lounge(office, "ben.bergheim", "bergheim")
     call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
     await ben.request("call.join", {"room_id": LOUNGE})
-    offer = {"call_id": call_id, "to": "ben.bergheim", "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
+    offer = {"call_id": call_id, "to": BEN, "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
     await anna.request("call.signal", offer)
     got = await ben.next_event("call.signal")
-    assert got == {"call_id": call_id, "from": "anna.altbach", "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
+    assert got == {"call_id": call_id, "from": ANNA, "kind": "offer", "data": {"type": "offer", "sdp": "v=0"}}
 
     eve = await in_lounge(office, "eve.seefeld", "seefeld")  # inside the room, not in the call
     for payload in (
-        {**offer, "to": "ben.bergheim"},  # an outsider addressing a member
+        {**offer, "to": BEN},  # an outsider addressing a member
         {**offer, "call_id": "room:other:1"},  # a call she is not in
     ):
         ack = await eve.call("call.signal", payload)
         assert ack["error"]["code"] == "not_in_call", ack
-    ack = await anna.call("call.signal", {**offer, "to": "eve.seefeld"})  # a member addressing an outsider
+    ack = await anna.call("call.signal", {**offer, "to": EVE})  # a member addressing an outsider
     assert ack["error"]["code"] == "not_in_call"
-    ack = await anna.call("call.signal", {**offer, "to": "anna.altbach"})  # oneself
+    ack = await anna.call("call.signal", {**offer, "to": ANNA})  # oneself
     assert ack["error"]["code"] == "forbidden"
     big = {**offer, "data": {"type": "offer", "sdp": "x" * 70_000}}
     assert (await anna.call("call.signal", big))["error"]["code"] == "payload_too_large"
@@ -77,10 +79,10 @@ async def test_walking_out_of_the_room_leaves_the_call(office: OfficeServer) -> 
     await anna.request("call.join", {"room_id": LOUNGE})
     await ben.request("call.join", {"room_id": LOUNGE})
     await ben.move(FLOOR)  # the hallway
-    update = await anna.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"])
+    update = await anna.next_event("call.updated", lambda c: c["members"] == [ANNA])
     assert update["ended"] is False
     await anna.request("call.leave")
-    assert await office.runtime.calls.store.call_of("anna.altbach") is None
+    assert await office.runtime.calls.store.call_of(PersonId(ANNA)) is None
 
 
 async def test_a_mesh_is_full_at_its_configured_size(start_server: StartServer) -> None:
@@ -105,7 +107,7 @@ async def test_turn_credentials_verify_with_an_independent_hmac(start_server: St
     assert {"urls": ["stun:stun.example:3478"]} in servers
     turn = next(s for s in servers if "credential" in s)
     expiry, _, user = turn["username"].partition(":")
-    assert user == "anna.altbach" and 590 <= int(expiry) - time.time() <= 600
+    assert user == ANNA and 590 <= int(expiry) - time.time() <= 600
     expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
 
@@ -121,16 +123,17 @@ async def test_a_ring_reaches_every_device_and_the_first_answer_wins_on_all(offi
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben_phone = await on_floor(office, "ben.bergheim", "bergheim")
     ben_desk = await office.client("ben.bergheim", "bergheim")
-    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
     for device in (ben_phone, ben_desk):
-        assert (await device.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+        assert (await device.next_event("call.ring"))["ring"]["ring_id"] == ring["ring_id"]
     accepted = await ben_desk.request("call.answer", {"ring_id": ring["ring_id"], "accept": True})
-    assert accepted["call"]["members"] == ["anna.altbach", "ben.bergheim"] and accepted["call"]["kind"] == "direct"
+    assert accepted["call"]["members"] == [ANNA, BEN] and accepted["call"]["kind"] == "direct"
     late = await ben_phone.call("call.answer", {"ring_id": ring["ring_id"], "accept": False})
     assert late["error"]["code"] == "ring_resolved"
     for client in (anna, ben_phone, ben_desk):  # every device stops ringing
         outcome = await client.next_event("call.ring_outcome")
-        assert (outcome["outcome"], outcome["by"]) == ("accepted", "ben.bergheim")
+        assert (outcome["outcome"], outcome["by"]) == ("accepted", BEN)
+        assert (outcome["caller_id"], outcome["callee_id"]) == (ANNA, BEN)
     update = await anna.next_event("call.updated")
     assert update["call_id"] == accepted["call"]["call_id"]
 
@@ -138,10 +141,10 @@ async def test_a_ring_reaches_every_device_and_the_first_answer_wins_on_all(offi
 async def test_decline_and_cancel_end_the_ring_for_both(office: OfficeServer) -> None:
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben = await on_floor(office, "ben.bergheim", "bergheim")
-    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
     await ben.request("call.answer", {"ring_id": ring["ring_id"], "accept": False})
     assert (await anna.next_event("call.ring_outcome"))["outcome"] == "declined"
-    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
     await anna.request("call.cancel", {"ring_id": ring["ring_id"]})
     assert (await ben.next_event("call.ring_outcome", lambda o: o["ring_id"] == ring["ring_id"]))["outcome"] == "cancelled"
 
@@ -150,7 +153,7 @@ async def test_an_unanswered_ring_times_out(start_server: StartServer) -> None:
     office = await start_server({"PRESENCE_CALLS__RING_TIMEOUT_SECONDS": "1"})
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben = await on_floor(office, "ben.bergheim", "bergheim")
-    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
     for client in (anna, ben):
         outcome = await client.next_event("call.ring_outcome", timeout=5)
         assert (outcome["ring_id"], outcome["outcome"]) == (ring["ring_id"], "expired")
@@ -160,23 +163,25 @@ async def test_do_not_disturb_is_not_rung_and_a_note_waits_for_available(office:
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben = await on_floor(office, "ben.bergheim", "bergheim")
     await ben.set_status("do_not_disturb", "Klausur")
-    ack = await anna.call("call.ring", {"user_id": "ben.bergheim"})
+    ack = await anna.call("call.ring", {"person": BEN})
     assert ack["error"]["code"] == "do_not_disturb"
-    await anna.request("call.note", {"user_id": "ben.bergheim", "text": "Bitte zurückrufen: Förderantrag"})
+    await anna.request("call.note", {"person": BEN, "text": "Bitte zurückrufen: Förderantrag"})
     assert ben.pending_events("call.ring") == []
     await ben.set_status("available")
     notes = (await ben.next_event("call.notes"))["notes"]
-    assert [(n["from"]["user_id"], n["text"]) for n in notes] == [("anna.altbach", "Bitte zurückrufen: Förderantrag")]
+    assert [(n["from"]["person"], n["from"]["user_id"], n["text"]) for n in notes] == [
+        (ANNA, "anna.altbach", "Bitte zurückrufen: Förderantrag")
+    ]
 
 
 async def test_ringing_across_towns_needs_a_floor_the_caller_may_see(office: OfficeServer) -> None:
     sven = await on_floor(office, "sven.seefeld", "seefeld")
     jan = await on_floor(office, "jan.altbach", "altbach", floor="altbach-eg")  # altbach's own floor
-    ack = await sven.call("call.ring", {"user_id": "jan.altbach"})
+    ack = await sven.call("call.ring", {"person": "altbach/jan.altbach"})
     assert ack["error"]["code"] == "not_found"  # seefeld may not look into altbach's town hall
     await jan.move(FLOOR)  # now on the cooperation's shared floor
-    ring = (await sven.request("call.ring", {"user_id": "jan.altbach"}))["ring"]
-    assert (await jan.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+    ring = (await sven.request("call.ring", {"person": "altbach/jan.altbach"}))["ring"]
+    assert (await jan.next_event("call.ring"))["ring"]["ring_id"] == ring["ring_id"]
 
 
 async def test_the_floor_shows_who_is_in_a_call(office: OfficeServer) -> None:
@@ -187,24 +192,68 @@ async def test_the_floor_shows_who_is_in_a_call(office: OfficeServer) -> None:
     call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
     await ben.request("call.join", {"room_id": LOUNGE})
     in_call = lambda v, user, value: v.members.get(user, {}).get("in_call") == value  # noqa: E731  (absent: None)
-    await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", call_id) and in_call(v, "ben.bergheim", call_id))
+    await watcher.until_view(FLOOR, lambda v: in_call(v, ANNA, call_id) and in_call(v, BEN, call_id))
     late = await office.client("lea.lindenau", "lindenau")  # a snapshot taken now says so too
     snapshot = await late.watch(FLOOR)
-    assert snapshot.members["anna.altbach"]["in_call"] == call_id
+    assert snapshot.members[ANNA]["in_call"] == call_id
     await ben.move(FLOOR)  # walks out: leaves the call
-    await watcher.until_view(FLOOR, lambda v: in_call(v, "ben.bergheim", None) and in_call(v, "anna.altbach", call_id))
+    await watcher.until_view(FLOOR, lambda v: in_call(v, BEN, None) and in_call(v, ANNA, call_id))
     await anna.request("call.leave")
-    await watcher.until_view(FLOOR, lambda v: in_call(v, "anna.altbach", None))
+    await watcher.until_view(FLOOR, lambda v: in_call(v, ANNA, None))
 
 
 async def test_someone_in_a_direct_call_shows_it_on_the_floor_they_walk_to(office: OfficeServer) -> None:
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben = await on_floor(office, "ben.bergheim", "bergheim")
-    ring = (await anna.request("call.ring", {"user_id": "ben.bergheim"}))["ring"]
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
     call_id = (await ben.request("call.answer", {"ring_id": ring["ring_id"], "accept": True}))["call"]["call_id"]
     watcher = await office.client("jan.altbach", "altbach")
     await watcher.watch("altbach-eg")
     await anna.move("altbach-eg")  # anna walks to her own town's floor, still talking to ben
     await watcher.until_view(
-        "altbach-eg", lambda v: v.members.get("anna.altbach", {}).get("in_call") == call_id
+        "altbach-eg", lambda v: v.members.get(ANNA, {}).get("in_call") == call_id
     )
+
+
+async def test_the_callee_hears_the_ring_as_documented_and_ids_are_persons(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    ack = await anna.request("call.ring", {"person": BEN})
+    heard = await ben.next_event("call.ring")
+    assert heard == {"ring": ack["ring"]}  # {ring}, not the bare ring
+    assert heard["ring"]["callee_id"] == BEN
+    assert heard["ring"]["caller"]["person"] == ANNA and heard["ring"]["caller"]["user_id"] == "anna.altbach"
+
+
+async def test_a_ring_names_a_person_never_a_bare_user_id(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    await on_floor(office, "ben.bergheim", "bergheim")
+    for payload in ({"person": "ben.bergheim"}, {"user_id": "ben.bergheim"}):
+        ack = await anna.call("call.ring", payload)
+        assert ack["error"]["code"] == "invalid_payload", (payload, ack)
+    ack = await anna.call("call.note", {"person": "ben.bergheim", "text": "hallo"})
+    assert ack["error"]["code"] == "invalid_payload"
+
+
+async def test_a_ring_reaches_only_the_person_of_the_named_town(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    lindenau = await on_floor(office, "m.mueller", "lindenau")
+    seefeld = await on_floor(office, "m.mueller", "seefeld")  # same user id, another town
+    ring = (await anna.request("call.ring", {"person": "lindenau/m.mueller"}))["ring"]
+    assert (await lindenau.next_event("call.ring"))["ring"]["ring_id"] == ring["ring_id"]
+    ack = await seefeld.call("call.answer", {"ring_id": ring["ring_id"], "accept": True})
+    assert ack["error"]["code"] == "forbidden"  # not the callee, though the user id matches
+    assert seefeld.pending_events("call.ring") == []
+    ack = await anna.call("call.ring", {"person": "bergheim/m.mueller"})  # nobody of that name in bergheim
+    assert ack["error"]["code"] == "not_found"
+
+
+async def test_a_conflicting_ring_says_why(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    ring = (await anna.request("call.ring", {"person": BEN}))["ring"]
+    again = await anna.call("call.ring", {"person": BEN})
+    assert (again["error"]["code"], again["error"]["reason"]) == ("conflict", "already_ringing")
+    await ben.request("call.answer", {"ring_id": ring["ring_id"], "accept": True})
+    again = await anna.call("call.ring", {"person": BEN})
+    assert (again["error"]["code"], again["error"]["reason"]) == ("conflict", "already_in_call")

@@ -15,6 +15,7 @@ from signalling.webrtc import CallPeer
 from tests.conftest import OfficeServer
 
 FLOOR, LOUNGE = "projekt", "projekt-lounge"
+ANNA, BEN, LEA = "altbach/anna.altbach", "bergheim/ben.bergheim", "lindenau/lea.lindenau"
 
 
 @pytest.fixture
@@ -40,33 +41,33 @@ async def test_two_peers_connect_talk_both_ways_and_hear_each_other(peers: list[
     setups = sample("vo_call_setup_seconds_count")
     await anna.join_room_call(LOUNGE)
     await ben.join_room_call(LOUNGE)
-    await anna.wait_connected("ben.bergheim")
-    await ben.wait_connected("anna.altbach")
+    await anna.wait_connected(BEN)
+    await ben.wait_connected(ANNA)
     assert sample("vo_call_setup_seconds_count") == setups + 1  # one pair negotiated
     assert sample("vo_calls_active") == 1 and sample("vo_call_members") == 2
-    await anna.send("ben.bergheim", "Hallo aus Altbach")
-    assert await ben.receive("anna.altbach") == "Hallo aus Altbach"
-    await ben.send("anna.altbach", "Moin aus Bergheim")
-    assert await anna.receive("ben.bergheim") == "Moin aus Bergheim"
-    assert await ben.wait_audio_frames("anna.altbach", 5) >= 5  # the synthetic track arrives
-    assert await anna.wait_audio_frames("ben.bergheim", 5) >= 5
+    await anna.send(BEN, "Hallo aus Altbach")
+    assert await ben.receive(ANNA) == "Hallo aus Altbach"
+    await ben.send(ANNA, "Moin aus Bergheim")
+    assert await anna.receive(BEN) == "Moin aus Bergheim"
+    assert await ben.wait_audio_frames(ANNA, 5) >= 5  # the synthetic track arrives
+    assert await anna.wait_audio_frames(BEN, 5) >= 5
     anna.client.pending_events("call.updated")  # drop the updates so far (one said "anna alone" too)
     await ben.leave()
-    await anna.client.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"])
+    await anna.client.next_event("call.updated", lambda c: c["members"] == [ANNA])
     assert anna.peers == []
 
 
 async def test_three_peers_form_a_full_mesh(peers: list[CallPeer]) -> None:
     for peer in peers:
         await peer.join_room_call(LOUNGE)
-    users = ["anna.altbach", "ben.bergheim", "lea.lindenau"]
+    users = [ANNA, BEN, LEA]
     for peer, me in zip(peers, users):
         for other in users:
             if other != me:
                 await peer.wait_connected(other)
         assert peer.peers == sorted(u for u in users if u != me)
-    await peers[2].send("anna.altbach", "Dritte im Bunde")
-    assert await peers[0].receive("lea.lindenau") == "Dritte im Bunde"
+    await peers[2].send(ANNA, "Dritte im Bunde")
+    assert await peers[0].receive(LEA) == "Dritte im Bunde"
 
 
 async def test_a_direct_call_rings_is_accepted_and_connects(office: OfficeServer) -> None:
@@ -76,16 +77,16 @@ async def test_a_direct_call_rings_is_accepted_and_connects(office: OfficeServer
         await client.move(FLOOR)
     anna, ben = CallPeer(anna_client), CallPeer(ben_client)
     try:
-        ring = (await anna.ring("ben.bergheim"))["ring"]
-        assert (await ben_client.next_event("call.ring"))["ring_id"] == ring["ring_id"]
+        ring = (await anna.ring(BEN))["ring"]
+        assert (await ben_client.next_event("call.ring"))["ring"]["ring_id"] == ring["ring_id"]
         accepted = sample("vo_rings_total", outcome="accepted")
         await ben.accept(ring["ring_id"])
         assert sample("vo_rings_total", outcome="accepted") == accepted + 1
-        await anna.wait_connected("ben.bergheim")
-        await ben.wait_connected("anna.altbach")
-        await anna.send("ben.bergheim", "Danke fürs Abnehmen")
-        assert await ben.receive("anna.altbach") == "Danke fürs Abnehmen"
-        assert await anna.wait_audio_frames("ben.bergheim", 5) >= 5
+        await anna.wait_connected(BEN)
+        await ben.wait_connected(ANNA)
+        await anna.send(BEN, "Danke fürs Abnehmen")
+        assert await ben.receive(ANNA) == "Danke fürs Abnehmen"
+        assert await anna.wait_audio_frames(BEN, 5) >= 5
     finally:
         for peer in (anna, ben):
             await peer.close()

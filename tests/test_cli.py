@@ -254,3 +254,18 @@ def test_logging_renders_json_with_bound_context_and_quiets_libraries(
     assert lines[0]["room"] == "r-1" and lines[0]["level"] == "info"
     assert all(line["sid"] == "s-1" and line["municipality"] == "altbach" for line in lines)
     assert lines[0]["timestamp"].endswith("Z")
+
+
+def test_run_on_a_release_0_1_database_with_ambiguous_owners_stops_with_the_room_named(tmp_path: Path) -> None:
+    database = tmp_path / "campus.sqlite3"
+    database.write_bytes((ROOT / "tests" / "data" / "campus-0.1.sqlite3").read_bytes())
+    config = tmp_path / "presence.toml"
+    config.write_text(f'[storage]\nsqlite_path = "{database}"\n[http]\nport = 1\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "presence_server", "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "PRESENCE_LOG__FORMAT": "console"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "projekt-besprechung" in result.stderr and "campus.legacy_owners" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -21,6 +21,8 @@ from tests.support.redis_server import RedisServer
 pytestmark = pytest.mark.slow
 
 FLOOR = "projekt"
+ANNA, BEN, JONAS = "altbach/anna.altbach", "bergheim/ben.bergheim", "lindenau/jonas.lindenau"
+MIA = "altbach/mia.altbach"
 SETTINGS = make_settings()
 
 
@@ -94,9 +96,9 @@ async def test_joins_walks_and_status_are_seen_on_every_node_in_order(cluster: C
 
     def settled(v) -> bool:
         m = v.members
-        return (m.get("anna.altbach", {}).get("room_id") == "projekt-lounge"
-                and m.get("ben.bergheim", {}).get("text") == "Haushalt"
-                and m.get("lea.lindenau", {}).get("status") == "do_not_disturb")
+        return (m.get("altbach/anna.altbach", {}).get("room_id") == "projekt-lounge"
+                and m.get("bergheim/ben.bergheim", {}).get("text") == "Haushalt"
+                and m.get("lindenau/lea.lindenau", {}).get("status") == "do_not_disturb")
 
     for watcher in watchers:
         await watcher.until_view(FLOOR, settled, timeout=10)
@@ -116,11 +118,11 @@ async def test_a_user_with_sessions_on_two_nodes_is_one_presence(cluster: Cluste
     tab1 = await cluster.client(1, "jonas.lindenau", "lindenau")
     assert tab1.ready["location"] == {"floor_id": FLOOR, "room_id": None}
     await tab1.set_status("busy", scope="session")
-    await watcher.until_view(FLOOR, lambda v: v.members.get("jonas.lindenau", {}).get("status") == "busy")
+    await watcher.until_view(FLOOR, lambda v: v.members.get(JONAS, {}).get("status") == "busy")
     await tab1.disconnect()  # the busy tab closes: status falls back, no leave
-    await watcher.until_view(FLOOR, lambda v: v.members.get("jonas.lindenau", {}).get("status") == "available")
+    await watcher.until_view(FLOOR, lambda v: v.members.get(JONAS, {}).get("status") == "available")
     kinds = [d["type"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"]
-             if d.get("user_id") == "jonas.lindenau" or d.get("member", {}).get("user_id") == "jonas.lindenau"]
+             if d.get("person") == JONAS or d.get("member", {}).get("person") == JONAS]
     assert "left" not in kinds
 
 
@@ -158,7 +160,7 @@ async def test_a_node_with_no_watcher_of_a_floor_receives_none_of_its_traffic(cl
     mover = await cluster.client(0, "mia.altbach", "altbach")
     await mover.move(floor)
     await mover.move(floor, "altbach-teekueche")
-    await watcher.until_view(floor, lambda v: v.members.get("mia.altbach", {}).get("room_id") == "altbach-teekueche")
+    await watcher.until_view(floor, lambda v: v.members.get(MIA, {}).get("room_id") == "altbach-teekueche")
     key = ("vo_bus_floor_received_total", (("floor", floor),))
     assert (await cluster.metrics(1)).get(key, 0) >= 1  # node 1 has a watcher: it hears the floor
     assert (await cluster.metrics(2)).get(key, 0) == 0  # node 2 has none: not one message
@@ -198,7 +200,7 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
         for i, client in enumerate(doomed):
             await client.move(FLOOR, "projekt-lounge" if i else None)
         for watcher in watchers:
-            await watcher.until_view(FLOOR, lambda v: {f"doomed{i}.bergheim" for i in range(3)} <= set(v.members))
+            await watcher.until_view(FLOOR, lambda v: {f"bergheim/doomed{i}.bergheim" for i in range(3)} <= set(v.members))
         # A survivor shares a room call with one of them.
         await watchers[0].move(FLOOR, "projekt-lounge")
         await watchers[0].request("call.join", {"room_id": "projekt-lounge"})
@@ -207,13 +209,15 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
         started = time.monotonic()
         nodes[2].stop(signal.SIGKILL)
         for watcher in watchers:
-            await watcher.until_view(FLOOR, lambda v: not any(u.startswith("doomed") for u in v.members), timeout=10)
+            await watcher.until_view(FLOOR, lambda v: not any(p.startswith("bergheim/doomed") for p in v.members),
+                                     timeout=10)
         assert time.monotonic() - started < 10
-        alone = await watchers[0].next_event("call.updated", lambda c: c["members"] == ["watcher0.seefeld"], timeout=5)
+        alone = await watchers[0].next_event("call.updated", lambda c: c["members"] == ["seefeld/watcher0.seefeld"],
+                                             timeout=5)
         assert not alone["ended"]  # the call goes on without the member the dead node held
         for watcher in watchers:
-            lefts = [d["user_id"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
-            assert sorted(lefts) == [f"doomed{i}.bergheim" for i in range(3)]  # each once
+            lefts = [d["person"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
+            assert sorted(lefts) == [f"bergheim/doomed{i}.bergheim" for i in range(3)]  # each once
             assert await watcher.request("campus.get")  # still served
     finally:
         for client in c.clients:
@@ -241,7 +245,7 @@ async def test_a_draining_node_hands_its_users_over_without_a_leave(redis_server
         await anna.move(FLOOR, "projekt-lounge")
         await anna.set_status("busy", "Workshop")
         await ben.move(FLOOR)
-        await watcher.until_view(FLOOR, lambda v: {"anna.altbach", "ben.bergheim"} <= set(v.members))
+        await watcher.until_view(FLOOR, lambda v: {ANNA, BEN} <= set(v.members))
         watcher.pending_events("floor.diffs")
 
         # In a thread: the clients on this loop must answer the close handshake meanwhile.
@@ -250,11 +254,11 @@ async def test_a_draining_node_hands_its_users_over_without_a_leave(redis_server
         back = await c.client(0, "anna.altbach", "altbach")  # anna reconnects elsewhere; ben does not
         assert back.ready["location"] == {"floor_id": FLOOR, "room_id": "projekt-lounge"}
         assert back.ready["me"]["text"] == "Workshop"
-        await watcher.until_view(FLOOR, lambda v: "ben.bergheim" not in v.members, timeout=15)
+        await watcher.until_view(FLOOR, lambda v: BEN not in v.members, timeout=15)
         diffs = [d for f in watcher.pending_events("floor.diffs") for d in f["diffs"]]
-        about = lambda user: [d["type"] for d in diffs if user in (d.get("user_id"), d.get("member", {}).get("user_id"))]  # noqa: E731
-        assert about("anna.altbach") == []  # handed over: no flicker
-        assert about("ben.bergheim") == ["left"]  # gone for good, once
+        about = lambda p: [d["type"] for d in diffs if p in (d.get("person"), d.get("member", {}).get("person"))]  # noqa: E731
+        assert about(ANNA) == []  # handed over: no flicker
+        assert about(BEN) == ["left"]  # gone for good, once
         assert await stopping == 0  # drained, then exited cleanly
     finally:
         for client in c.clients:
@@ -265,7 +269,7 @@ async def test_a_draining_node_hands_its_users_over_without_a_leave(redis_server
 
 
 async def test_a_knock_answered_from_two_nodes_at_once_has_one_outcome_100_times(cluster: Cluster) -> None:
-    meeting = "projekt-besprechung"  # closed; owner lea.lindenau
+    meeting = "projekt-besprechung"  # closed; owner lindenau/lea.lindenau
     lea = await cluster.client(0, "lea.lindenau", "lindenau")
     await lea.move(FLOOR, meeting)
     jonas = await cluster.client(1, "jonas.lindenau", "lindenau")
@@ -287,7 +291,8 @@ async def test_a_knock_answered_from_two_nodes_at_once_has_one_outcome_100_times
         outcome = winners[0]["outcome"]["outcome"]
         for client in (knocker, lea, jonas):  # every node delivers the same one outcome
             seen = await client.next_event("knock.outcome", lambda o, k=knock["knock_id"]: o["knock_id"] == k, timeout=5)
-            assert seen["outcome"] == outcome
+            assert seen["outcome"] == outcome and seen["knocker_id"] == "bergheim/tim.bergheim"
+            assert seen["by"] == ("lindenau/lea.lindenau" if acks[0]["ok"] else JONAS)  # whoever won
         if outcome == "admitted":
             await knocker.move(FLOOR)  # step out for the next round
 
@@ -299,13 +304,13 @@ async def test_one_sessions_requests_apply_in_the_order_sent(cluster: Cluster) -
     await watcher.watch(FLOOR)
     mia = await cluster.client(0, "mia.altbach", "altbach")
     await mia.move(FLOOR)
-    await watcher.until_view(FLOOR, lambda v: "mia.altbach" in v.members)
+    await watcher.until_view(FLOOR, lambda v: MIA in v.members)
     watcher.pending_events("floor.diffs")
     acks = await asyncio.gather(
         *(mia.call("presence.status", {"status": "busy", "text": f"Schritt {i:02d}"}) for i in range(20))
     )
     assert all(a["ok"] for a in acks)
-    await watcher.until_view(FLOOR, lambda v: v.members["mia.altbach"]["text"] == "Schritt 19", timeout=5)
+    await watcher.until_view(FLOOR, lambda v: v.members[MIA]["text"] == "Schritt 19", timeout=5)
     texts = [d["text"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "status"]
     assert texts == [f"Schritt {i:02d}" for i in range(20)]
 
@@ -324,23 +329,23 @@ async def test_a_room_call_spans_nodes_with_real_aiortc_peers(cluster: Cluster) 
         await anna.join_room_call(lounge)
         joined = await ben.join_room_call(lounge)
         call_id = joined["call"]["call_id"]
-        await anna.wait_connected("ben.bergheim")
-        await ben.wait_connected("anna.altbach")
-        await anna.send("ben.bergheim", "Hallo von Knoten 0")
-        assert await ben.receive("anna.altbach") == "Hallo von Knoten 0"
-        await ben.send("anna.altbach", "Antwort von Knoten 1")
-        assert await anna.receive("ben.bergheim") == "Antwort von Knoten 1"
+        await anna.wait_connected(BEN)
+        await ben.wait_connected(ANNA)
+        await anna.send(BEN, "Hallo von Knoten 0")
+        assert await ben.receive(ANNA) == "Hallo von Knoten 0"
+        await ben.send(ANNA, "Antwort von Knoten 1")
+        assert await anna.receive(BEN) == "Antwort von Knoten 1"
         # A watcher on a third node sees both in the call.
         await watcher.until_view(FLOOR, lambda v: all(
-            v.members.get(u, {}).get("in_call") == call_id for u in ("anna.altbach", "ben.bergheim")), timeout=5)
+            v.members.get(p, {}).get("in_call") == call_id for p in (ANNA, BEN)), timeout=5)
         # Someone outside the call, on another node, relays nothing to its members.
-        refused = await outsider.call("call.signal", {"call_id": call_id, "to": "anna.altbach", "kind": "offer",
+        refused = await outsider.call("call.signal", {"call_id": call_id, "to": ANNA, "kind": "offer",
                                                       "data": {"sdp": "v=0"}})
         assert refused["error"]["code"] == "not_in_call"
         await ben.leave()
-        update = await anna_client.next_event("call.updated", lambda c: c["members"] == ["anna.altbach"], timeout=5)
+        update = await anna_client.next_event("call.updated", lambda c: c["members"] == [ANNA], timeout=5)
         assert update["call_id"] == call_id
-        await watcher.until_view(FLOOR, lambda v: "in_call" not in v.members["ben.bergheim"], timeout=5)
+        await watcher.until_view(FLOOR, lambda v: "in_call" not in v.members[BEN], timeout=5)
     finally:
         for peer in (anna, ben):
             await peer.close()
@@ -355,9 +360,12 @@ async def test_a_ring_answered_on_two_nodes_at_once_has_one_outcome(cluster: Clu
     await caller.move(FLOOR)
     await phone.move(FLOOR)
     for round_no in range(10):
-        ring = (await caller.request("call.ring", {"user_id": "jonas.lindenau"}))["ring"]
+        ring = (await caller.request("call.ring", {"person": JONAS}))["ring"]
         for device in (phone, laptop):
-            await device.next_event("call.ring", lambda r, i=ring["ring_id"]: r["ring_id"] == i, timeout=5)
+            await device.next_event("call.ring", lambda r, i=ring["ring_id"]: r["ring"]["ring_id"] == i, timeout=5)
+        if round_no == 0:  # the shared store says why a second ring conflicts, as one node does
+            again = await caller.call("call.ring", {"person": JONAS})
+            assert (again["error"]["code"], again["error"]["reason"]) == ("conflict", "already_ringing")
         accept_first = round_no % 2 == 0
         acks = await asyncio.gather(
             phone.call("call.answer", {"ring_id": ring["ring_id"], "accept": accept_first}),
@@ -370,8 +378,31 @@ async def test_a_ring_answered_on_two_nodes_at_once_has_one_outcome(cluster: Clu
         for client in (caller, phone, laptop):  # every device, on every node, hears the same outcome
             seen = await client.next_event(
                 "call.ring_outcome", lambda o, i=ring["ring_id"]: o["ring_id"] == i, timeout=5)
-            assert seen["outcome"] == outcome
+            assert (seen["outcome"], seen["by"], seen["caller_id"]) == (outcome, JONAS, MIA)
         if outcome == "accepted":
-            assert winners[0]["call"]["members"] == ["jonas.lindenau", "mia.altbach"]
+            assert winners[0]["call"]["members"] == [MIA, JONAS]
+            again = await caller.call("call.ring", {"person": JONAS})
+            assert (again["error"]["code"], again["error"]["reason"]) == ("conflict", "already_in_call")
             await caller.request("call.leave")
             await phone.next_event("call.updated", lambda c: c["ended"], timeout=5)
+
+
+async def test_the_same_user_id_of_two_towns_on_two_nodes_is_two_people(cluster: Cluster) -> None:
+    watcher = await cluster.client(2, "watcher.seefeld", "seefeld")
+    await watcher.watch(FLOOR)
+    altbach = await cluster.client(0, "m.mueller", "altbach")
+    lindenau = await cluster.client(1, "m.mueller", "lindenau")
+    await altbach.move(FLOOR, "projekt-lounge")
+    await lindenau.move(FLOOR)
+    await altbach.set_status("busy", "Altbach")
+    await watcher.until_view(FLOOR, lambda v: v.members.get("altbach/m.mueller", {}).get("text") == "Altbach"
+                             and "lindenau/m.mueller" in v.members, timeout=5)
+    assert watcher.views[FLOOR].members["lindenau/m.mueller"]["status"] == "available"
+    ring = (await watcher.request("call.ring", {"person": "lindenau/m.mueller"}))["ring"]
+    heard = await lindenau.next_event("call.ring", timeout=5)
+    assert heard["ring"]["ring_id"] == ring["ring_id"]
+    await watcher.request("call.cancel", {"ring_id": ring["ring_id"]})
+    await altbach.disconnect()  # gone after the grace period; Lindenau's person stays
+    await watcher.until_view(FLOOR, lambda v: "altbach/m.mueller" not in v.members, timeout=10)
+    assert "lindenau/m.mueller" in watcher.views[FLOOR].members
+    assert altbach.pending_events("call.ring") == []

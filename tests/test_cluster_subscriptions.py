@@ -35,6 +35,6 @@ async def test_a_watcher_arriving_as_the_last_one_leaves_keeps_hearing_other_nod
                              arriving.watch(FLOOR))
         text = f"Runde {round_no}"
         await mover.set_status("busy", text)  # made on node b: node a hears it only through Redis
-        await arriving.until_view(FLOOR, lambda v, t=text: v.members.get("tim.bergheim", {}).get("text") == t,
+        await arriving.until_view(FLOOR, lambda v, t=text: v.members.get("bergheim/tim.bergheim", {}).get("text") == t,
                                   timeout=5)
         leaving, arriving = arriving, leaving  # the other one leaves next

@@ -18,6 +18,7 @@ from tests.conftest import OfficeServer, StartServer
 from tests.support.rawws import StalledClient
 
 FLOOR = "projekt"
+ANNA = "altbach/anna.altbach"
 
 
 def eio_socket(office: OfficeServer, client: OfficeClient) -> engineio.async_socket.AsyncSocket:
@@ -46,13 +47,13 @@ async def test_long_polling_and_upgraded_sessions_keep_the_library_path(office: 
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR, "projekt-lounge")
     for client in (polling, upgraded):
-        await client.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("room_id") == "projekt-lounge")
+        await client.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("room_id") == "projekt-lounge")
         assert type(eio_socket(office, client)) is engineio.async_socket.AsyncSocket
     await asyncio.wait_for(_until(lambda: upgraded.sio.transport() == "websocket"), 5)
     await upgraded.move(FLOOR)
     await upgraded.set_status("busy", "nach dem Upgrade")
     await anna.watch(FLOOR)
-    await anna.until_view(FLOOR, lambda v: v.members.get("lea.lindenau", {}).get("text") == "nach dem Upgrade")
+    await anna.until_view(FLOOR, lambda v: v.members.get("lindenau/lea.lindenau", {}).get("text") == "nach dem Upgrade")
 
 
 async def test_pings_keep_a_lean_session_alive_and_a_silent_client_is_dropped(start_server: StartServer) -> None:
@@ -74,15 +75,15 @@ async def test_pings_keep_a_lean_session_alive_and_a_silent_client_is_dropped(st
     silent = await asyncio.to_thread(StalledClient, url.hostname, url.port)  # never answers a ping
     await asyncio.to_thread(silent.socketio_connect, {"token": office.token("slow.seefeld", "seefeld")})
     try:
-        await asyncio.wait_for(_until(lambda: _online(office, "slow.seefeld") is False), 5)
+        await asyncio.wait_for(_until(lambda: _online(office, "seefeld/slow.seefeld") is False), 5)
     finally:
         silent.close()
-    assert alive.sio.connected and _online(office, "anna.altbach")
+    assert alive.sio.connected and _online(office, ANNA)
     await alive.move(FLOOR)
 
 
-def _online(office: OfficeServer, user_id: str) -> bool:
-    return any(s.identity.actor.user_id == user_id for s in office.runtime.gateway._sessions.values())
+def _online(office: OfficeServer, person: str) -> bool:
+    return any(s.identity.actor.person_id == person for s in office.runtime.gateway._sessions.values())
 
 
 async def _until(predicate) -> None:  # type: ignore[no-untyped-def]

@@ -11,11 +11,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from presence_server import metrics
 from presence_server.fanout import encode_event_frame
+from rooms.person import PersonId
 from signalling.client import OfficeClient
 from tests.conftest import OfficeServer, StartServer
 from tests.support.rawws import StalledClient
 
 FLOOR = "projekt"
+ANNA = "altbach/anna.altbach"
 
 
 def counter(name: str) -> float:
@@ -43,7 +45,7 @@ async def test_websocket_watchers_get_frames_through_the_direct_path(office: Off
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR)
     for watcher in watchers:
-        await watcher.until_view(FLOOR, lambda v: "anna.altbach" in v.members)
+        await watcher.until_view(FLOOR, lambda v: ANNA in v.members)
     assert counter("vo_fanout_deliveries_total") - before >= 5
 
 
@@ -57,7 +59,7 @@ async def test_a_long_polling_watcher_is_served_through_socketio(office: OfficeS
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR, "projekt-lounge")
     for client in (polling, direct):
-        await client.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("room_id") == "projekt-lounge")
+        await client.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("room_id") == "projekt-lounge")
     assert polling.sio.transport() == "polling"
 
 
@@ -97,10 +99,10 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_their
     stalled.close()
     # The healthy watcher saw the latest change, and the stalled one is gone from presence.
     last = f"{filler}{n:05d}15"
-    await healthy.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("text") == last, timeout=10)
+    await healthy.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("text") == last, timeout=10)
 
     async def session_closed() -> None:  # engine.io notices the aborted socket
-        while (await office.runtime.presence.store.member("slow.seefeld")).sessions:
+        while (await office.runtime.presence.store.member(PersonId("seefeld/slow.seefeld"))).sessions:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(session_closed(), timeout=10)

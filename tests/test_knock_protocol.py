@@ -6,12 +6,14 @@ import asyncio
 
 import pytest
 
+from rooms.person import PersonId
 from signalling.client import OfficeClient, RequestError
 from tests.conftest import OfficeServer, StartServer
 
 FLOOR = "projekt"
-MEETING = "projekt-besprechung"  # closed door, owner lea.lindenau
-COORDINATION = "projekt-buero-koordination"  # closed, owners lea.lindenau and jonas.lindenau
+MEETING = "projekt-besprechung"  # closed door, owner lindenau/lea.lindenau
+COORDINATION = "projekt-buero-koordination"  # closed, owners lindenau/lea.lindenau and lindenau/jonas.lindenau
+BEN, LEA = PersonId("bergheim/ben.bergheim"), PersonId("lindenau/lea.lindenau")
 
 
 async def occupied_meeting_room(office: OfficeServer) -> tuple[OfficeClient, OfficeClient]:
@@ -30,15 +32,19 @@ async def test_an_admitted_knocker_is_moved_into_the_room_and_everyone_sees_one_
     knock = await ben.knock(MEETING, "Kurze Frage zum Haushalt")
     incoming = await lea.next_event("knock.incoming")
     assert incoming["knock_id"] == knock["knock_id"]
+    assert incoming["knocker"]["person"] == BEN
     assert incoming["knocker"]["user_id"] == "ben.bergheim" and incoming["knocker"]["municipality"] == "bergheim"
     assert incoming["message"] == "Kurze Frage zum Haushalt" and incoming["silent"] is False
 
     result = await lea.answer(knock["knock_id"], admit=True)
-    assert result["outcome"]["outcome"] == "admitted" and result["outcome"]["by"] == "lea.lindenau"
+    assert result["outcome"]["outcome"] == "admitted" and result["outcome"]["by"] == LEA
+    assert result["outcome"]["knocker_id"] == BEN
     for client in (ben, lea):
         outcome = await client.next_event("knock.outcome")
-        assert (outcome["knock_id"], outcome["outcome"]) == (knock["knock_id"], "admitted")
-    await watcher.until_view(FLOOR, lambda v: v.members.get("ben.bergheim", {}).get("room_id") == MEETING)
+        assert (outcome["knock_id"], outcome["outcome"], outcome["knocker_id"], outcome["by"]) == (
+            knock["knock_id"], "admitted", BEN, LEA
+        )
+    await watcher.until_view(FLOOR, lambda v: v.members.get(BEN, {}).get("room_id") == MEETING)
 
 
 async def test_a_declined_knocker_waits_out_a_cooldown(office: OfficeServer) -> None:
@@ -65,7 +71,7 @@ async def test_one_pending_knock_per_knocker_and_the_knocker_can_cancel(office: 
     assert refused.value.code == "forbidden"
     await ben.request("knock.cancel", {"knock_id": knock["knock_id"]})
     outcome = await lea.next_event("knock.outcome")
-    assert outcome["outcome"] == "cancelled"
+    assert (outcome["outcome"], outcome["by"], outcome["knocker_id"]) == ("cancelled", BEN, BEN)
     with pytest.raises(RequestError) as refused:
         await lea.answer(knock["knock_id"], admit=True)
     assert refused.value.code == "knock_resolved"
@@ -100,7 +106,7 @@ async def test_a_knock_on_an_empty_room_reaches_its_owners_wherever_they_are(off
     assert incoming["room_id"] == COORDINATION
     await jonas.answer(knock["knock_id"], admit=True)
     assert (await ben.next_event("knock.outcome"))["outcome"] == "admitted"
-    assert await office.runtime.presence.location("ben.bergheim") == {"floor_id": FLOOR, "room_id": COORDINATION}
+    assert await office.runtime.presence.location(BEN) == {"floor_id": FLOOR, "room_id": COORDINATION}
 
 
 async def test_nobody_to_answer_is_said_at_once(office: OfficeServer) -> None:
@@ -138,7 +144,7 @@ async def test_only_people_inside_or_owners_may_answer(office: OfficeServer) -> 
     with pytest.raises(RequestError) as refused:
         await outsider.answer(knock["knock_id"], admit=True)
     assert refused.value.code == "forbidden"
-    assert await office.runtime.knocks.store.pending_of("ben.bergheim") is not None
+    assert await office.runtime.knocks.store.pending_of(BEN) is not None
 
 
 async def test_two_occupants_answering_at_the_same_moment_give_exactly_one_outcome_100_times(
@@ -177,3 +183,19 @@ async def test_two_occupants_answering_at_the_same_moment_give_exactly_one_outco
     # Exactly one outcome per knock: nothing extra is left in anyone's queue.
     for client in (ben, lea, jonas):
         assert client.pending_events("knock.outcome") == []
+
+
+async def test_the_same_user_id_from_another_town_is_not_an_owner(office: OfficeServer) -> None:
+    # Altbach's provider may issue "lea.lindenau" too: that is Altbach's Lea, not the owner.
+    impostor = await office.client("lea.lindenau", "altbach")
+    assert impostor.person == "altbach/lea.lindenau"
+    with pytest.raises(RequestError) as refused:
+        await impostor.move(FLOOR, MEETING)
+    assert refused.value.code == "knock_required"
+    jonas_elsewhere = await office.client("jonas.lindenau", "altbach")
+    await jonas_elsewhere.move(FLOOR)
+    ben = await office.client("ben.bergheim", "bergheim")
+    with pytest.raises(RequestError) as refused:
+        await ben.knock(COORDINATION)  # empty; its owners (lindenau's lea and jonas) are offline
+    assert refused.value.code == "nobody_to_answer"
+    assert jonas_elsewhere.pending_events("knock.incoming") == []

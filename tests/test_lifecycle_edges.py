@@ -6,11 +6,13 @@ import time
 
 import pytest
 
+from rooms.person import PersonId
 from signalling.client import ConnectRefused, OfficeClient, RequestError
 from tests.conftest import OfficeServer, StartServer
 
 FLOOR = "projekt"
 MEETING = "projekt-besprechung"
+ANNA = PersonId("altbach/anna.altbach")
 
 
 async def test_a_deleted_floor_tells_its_people_and_unsubscribes_its_watchers(office: OfficeServer) -> None:
@@ -40,7 +42,7 @@ async def test_a_deleted_floor_tells_its_people_and_unsubscribes_its_watchers(of
     sven = await office.client("sven.seefeld", "seefeld")
     fresh = await sven.watch("anbau")
     await sven.move("anbau")
-    await sven.until_view("anbau", lambda v: "sven.seefeld" in v.members)
+    await sven.until_view("anbau", lambda v: "seefeld/sven.seefeld" in v.members)
     assert fresh.seq > seq_at_removal
     await jan.set_status("busy")  # a later event on jan's socket, to order against
     assert [f for f in jan.pending_events("floor.diffs") if f["floor_id"] == "anbau"
@@ -87,7 +89,11 @@ async def test_a_guest_owner_is_not_asked_to_open_the_door(office: OfficeServer)
     admin = office.token("anna.altbach", "altbach", roles=("staff", "admin"))
     async with office.server_session(admin) as http:
         async with http.patch("/api/v1/rooms/altbach-besprechung", json={"owners": ["gast.altbach"]}) as resp:
+            assert resp.status == 400  # owners are persons: a bare user id is refused
+            assert (await resp.json())["error"]["code"] == "invalid_payload"
+        async with http.patch("/api/v1/rooms/altbach-besprechung", json={"owners": ["altbach/gast.altbach"]}) as resp:
             assert resp.status == 200
+            assert (await resp.json())["room"]["owners"] == ["altbach/gast.altbach"]
     await office.client("gast.altbach", "altbach", roles=("guest",))
     jan = await office.client("jan.altbach", "altbach")
     with pytest.raises(RequestError) as refused:
@@ -102,8 +108,18 @@ async def test_a_refreshed_token_shows_the_new_name_to_the_floor(office: OfficeS
     await anna.move(FLOOR)
     fresh = office.token("anna.altbach", "altbach", name="Dr. Anna Albrecht", department="Hauptamt")
     await anna.request("auth.refresh", {"token": fresh})
-    view = await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("name") == "Dr. Anna Albrecht")
-    assert view.members["anna.altbach"]["profile"]["department"] == "Hauptamt"
+    view = await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("name") == "Dr. Anna Albrecht")
+    assert view.members[ANNA]["profile"]["department"] == "Hauptamt"
+
+
+async def test_a_token_of_the_same_user_id_from_another_town_is_not_a_refresh(office: OfficeServer) -> None:
+    anna = await office.client("anna.altbach", "altbach")
+    await anna.move(FLOOR)
+    impostor = office.token("anna.altbach", "bergheim", name="Anna aus Bergheim")  # another town's provider
+    ack = await anna.call("auth.refresh", {"token": impostor})
+    assert ack["error"]["code"] == "forbidden"
+    member = await office.runtime.presence.store.member(ANNA)
+    assert member is not None and member.actor.municipality_id == "altbach" and member.actor.display_name == "Anna"
 
 
 async def test_a_token_within_the_leeway_may_connect_and_act(office: OfficeServer) -> None:
@@ -135,3 +151,17 @@ async def test_dev_tokens_carry_the_requested_roles(office: OfficeServer) -> Non
         async with http.get("/dev/token?municipality=altbach&user=a.b&name=A&role=staff&role=admin") as resp:
             token = (await resp.json())["token"]
     assert (await office.runtime.verifier.verify(token)).actor.is_admin
+
+
+async def test_a_token_carrying_guest_never_administers_whatever_else_it_carries(office: OfficeServer) -> None:
+    token = office.token("gast.altbach", "altbach", roles=("guest", "admin"))
+    assert not (await office.runtime.verifier.verify(token)).actor.is_admin
+    async with office.server_session(token) as http:
+        async with http.patch("/api/v1/rooms/altbach-besprechung", json={"door": "open"}) as resp:
+            assert resp.status == 403, await resp.text()
+            assert (await resp.json())["error"]["code"] == "forbidden"
+        body = {"id": "gastbau", "name": "Gastbau", "owner_kind": "municipality", "owner_id": "altbach"}
+        async with http.post("/api/v1/floors", json=body) as resp:
+            assert resp.status == 403, await resp.text()
+        async with http.get("/api/v1/rooms/altbach-besprechung") as resp:
+            assert (await resp.json())["room"]["door"] == "closed"

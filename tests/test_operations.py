@@ -25,9 +25,9 @@ async def test_a_project_room_is_removed_at_its_expiry_and_its_occupants_stand_i
             room_id = (await resp.json())["room"]["id"]
     guest = await office.client("sven.seefeld", "seefeld")
     await guest.move(FLOOR, room_id)
-    await watcher.until_view(FLOOR, lambda v: v.members.get("sven.seefeld", {}).get("room_id") == room_id)
+    await watcher.until_view(FLOOR, lambda v: v.members.get("seefeld/sven.seefeld", {}).get("room_id") == room_id)
     await watcher.until_view(FLOOR, lambda v: room_id not in v.rooms, timeout=5)
-    assert view.members["sven.seefeld"]["room_id"] is None
+    assert view.members["seefeld/sven.seefeld"]["room_id"] is None
     assert office.runtime.campus.room(room_id) is None
 
 
@@ -88,7 +88,8 @@ async def test_dev_tokens_exist_only_in_development_mode(start_server) -> None:
     async with dev.server_session() as http:
         async with http.get(query) as resp:
             token = (await resp.json())["token"]
-    assert (await dev.runtime.verifier.verify(token)).actor.user_id == "anna.altbach"
+    actor = (await dev.runtime.verifier.verify(token)).actor
+    assert (actor.user_id, actor.person_id) == ("anna.altbach", "altbach/anna.altbach")
     async with prod_like.server_session() as http:
         async with http.get(query) as resp:
             assert resp.status == 404

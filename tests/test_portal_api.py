@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rooms.person import PersonId
 from tests.conftest import OfficeServer, StartServer
 from tests.support.portal import FERNDORF_FLOOR, eventually, ferndorf_env, get, person
 
@@ -43,11 +44,13 @@ async def test_occupancy_lists_rooms_with_their_occupants_and_the_hallway(office
                           "projekt-buero-koordination", "projekt-buero-it-verbund"}
     assert rooms["projekt-besprechung"]["door"] == "closed" and rooms["projekt-besprechung"]["occupants"] == []
     assert rooms["projekt-lounge"]["occupants"] == [
-        {"user_id": "anna.altbach", "name": "Anna Albrecht", "municipality": "altbach", "guest": False,
+        {"person": "altbach/anna.altbach", "user_id": "anna.altbach", "name": "Anna Albrecht", "municipality": "altbach",
+         "guest": False,
          "status": "available", "status_text": "", "in_call": True}
     ]
     assert body["hallway"] == [
-        {"user_id": "ben.bergheim", "name": "Ben Berger", "municipality": "bergheim", "guest": False,
+        {"person": "bergheim/ben.bergheim", "user_id": "ben.bergheim", "name": "Ben Berger", "municipality": "bergheim",
+         "guest": False,
          "status": "busy", "status_text": "Haushaltsplan", "in_call": False}
     ]
 
@@ -88,7 +91,8 @@ async def test_a_badge_shows_status_and_a_visible_location(office: OfficeServer)
     status, body = await get(office, anna, "/api/v1/municipalities/bergheim/users/ben.bergheim/badge")
     assert status == 200
     assert body["badge"] == {
-        "user_id": "ben.bergheim", "name": "Ben Berger", "municipality": "bergheim", "department": "Kämmerei",
+        "person": "bergheim/ben.bergheim", "user_id": "ben.bergheim", "name": "Ben Berger", "municipality": "bergheim",
+        "department": "Kämmerei",
         "job_title": None, "skills": [], "online": True, "status": "away", "status_text": "Mittagspause",
         "floor_id": FLOOR, "floor_name": "Projektetage Digitales Rathaus", "room_id": "projekt-lounge",
         "room_name": "Lounge", "in_call": False,
@@ -125,6 +129,28 @@ async def test_nothing_about_people_of_an_invisible_municipality(office: OfficeS
     assert await get(office, tok(office, "fritz.ferndorf", "ferndorf"),
                      "/api/v1/municipalities/altbach/users/anna.altbach/badge") == unknown
     assert anna.sio.connected
+
+
+async def test_the_same_user_id_in_two_towns_has_two_badges_and_two_finder_cards(office: OfficeServer) -> None:
+    altbach = await person(office, "m.mueller", "altbach", name="Max Müller", skills=[NATURE])
+    lindenau = await person(office, "m.mueller", "lindenau", name="Marie Müller", skills=[NATURE])
+    await altbach.move(FLOOR, "projekt-lounge")
+    await altbach.set_status("busy", "Altbach")
+    await lindenau.move("lindenau-eg")
+    anna = tok(office, "anna.altbach", "altbach")
+    _, mine = await get(office, anna, "/api/v1/municipalities/altbach/users/m.mueller/badge")
+    _, theirs = await get(office, anna, "/api/v1/municipalities/lindenau/users/m.mueller/badge")
+    assert (mine["badge"]["person"], mine["badge"]["name"], mine["badge"]["status"], mine["badge"]["room_id"]) == (
+        "altbach/m.mueller", "Max Müller", "busy", "projekt-lounge")
+    assert (theirs["badge"]["person"], theirs["badge"]["name"], theirs["badge"]["status"]) == (
+        "lindenau/m.mueller", "Marie Müller", "available")
+    assert theirs["badge"]["room_id"] is None and theirs["badge"]["floor_id"] is None  # Lindenau's own floor
+    _, found = await get(office, anna, "/api/v1/people/search?skill=naturschutz")
+    assert sorted((r["person"], r["status"]) for r in found["results"]) == [
+        ("altbach/m.mueller", "busy"), ("lindenau/m.mueller", "available")]
+    _, occupancy = await get(office, anna, f"/api/v1/floors/{FLOOR}/occupancy")
+    lounge = next(r for r in occupancy["rooms"] if r["room_id"] == "projekt-lounge")
+    assert [o["person"] for o in lounge["occupants"]] == ["altbach/m.mueller"]
 
 
 async def test_a_badge_as_svg_speaks_the_callers_language_and_escapes_text(office: OfficeServer) -> None:
@@ -170,20 +196,23 @@ async def test_the_finder_ranks_by_availability_then_by_where_people_sit(office:
 
     status, body = await get(office, tok(office, "anna.altbach", "altbach"), "/api/v1/people/search?q=naturschutz")
     assert status == 200 and body["ok"] is True
-    order = [r["user_id"] for r in body["results"]]
-    assert order == ["clara.bergheim", "mia.altbach", "lea.lindenau",  # available: floor, town, elsewhere
-                     "tim.bergheim", "nina.lindenau",  # busy / in a call: floor before elsewhere
-                     "otto.lindenau"]  # do not disturb
+    order = [r["person"] for r in body["results"]]
+    assert order == ["bergheim/clara.bergheim", "altbach/mia.altbach",  # available: floor, town,
+                     "lindenau/lea.lindenau",  # elsewhere
+                     "bergheim/tim.bergheim", "lindenau/nina.lindenau",  # busy / in a call: floor before elsewhere
+                     "lindenau/otto.lindenau"]  # do not disturb
     first = body["results"][0]
     assert first == {
-        "user_id": "clara.bergheim", "name": "Clara Conrad", "municipality": "bergheim", "department": None,
+        "person": "bergheim/clara.bergheim", "user_id": "clara.bergheim", "name": "Clara Conrad",
+        "municipality": "bergheim", "department": None,
         "job_title": None, "skills": ["Naturschutzrecht"], "status": "available", "status_text": "",
         "online": True, "floor_id": FLOOR, "floor_name": "Projektetage Digitales Rathaus", "room_id": None,
         "room_name": None, "in_call": False,
     }
-    by_id = {r["user_id"]: r for r in body["results"]}
-    assert by_id["nina.lindenau"]["in_call"] is True and by_id["nina.lindenau"]["floor_id"] is None  # Lindenau's floor
-    assert by_id["otto.lindenau"]["status_text"] == "Klausur"
+    by_id = {r["person"]: r for r in body["results"]}
+    nina = by_id["lindenau/nina.lindenau"]
+    assert nina["in_call"] is True and nina["floor_id"] is None  # Lindenau's floor
+    assert by_id["lindenau/otto.lindenau"]["status_text"] == "Klausur"
 
 
 async def test_finder_filters_by_skill_department_and_job_title(office: OfficeServer) -> None:
@@ -197,14 +226,14 @@ async def test_finder_filters_by_skill_department_and_job_title(office: OfficeSe
     async def ids(query: str) -> list[str]:
         status, body = await get(office, anna, "/api/v1/people/search?" + query)
         assert status == 200, body
-        return sorted(r["user_id"] for r in body["results"])
+        return sorted(r["person"] for r in body["results"])
 
-    assert await ids("skill=bauleit") == ["lea.lindenau"]
-    assert await ids("department=BAUAMT") == ["lea.lindenau", "tim.bergheim"]
-    assert await ids("job_title=sachbearbeiterin") == ["lea.lindenau", "mia.altbach"]
-    assert await ids("department=bauamt&job_title=sachbearbeiterin") == ["lea.lindenau"]
-    assert await ids("q=bauamt+gis") == ["tim.bergheim"]  # every word must match
-    assert await ids("q=strassenbau") == ["mia.altbach"]  # ß matches ss
+    assert await ids("skill=bauleit") == ["lindenau/lea.lindenau"]
+    assert await ids("department=BAUAMT") == ["bergheim/tim.bergheim", "lindenau/lea.lindenau"]
+    assert await ids("job_title=sachbearbeiterin") == ["altbach/mia.altbach", "lindenau/lea.lindenau"]
+    assert await ids("department=bauamt&job_title=sachbearbeiterin") == ["lindenau/lea.lindenau"]
+    assert await ids("q=bauamt+gis") == ["bergheim/tim.bergheim"]  # every word must match
+    assert await ids("q=strassenbau") == ["altbach/mia.altbach"]  # ß matches ss
     assert await ids("skill=bauamt") == []  # a skill filter looks at skills only
     assert len((await get(office, anna, "/api/v1/people/search?q=a&limit=2"))[1]["results"]) == 2
 
@@ -217,11 +246,11 @@ async def test_the_finder_sees_only_what_the_caller_may_see(office: OfficeServer
     async def ids(token: str) -> list[str]:
         status, body = await get(office, token, "/api/v1/people/search?skill=naturschutz")
         assert status == 200, body
-        return sorted(r["user_id"] for r in body["results"])
+        return sorted(r["person"] for r in body["results"])
 
-    assert await ids(tok(office, "anna.altbach", "altbach")) == ["lea.lindenau", "mia.altbach"]
-    assert await ids(tok(office, "gast.altbach", "altbach", roles=("guest",))) == ["mia.altbach"]
-    assert await ids(tok(office, "fritz.ferndorf", "ferndorf")) == ["frida.ferndorf"]
+    assert await ids(tok(office, "anna.altbach", "altbach")) == ["altbach/mia.altbach", "lindenau/lea.lindenau"]
+    assert await ids(tok(office, "gast.altbach", "altbach", roles=("guest",))) == ["altbach/mia.altbach"]
+    assert await ids(tok(office, "fritz.ferndorf", "ferndorf")) == ["ferndorf/frida.ferndorf"]
     assert await ids(tok(office, "frida.ferndorf", "ferndorf")) == []  # not herself
 
 
@@ -249,7 +278,7 @@ async def test_people_are_found_only_while_online_by_default(office: OfficeServe
     lea = await person(office, "lea.lindenau", "lindenau", skills=[NATURE])
     anna = tok(office, "anna.altbach", "altbach")
     _, body = await get(office, anna, "/api/v1/people/search?skill=naturschutz")
-    assert [r["user_id"] for r in body["results"]] == ["lea.lindenau"]
+    assert [r["person"] for r in body["results"]] == ["lindenau/lea.lindenau"]
     await lea.disconnect()
 
     async def forgotten() -> bool:
@@ -259,7 +288,7 @@ async def test_people_are_found_only_while_online_by_default(office: OfficeServe
     await eventually(forgotten)  # the grace period ends, the profile goes with the presence
     _, body = await get(office, anna, "/api/v1/people/search?skill=naturschutz")
     assert body["results"] == []
-    assert await office.runtime.presence.store.member("lea.lindenau") is None
+    assert await office.runtime.presence.store.member(PersonId("lindenau/lea.lindenau")) is None
 
 
 async def test_with_retention_offline_people_stay_findable_and_rank_last(
@@ -279,10 +308,11 @@ async def test_with_retention_offline_people_stay_findable_and_rank_last(
 
     badge = await eventually(offline)
     assert badge["status"] == "offline" and badge["name"] == "Lea Lorenz" and badge["skills"] == [NATURE]
+    assert (badge["person"], badge["user_id"]) == ("lindenau/lea.lindenau", "lea.lindenau")
     assert badge["floor_id"] is None and badge["in_call"] is False
     _, body = await get(office, anna, "/api/v1/people/search?skill=naturschutz")
-    assert [(r["user_id"], r["status"]) for r in body["results"]] == [
-        ("otto.lindenau", "do_not_disturb"), ("lea.lindenau", "offline")]
+    assert [(r["person"], r["status"]) for r in body["results"]] == [
+        ("lindenau/otto.lindenau", "do_not_disturb"), ("lindenau/lea.lindenau", "offline")]
 
 
 async def test_the_openapi_document_describes_what_the_portal_endpoints_answer(office: OfficeServer) -> None:

@@ -10,6 +10,7 @@ from typing import AsyncIterator
 
 import pytest
 
+from rooms.person import PersonId
 from tests.conftest import OfficeServer, StartServer
 from tests.support.portal import eventually, get, person
 from tests.support.redis_server import RedisServer
@@ -51,13 +52,13 @@ async def test_finder_badge_and_occupancy_see_people_on_every_node(nodes: tuple[
 
     status, body = await get(a, anna, "/api/v1/people/search?skill=naturschutz")
     assert status == 200
-    assert [(r["user_id"], r["status"], r["room_id"]) for r in body["results"]] == [
-        ("lea.lindenau", "available", None), ("tim.bergheim", "busy", "projekt-lounge")]
+    assert [(r["person"], r["status"], r["room_id"]) for r in body["results"]] == [
+        ("lindenau/lea.lindenau", "available", None), ("bergheim/tim.bergheim", "busy", "projekt-lounge")]
     _, badge = await get(a, anna, "/api/v1/municipalities/bergheim/users/tim.bergheim/badge")
     assert (badge["badge"]["status_text"], badge["badge"]["room_name"]) == ("Kartierung", "Lounge")
     _, occupancy = await get(a, anna, f"/api/v1/floors/{FLOOR}/occupancy")
     lounge = next(r for r in occupancy["rooms"] if r["room_id"] == "projekt-lounge")
-    assert [o["user_id"] for o in lounge["occupants"]] == ["tim.bergheim"]
+    assert [(o["person"], o["user_id"]) for o in lounge["occupants"]] == [("bergheim/tim.bergheim", "tim.bergheim")]
     assert badge["badge"]["in_call"] is False
     await tim.request("call.join", {"room_id": "projekt-lounge"})  # the call lives in Redis: node a sees it
     _, badge = await get(a, anna, "/api/v1/municipalities/bergheim/users/tim.bergheim/badge")
@@ -67,11 +68,11 @@ async def test_finder_badge_and_occupancy_see_people_on_every_node(nodes: tuple[
 
     async def forgotten() -> bool:
         _, body = await get(a, anna, "/api/v1/people/search?skill=naturschutz")
-        return [r["user_id"] for r in body["results"]] == ["lea.lindenau"]
+        return [r["person"] for r in body["results"]] == ["lindenau/lea.lindenau"]
 
     await eventually(forgotten)
     assert (await get(a, anna, "/api/v1/municipalities/bergheim/users/tim.bergheim/badge"))[0] == 404
-    assert await a.runtime.presence.store.member("tim.bergheim") is None
+    assert await a.runtime.presence.store.member(PersonId("bergheim/tim.bergheim")) is None
 
 
 async def test_each_webhook_event_is_delivered_once_by_the_node_where_it_happened(
@@ -102,8 +103,8 @@ async def test_each_webhook_event_is_delivered_once_by_the_node_where_it_happene
     assert max(ids.values()) == 1
     texts = Counter(d.event["data"]["text"] for d in receiver.deliveries if d.event["type"] == "presence.status")
     assert texts == {"a1": 1, "b2": 1, "a3": 1, "b4": 1}
-    joined = Counter(d.event["data"]["member"]["user_id"] for d in receiver.deliveries
+    joined = Counter(d.event["data"]["member"]["person"] for d in receiver.deliveries
                      if d.event["type"] == "presence.joined")
-    assert joined == {"lea.lindenau": 1, "anna.altbach": 1, "ben.bergheim": 1}
+    assert joined == {"lindenau/lea.lindenau": 1, "altbach/anna.altbach": 1, "bergheim/ben.bergheim": 1}
     knocks = Counter(d.event["type"] for d in receiver.deliveries if d.event["type"].startswith("knock."))
     assert knocks == {"knock.opened": 1, "knock.resolved": 1}

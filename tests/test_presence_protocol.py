@@ -6,12 +6,14 @@ import asyncio
 
 import pytest
 
+from rooms.person import PersonId
 from signalling.client import OfficeClient, RequestError
 from tests.conftest import OfficeServer, StartServer
 
 FLOOR = "projekt"  # the cooperation's shared floor
 PROJECT_ROOM = "projekt-raum-digitales-rathaus"  # open door
 LOUNGE = "projekt-lounge"
+ANNA, BEN = PersonId("altbach/anna.altbach"), PersonId("bergheim/ben.bergheim")
 
 
 def seqs(frames: list[dict]) -> list[int]:
@@ -32,7 +34,7 @@ async def test_users_of_two_municipalities_see_each_others_joins_walks_and_statu
     await ben.set_status("away")
 
     def settled(v) -> bool:
-        a, b = v.members.get("anna.altbach"), v.members.get("ben.bergheim")
+        a, b = v.members.get(ANNA), v.members.get(BEN)
         return bool(a and b and a["room_id"] == PROJECT_ROOM and a["status"] == "busy" and b["status"] == "away")
 
     await ben.until_view(FLOOR, settled)
@@ -42,16 +44,16 @@ async def test_users_of_two_municipalities_see_each_others_joins_walks_and_statu
     frames = ben.pending_events("floor.diffs")
     received = [d for f in frames for d in f["diffs"] if d["seq"] > start]
     assert [d["seq"] for d in received] == list(range(start + 1, start + 1 + len(received)))
-    kinds = [(d["type"], d.get("user_id") or d.get("member", {}).get("user_id")) for d in received]
+    kinds = [(d["type"], d.get("person") or d.get("member", {}).get("person")) for d in received]
     assert kinds == [
-        ("joined", "anna.altbach"),
-        ("joined", "ben.bergheim"),
-        ("moved", "anna.altbach"),
-        ("status", "anna.altbach"),
-        ("status", "ben.bergheim"),
+        ("joined", ANNA),
+        ("joined", BEN),
+        ("moved", ANNA),
+        ("status", ANNA),
+        ("status", BEN),
     ]
-    member = view_b.members["anna.altbach"]
-    assert member["municipality"] == "altbach" and member["text"] == "Haushaltsplan"
+    member = view_b.members[ANNA]
+    assert member["municipality"] == "altbach" and member["user_id"] == "anna.altbach" and member["text"] == "Haushaltsplan"
 
 
 async def test_a_user_with_two_sessions_is_one_presence_and_closing_one_emits_no_leave(office: OfficeServer) -> None:
@@ -65,12 +67,12 @@ async def test_a_user_with_two_sessions_is_one_presence_and_closing_one_emits_no
     await tab2.set_status("busy")
     await tab1.disconnect()
     await tab2.set_status("available", "zurück")  # a later change, delivered in order after any leave
-    await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("text") == "zurück")
+    await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("text") == "zurück")
 
     diffs = [d for f in ben.pending_events("floor.diffs") for d in f["diffs"] if d["seq"] > 0]
-    anna = [d for d in diffs if d.get("user_id") == "anna.altbach" or d.get("member", {}).get("user_id") == "anna.altbach"]
+    anna = [d for d in diffs if d.get("person") == ANNA or d.get("member", {}).get("person") == ANNA]
     assert [d["type"] for d in anna] == ["joined", "status", "status"]
-    assert list(view.members) == ["anna.altbach"]
+    assert list(view.members) == [ANNA]
 
 
 async def test_reconnecting_within_the_grace_period_emits_nothing_to_others(start_server: StartServer) -> None:
@@ -80,7 +82,7 @@ async def test_reconnecting_within_the_grace_period_emits_nothing_to_others(star
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR, PROJECT_ROOM)
     await anna.set_status("do_not_disturb", "Klausur")
-    await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("status") == "do_not_disturb")
+    await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("status") == "do_not_disturb")
     ben.pending_events("floor.diffs")
 
     await anna.disconnect()  # a page reload...
@@ -97,10 +99,10 @@ async def test_a_user_gone_longer_than_the_grace_period_leaves_and_nothing_is_ke
     await ben.watch(FLOOR)
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR, LOUNGE)
-    await ben.until_view(FLOOR, lambda v: "anna.altbach" in v.members)
+    await ben.until_view(FLOOR, lambda v: ANNA in v.members)
     await anna.disconnect()
-    await ben.until_view(FLOOR, lambda v: "anna.altbach" not in v.members, timeout=3)
-    assert await office.runtime.presence.store.member("anna.altbach") is None  # privacy: no last-seen
+    await ben.until_view(FLOOR, lambda v: ANNA not in v.members, timeout=3)
+    assert await office.runtime.presence.store.member(ANNA) is None  # privacy: no last-seen
 
 
 async def test_a_gap_in_sequence_numbers_is_detected_and_a_fresh_snapshot_heals_it(office: OfficeServer) -> None:
@@ -108,23 +110,23 @@ async def test_a_gap_in_sequence_numbers_is_detected_and_a_fresh_snapshot_heals_
     view = await ben.watch(FLOOR)
     anna = await office.client("anna.altbach", "altbach")
     await anna.move(FLOOR)
-    await ben.until_view(FLOOR, lambda v: "anna.altbach" in v.members)
+    await ben.until_view(FLOOR, lambda v: ANNA in v.members)
 
     ben.pending_events("floor.diffs")
     ben.drop_next_frame = True  # one frame lost on the way
     await anna.move(FLOOR, LOUNGE)
     await ben.next_event("floor.diffs", lambda f: any(d.get("room_id") == LOUNGE for d in f["diffs"]))
     await anna.move(FLOOR, PROJECT_ROOM)  # the next frame reveals the gap
-    await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("room_id") == PROJECT_ROOM)
+    await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("room_id") == PROJECT_ROOM)
 
     assert view.gaps == 1 and ben.resyncs == 1
     truth = await office.runtime.presence.floor_view(await anna_actor(office), FLOOR)
     assert view.seq == truth["seq"]
-    assert view.members == {m["user_id"]: m for m in truth["members"]}
+    assert view.members == {m["person"]: m for m in truth["members"]}
 
 
 async def anna_actor(office: OfficeServer):
-    member = await office.runtime.presence.store.member("anna.altbach")
+    member = await office.runtime.presence.store.member(ANNA)
     assert member is not None
     return member.actor
 
@@ -180,9 +182,9 @@ async def test_status_of_several_sessions_merges_by_priority(office: OfficeServe
     desk = await office.client("anna.altbach", "altbach")
     await phone.set_status("away", scope="session")  # the idle phone
     await desk.set_status("do_not_disturb", "Telefonat", scope="session")
-    await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("status") == "do_not_disturb")
+    await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("status") == "do_not_disturb")
     await desk.disconnect()  # the do-not-disturb session ends: the phone's away remains
-    await ben.until_view(FLOOR, lambda v: v.members.get("anna.altbach", {}).get("status") == "away")
+    await ben.until_view(FLOOR, lambda v: v.members.get(ANNA, {}).get("status") == "away")
     result = await phone.set_status("available")
     assert result["presence"] == {"status": "available", "text": ""}
 
@@ -201,3 +203,24 @@ async def test_a_watcher_sees_rooms_change_live_when_an_admin_edits_the_campus(o
     await ben.until_view(FLOOR, lambda v: new_room in v.rooms and v.rooms[LOUNGE]["door"] == "closed")
     assert view.rooms[LOUNGE]["name"] == "Ruheraum"
     assert view.rooms[new_room]["name"] == "Sprint-Raum"
+
+
+async def test_the_same_user_id_in_two_towns_is_two_people_on_the_floor(office: OfficeServer) -> None:
+    ben = await office.client("ben.bergheim", "bergheim")
+    await ben.watch(FLOOR)
+    altbach = await office.client("m.mueller", "altbach")
+    lindenau = await office.client("m.mueller", "lindenau")
+    assert (altbach.person, lindenau.person) == ("altbach/m.mueller", "lindenau/m.mueller")
+    assert altbach.ready["me"]["user_id"] == lindenau.ready["me"]["user_id"] == "m.mueller"
+    await altbach.move(FLOOR, LOUNGE)
+    await lindenau.move(FLOOR, PROJECT_ROOM)
+    view = await ben.until_view(FLOOR, lambda v: {"altbach/m.mueller", "lindenau/m.mueller"} <= set(v.members))
+    assert view.members["altbach/m.mueller"]["room_id"] == LOUNGE
+    assert view.members["lindenau/m.mueller"]["room_id"] == PROJECT_ROOM
+    assert lindenau.ready["location"] == {"floor_id": None, "room_id": None}  # not the other town's presence
+
+    await altbach.disconnect()
+    await ben.until_view(FLOOR, lambda v: "altbach/m.mueller" not in v.members, timeout=3)
+    assert view.members["lindenau/m.mueller"]["room_id"] == PROJECT_ROOM
+    left = [d for f in ben.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
+    assert [d["person"] for d in left] == ["altbach/m.mueller"] and all("user_id" not in d for d in left)

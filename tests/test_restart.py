@@ -23,7 +23,7 @@ async def test_a_room_created_at_runtime_is_still_there_after_a_restart(tmp_path
     admin = mint_token(settings.auth, municipality="altbach", user_id="anna.altbach", name="Anna",
                        roles=("staff", "admin"))
     body = {"name": "Projektraum Glasfaser", "kind": "project", "door": "closed", "capacity": 6,
-            "owners": ["anna.altbach"], "rect": {"x": 700, "y": 360, "w": 280, "h": 220}}
+            "owners": ["altbach/anna.altbach"], "rect": {"x": 700, "y": 360, "w": 280, "h": 220}}
     headers = {"Authorization": f"Bearer {admin}"}
 
     first = ServerProcess(env, log_path=tmp_path / "first.log").start()
@@ -32,6 +32,7 @@ async def test_a_room_created_at_runtime_is_still_there_after_a_restart(tmp_path
             async with http.post("/api/v1/floors/altbach-eg/rooms", json=body) as resp:
                 assert resp.status == 201, await resp.text()
                 created = (await resp.json())["room"]
+                assert created["owners"] == ["altbach/anna.altbach"]
             async with http.patch("/api/v1/rooms/altbach-teekueche", json={"door": "locked"}) as resp:
                 assert resp.status == 200
     finally:

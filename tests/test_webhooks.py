@@ -84,12 +84,13 @@ async def test_presence_events_are_signed_and_reach_only_municipalities_that_see
     joined = next(d for d in receiver.deliveries if d.path == "altbach" and d.event["type"] == "presence.joined")
     event = joined.event
     assert event["floor_id"] == FLOOR and isinstance(event["occurred_at"], float) and len(event["id"]) == 32
-    assert event["data"]["member"]["user_id"] == "anna.altbach" and event["data"]["member"]["name"] == "Anna Albrecht"
+    member = event["data"]["member"]
+    assert (member["person"], member["user_id"], member["name"]) == ("altbach/anna.altbach", "anna.altbach", "Anna Albrecht")
     assert isinstance(event["data"]["seq"], int)
     assert joined.headers["X-VO-Event"] == "presence.joined" and joined.headers["X-VO-Delivery"] == event["id"]
     assert joined.headers["Content-Type"] == "application/json"
     status = next(e for e in receiver.events("altbach") if e["type"] == "presence.status")
-    assert status["data"] | {"seq": 0} == {"seq": 0, "user_id": "anna.altbach", "status": "busy", "text": "Haushalt"}
+    assert status["data"] | {"seq": 0} == {"seq": 0, "person": "altbach/anna.altbach", "status": "busy", "text": "Haushalt"}
     # The independent check is a real check: another key or a changed body fails it.
     header = joined.headers["X-VO-Signature"]
     assert verify_signature(SECRETS["altbach"], header, joined.body)
@@ -114,8 +115,10 @@ async def test_knock_events_are_sent_without_the_message_and_only_to_subscribers
     assert [e["type"] for e in knocks] == ["knock.opened", "knock.resolved"]
     opened, resolved = knocks
     assert opened["data"]["knock_id"] == knock["knock_id"] and opened["data"]["room_id"] == "projekt-besprechung"
-    assert opened["data"]["knocker"]["user_id"] == "anna.altbach" and "message" not in opened["data"]
-    assert (resolved["data"]["outcome"], resolved["data"]["by"]) == ("admitted", "lea.lindenau")
+    assert opened["data"]["knocker"]["person"] == "altbach/anna.altbach" and "message" not in opened["data"]
+    assert opened["data"]["knocker"]["user_id"] == "anna.altbach"
+    assert (resolved["data"]["outcome"], resolved["data"]["by"]) == ("admitted", "lindenau/lea.lindenau")
+    assert resolved["data"]["knocker_id"] == "altbach/anna.altbach"
     assert not any(b"Haushaltssperre" in d.body for d in receiver.deliveries)
     assert not [e for e in receiver.events("bergheim") if e["type"].startswith("knock.")]  # presence only
     assert not receiver.events("ferndorf")

@@ -32,7 +32,7 @@ STAFF_A = person("anna.altbach", "altbach")
 ADMIN_A = person("admin.altbach", "altbach", Role.ADMIN)
 STAFF_ADMIN_A = person("boss.altbach", "altbach", Role.STAFF, Role.ADMIN)
 GUEST_A = person("gast.altbach", "altbach", Role.GUEST)
-GUEST_ADMIN_A = person("gast.admin", "altbach", Role.GUEST, Role.ADMIN)  # sees as staff, administers nothing
+GUEST_ADMIN_A = person("gast.admin", "altbach", Role.GUEST, Role.ADMIN)  # a guest: admin adds nothing
 STAFF_B = person("ben.bergheim", "bergheim")
 ADMIN_S = person("admin.seefeld", "seefeld", Role.ADMIN)
 STAFF_S = person("sven.seefeld", "seefeld")
@@ -45,7 +45,7 @@ SEES = {
     ADMIN_A: {"altbach-eg", "projekt"},
     STAFF_ADMIN_A: {"altbach-eg", "projekt"},
     GUEST_A: {"altbach-eg"},
-    GUEST_ADMIN_A: {"altbach-eg", "projekt"},
+    GUEST_ADMIN_A: {"altbach-eg"},
     STAFF_B: {"bergheim-eg", "projekt"},
     ADMIN_S: {"seebund"},
     STAFF_S: {"seebund"},
@@ -119,11 +119,13 @@ def test_door_table(actor: Actor, room: Room, floor: Floor, expected: bool) -> N
 
 
 def _room(door: DoorState, capacity: int = 2) -> Room:
-    return Room("r", "altbach-eg", "R", RoomKind.MEETING, Rect(0, 0, 50, 50), door, capacity, owners=("owner",))
+    return Room("r", "altbach-eg", "R", RoomKind.MEETING, Rect(0, 0, 50, 50), door, capacity, owners=(PersonId("altbach/owner"),))
 
 
 OWNER = person("owner", "altbach")
 VISITOR = person("visitor", "altbach")
+OWNER_ELSEWHERE = person("owner", "bergheim")
+GUEST_OWNER = person("owner", "altbach", Role.GUEST)
 
 
 @pytest.mark.parametrize(
@@ -143,6 +145,8 @@ VISITOR = person("visitor", "altbach")
         (OWNER, DoorState.CLOSED, 0, False, False, None),
         (OWNER, DoorState.OPEN, 9, False, False, None),  # owners enter even a full room
         (OWNER, DoorState.LOCKED, 0, False, True, ErrorCode.ALREADY_INSIDE),
+        (OWNER_ELSEWHERE, DoorState.LOCKED, 0, False, False, ErrorCode.LOCKED),  # same sub, another town
+        (GUEST_OWNER, DoorState.LOCKED, 0, False, False, ErrorCode.LOCKED),  # a guest never acts as owner
     ],
 )
 def test_enter_table(

@@ -13,6 +13,7 @@ import pytest
 from rooms.actors import Actor, Role
 from rooms.campus import CampusChange, CampusService
 from rooms.errors import DomainError, ErrorCode
+from rooms.person import PersonId
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.seed import CampusSeed
 from rooms.store import CampusData
@@ -49,7 +50,7 @@ def small_seed() -> CampusSeed:
         ],
         rooms=[
             Room("altbach-buero-anna", "altbach-eg", "Büro Anna", RoomKind.OFFICE, Rect(20, 20, 200, 200),
-                 DoorState.CLOSED, 4, ("anna.altbach",)),  # fmt: skip
+                 DoorState.CLOSED, 4, (PersonId("altbach/anna.altbach"),)),  # fmt: skip
             Room("altbach-teekueche", "altbach-eg", "Teeküche", RoomKind.LOUNGE, Rect(300, 20, 200, 200)),
             Room("projekt-raum", "projekt", "Projektraum", RoomKind.PROJECT, Rect(20, 20, 400, 200)),
             Room("seefeld-buero", "seefeld-eg", "Büro Sven", RoomKind.OFFICE, Rect(20, 20, 200, 200)),
@@ -313,7 +314,7 @@ async def test_a_room_owner_may_change_the_door_and_nothing_else(
 
 
 async def test_a_guest_owner_may_not_change_the_door(campus: CampusService) -> None:
-    await campus.update_room(ADMIN_A, "altbach-teekueche", owners=["gast"])
+    await campus.update_room(ADMIN_A, "altbach-teekueche", owners=["altbach/gast"])
     with pytest.raises(DomainError) as err:
         await campus.update_room(GUEST_A, "altbach-teekueche", door="locked")
     assert err.value.code is ErrorCode.FORBIDDEN
@@ -324,11 +325,11 @@ async def test_an_admin_of_a_member_town_edits_a_cooperation_room(campus: Campus
     room = await campus.update_room(
         ADMIN_B, "projekt-raum", name="Projektraum Digitales Rathaus", kind="meeting",
         rect={"x": 0, "y": 0, "w": 500, "h": 300}, capacity=30,
-        owners=["ben.bergheim", "ben.bergheim", "anna.altbach"], expires_at=NOW + 60,  # the duplicate is dropped
+        owners=["bergheim/ben.bergheim", "bergheim/ben.bergheim", "altbach/anna.altbach"], expires_at=NOW + 60,  # the duplicate is dropped
     )  # fmt: skip
     assert room == Room(
         "projekt-raum", "projekt", "Projektraum Digitales Rathaus", RoomKind.MEETING, Rect(0, 0, 500, 300),
-        DoorState.OPEN, 30, ("ben.bergheim", "anna.altbach"), NOW + 60,
+        DoorState.OPEN, 30, (PersonId("bergheim/ben.bergheim"), PersonId("altbach/anna.altbach")), NOW + 60,
     )  # fmt: skip
 
 
@@ -361,7 +362,9 @@ ROOM_INVALID = [
     ({"owners": "anna.altbach"}, "owners"),  # a string, not a list
     ({"owners": [f"u{i}" for i in range(21)]}, "owners"),
     ({"owners": [""]}, "owners"),
-    ({"owners": ["x" * 129]}, "owners"),
+    ({"owners": ["altbach/" + "x" * 129]}, "owners"),
+    ({"owners": ["anna.altbach"]}, "owners"),  # a bare user id: which town's Anna?
+    ({"owners": ["alt bach/anna"]}, "owners"),  # not a municipality id
     ({"expires_at": NOW}, "expires_at"),  # not in the future
     ({"expires_at": "tomorrow"}, "expires_at"),
     ({"floor_id": "seefeld-eg"}, "floor_id"),  # not changeable
@@ -421,7 +424,7 @@ async def test_create_room_accepts_enum_values_as_strings_and_stamps_created_at(
     clock.now = NOW + 5
     room = await campus.create_room(
         ADMIN_A, "altbach-eg", name="Besprechung", kind="meeting", rect={"x": 600, "y": 300, "w": 100, "h": 100},
-        door="closed", capacity=6, owners=("anna.altbach",),
+        door="closed", capacity=6, owners=(PersonId("altbach/anna.altbach"),),
     )  # fmt: skip
     assert room.id.startswith("r-") and len(room.id) == 10
     assert (room.kind, room.door, room.rect, room.created_at) == (
@@ -600,7 +603,7 @@ async def test_apply_remote_updates_memory_and_listeners_but_not_the_store(
 
 
 def test_changes_refuse_missing_parts_and_round_trip_through_dicts() -> None:
-    room = Room("r", "f", "R", RoomKind.OFFICE, Rect(1, 2, 30, 40), owners=("a",), created_at=12.5)
+    room = Room("r", "f", "R", RoomKind.OFFICE, Rect(1, 2, 30, 40), owners=(PersonId("m/a"),), created_at=12.5)
     with pytest.raises(ValueError):
         CampusChange("room_upserted", "f")
     with pytest.raises(ValueError):

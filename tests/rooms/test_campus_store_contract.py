@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rooms.person import PersonId
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
@@ -31,7 +32,7 @@ ROOM_A = Room(
     rect=Rect(20, 30, 200, 210),
     door=DoorState.CLOSED,
     capacity=3,
-    owners=("anna.altbach", "jan.altbach"),
+    owners=(PersonId("altbach/anna.altbach"), PersonId("altbach/jan.altbach")),
     expires_at=1_900_000_000.125,
     created_at=1_700_000_000.5,
 )
@@ -101,7 +102,7 @@ async def test_everything_put_is_loaded_back_equal(store: CampusStore) -> None:
     anna = data.rooms["altbach-buero-anna"]
     assert anna.created_at == 1_700_000_000.5
     assert anna.expires_at == 1_900_000_000.125
-    assert anna.owners == ("anna.altbach", "jan.altbach") and isinstance(anna.owners, tuple)
+    assert anna.owners == ("altbach/anna.altbach", "altbach/jan.altbach") and isinstance(anna.owners, tuple)
     assert anna.door is DoorState.CLOSED and anna.kind is RoomKind.OFFICE
     assert data.cooperations["vier-taeler"].members == ("altbach", "bergheim")
     assert data.floors["altbach-eg"].position == -1

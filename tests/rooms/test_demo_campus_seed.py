@@ -76,7 +76,7 @@ def test_each_town_floor_is_a_working_town_hall(demo: CampusSeed) -> None:
     project = {r.kind for r in demo.rooms if r.floor_id == "projekt"}
     assert project >= {RoomKind.PROJECT, RoomKind.MEETING, RoomKind.LOUNGE, RoomKind.OFFICE}
     owners = {o for r in demo.rooms for o in r.owners}
-    assert {"anna.altbach", "ben.bergheim", "lea.lindenau", "sven.seefeld"} <= owners
+    assert {"altbach/anna.altbach", "bergheim/ben.bergheim", "lindenau/lea.lindenau", "seefeld/sven.seefeld"} <= owners
 
 
 async def test_the_demo_campus_starts_a_service(tmp_path: Path, demo: CampusSeed) -> None:

@@ -28,7 +28,7 @@ from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
 from presence_server.cluster.presence_redis import RedisPresenceStore
 from presence_server.cluster.transport import ClusterTransport
-from presence_server.config import Settings
+from presence_server.config import ConfigError, Settings
 from presence_server.cors import cors_middleware
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
@@ -213,8 +213,11 @@ def _allowed_origins(settings: Settings) -> list[str]:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     seed_file = rt.settings.campus.seed_file
-    seed = load_seed(Path(seed_file)) if seed_file else None
-    await rt.campus.start(seed, legacy_owners=rt.settings.campus.legacy_owners)
+    try:
+        seed = load_seed(Path(seed_file)) if seed_file else None
+        await rt.campus.start(seed, legacy_owners=rt.settings.campus.legacy_owners)
+    except ValueError as exc:  # a bad seed file, or stored owners that cannot be migrated
+        raise ConfigError([f"campus: {exc}"]) from None
     await rt.presence.store.open()
     await rt.knocks.store.open()
     await rt.calls.store.open()

@@ -92,10 +92,7 @@ class CallService(PresenceHooks):
             await self._announce(joined.left)
         await self._announce(joined.call)
         await self._show_on_floor({actor.person_id})
-        log.info(
-            "call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members),
-            person=actor.person_id, municipality=actor.municipality_id,
-        )
+        log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
         self._setup_started(joined.call.id, actor.person_id)
         return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.person_id)}
 

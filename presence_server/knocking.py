@@ -113,10 +113,7 @@ class KnockService(PresenceHooks):
             self._outbox.post_person(person, "knock.incoming", {**wire, "silent": await self._is_silent(person)})
         self._outbox.post_person(actor.person_id, "knock.pending", wire)
         self._notify("opened", wire)
-        log.info(
-            "knock_opened", knock=knock.id, room=room.id, person=actor.person_id, municipality=actor.municipality_id,
-            recipients=len(recipients), to_owners=to_owners,
-        )
+        log.info("knock_opened", knock=knock.id, room=room.id, recipients=len(recipients), to_owners=to_owners)
         return {"knock": wire}
 
     async def answer(self, actor: Actor, knock_id: str, admit: bool) -> dict[str, Any]:

@@ -156,14 +156,20 @@ class Outbox:
                 for diff in diffs:
                     metrics.EVENTS_OUT.labels(diff.type).inc()
         for item in direct:
-            send = self._transport.send_person if item.kind == "person" else self._transport.send_session
-            if await self._send(send, item.target, item.event, item.payload):
+            if item.kind == "person":
+                sent = await self._send(self._send_person, item.target, item.event, item.payload)
+            else:
+                sent = await self._send(self._transport.send_session, item.target, item.event, item.payload)
+            if sent:
                 metrics.EVENTS_OUT.labels(item.event).inc()
         for floor_id in closed:
             try:
                 await self._transport.close_floor(floor_id)
             except Exception:
                 log.exception("outbox_close_floor_failed", floor=floor_id)
+
+    async def _send_person(self, target: str, event: str, payload: dict[str, Any]) -> None:
+        await self._transport.send_person(PersonId(target), event, payload)  # posted by post_person
 
     @staticmethod
     async def _send(

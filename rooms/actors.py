@@ -54,8 +54,9 @@ class Actor:
 
     @property
     def is_guest(self) -> bool:
-        # A token that carries only the guest role; staff+guest is staff.
-        return Role.GUEST in self.roles and not (Role.STAFF in self.roles or Role.ADMIN in self.roles)
+        # guest without staff: a visitor. staff+guest is staff; guest+admin is still a
+        # guest (admin adds rights to staff, it does not turn a visitor into staff).
+        return Role.GUEST in self.roles and Role.STAFF not in self.roles
 
     def to_record(self) -> dict[str, Any]:
         """Everything about the actor, for stores: fixed key order and sorted roles,

@@ -80,7 +80,7 @@ def qualify_legacy(
     """
     if SEPARATOR in owner:
         return parse_person_id(owner)
-    municipality = assignments.get(owner, floor_municipality)
+    municipality = floor_municipality if floor_municipality is not None else assignments.get(owner)
     if municipality is None:
         raise ValueError(
             f"owner {owner!r} has no municipality and the floor belongs to a cooperation: "

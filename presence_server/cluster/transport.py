@@ -125,7 +125,7 @@ class ClusterTransport:
         subscribed and did not subscribe again; unsubscribing now would leave it
         deaf to the other nodes (every remote diff a sequence gap)."""
         kind, _, name = channel.partition(":")
-        needed = self._floor_watchers[name] if kind == "f" else self._user_sessions[name]
+        needed = self._floor_watchers[name] if kind == "f" else self._user_sessions[PersonId(name)]
         if needed <= 0:
             await self._bus.unsubscribe(channel)
 

@@ -16,7 +16,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import portal_rest, rest
+from presence_server import portal_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
 from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
@@ -86,6 +86,7 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=settings.http.max_body_bytes, middlewares=[cors_middleware, rest.error_middleware]
     )
     sio.attach(app, socketio_path="socket.io")
+    security_headers.install(app)  # nosniff everywhere; CSP, frame and referrer rules on pages
 
     fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
     local = SocketIOTransport(sio, fanout)

@@ -16,7 +16,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import portal_rest, rest, security_headers
+from presence_server import metrics_http, portal_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
 from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
@@ -119,6 +119,8 @@ def build_app(settings: Settings) -> web.Application:
         membership = _membership(settings, bus.node_id, presence)
         runtime.cluster = ClusterNode(bus, transport, campus, membership, on_state=_readiness(runtime))
     app[RUNTIME] = runtime
+    # Before _lifecycle: a listener of its own is up while the server starts and stops.
+    metrics_http.install(app, settings, middlewares=[rest.error_middleware])
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_drain)
     rest.setup(app)

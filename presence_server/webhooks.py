@@ -175,13 +175,13 @@ class WebhookDispatcher:
 
     async def close(self) -> None:
         for task in self._workers:
-            await cancel_and_wait(task)  # each worker closes its own session on the way out
+            await cancel_and_wait(task)  # each worker closes its own session and resolver on the way out
         self._workers = []
 
-    def _session(self, target: WebhookTarget) -> aiohttp.ClientSession:
+    def _session(self, resolver: GuardedResolver) -> aiohttp.ClientSession:
         # One session per receiver: its resolver applies this receiver's
         # allow_networks, and its DNS cache holds only addresses checked against them.
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(target.policy))
+        connector = aiohttp.TCPConnector(resolver=resolver)
         return aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
@@ -220,20 +220,26 @@ class WebhookDispatcher:
 
     # ------------------------------------------------------------- delivery
     async def _work(self, target: WebhookTarget) -> None:
-        async with self._session(target) as http:
-            while True:
-                while not target.queue:
-                    target.wakeup.clear()
-                    await target.wakeup.wait()
-                event = target.queue.popleft()
-                pm.WEBHOOK_QUEUE.labels(target.municipality, target.name).set(len(target.queue))
-                try:
-                    delivered = await self._deliver(http, target, event)
-                except Exception:  # a bug here must not stop this receiver's deliveries for good
-                    log.exception("webhook_delivery_crashed", webhook=target.name, municipality=target.municipality)
-                    delivered = False
-                result = "delivered" if delivered else "failed"
-                pm.WEBHOOK_EVENTS.labels(target.municipality, target.name, result).inc()
+        resolver = GuardedResolver(target.policy)
+        try:
+            async with self._session(resolver) as http:
+                await self._deliver_queue(http, target)
+        finally:
+            await resolver.close()  # a connector does not close a resolver it was given
+
+    async def _deliver_queue(self, http: aiohttp.ClientSession, target: WebhookTarget) -> None:
+        while True:
+            while not target.queue:
+                target.wakeup.clear()
+                await target.wakeup.wait()
+            event = target.queue.popleft()
+            pm.WEBHOOK_QUEUE.labels(target.municipality, target.name).set(len(target.queue))
+            try:
+                delivered = await self._deliver(http, target, event)
+            except Exception:  # a bug here must not stop this receiver's deliveries for good
+                log.exception("webhook_delivery_crashed", webhook=target.name, municipality=target.municipality)
+                delivered = False
+            pm.WEBHOOK_EVENTS.labels(target.municipality, target.name, "delivered" if delivered else "failed").inc()
 
     async def _deliver(self, http: aiohttp.ClientSession, target: WebhookTarget, event: WebhookEvent) -> bool:
         refused = target.policy.check_url(target.url)  # an IP literal never reaches the resolver

@@ -16,7 +16,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import portal_rest, rest
+from presence_server import metrics_http, portal_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
 from presence_server.calls import CallService
 from presence_server.cluster.bus import Bus
@@ -87,6 +87,7 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=settings.http.max_body_bytes, middlewares=[cors_middleware, rest.error_middleware]
     )
     sio.attach(app, socketio_path="socket.io")
+    security_headers.install(app)  # nosniff everywhere; CSP, frame and referrer rules on pages
 
     fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
     local = SocketIOTransport(sio, fanout)
@@ -119,6 +120,8 @@ def build_app(settings: Settings) -> web.Application:
         membership = _membership(settings, bus.node_id, presence)
         runtime.cluster = ClusterNode(bus, transport, campus, membership, on_state=_readiness(runtime))
     app[RUNTIME] = runtime
+    # Before _lifecycle: a listener of its own is up while the server starts and stops.
+    metrics_http.install(app, settings, middlewares=[rest.error_middleware])
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_drain)
     rest.setup(app)

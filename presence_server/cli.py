@@ -153,11 +153,20 @@ def _summary(settings: Settings) -> str:
         f"  municipalities: {listed}",
         f"  storage: {storage}",
         f"  http: {settings.http.host}:{settings.http.port}",
+        f"  metrics: {_metrics_summary(settings)}",
         f"  dev_mode: {str(settings.dev_mode).lower()}",
     ]
     if settings.dev_mode:
         lines.append("  warning: dev_mode is on - tokens can be minted without a login; never use it in production")
+    elif settings.metrics.port is None and settings.metrics.token is None:
+        lines.append("  warning: /metrics is open to anyone who reaches http.port; set metrics.port or metrics.token")
     return "\n".join(lines)
+
+
+def _metrics_summary(settings: Settings) -> str:
+    conf = settings.metrics
+    where = f"{conf.listen_host}:{conf.port} (own listener)" if conf.port is not None else "on http.port"
+    return where + (", bearer token required" if conf.token is not None else ", no token")
 
 
 def _cmd_token(args: argparse.Namespace) -> int:

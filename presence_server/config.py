@@ -47,6 +47,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from presence_server.config_metrics import MetricsSettings, metrics_problems
 from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "MunicipalityAuth",
     "AuthSettings",
     "RedisSettings",
+    "MetricsSettings",
     "Settings",
     "load_settings",
     "ENV_PREFIX",
@@ -343,11 +345,21 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
-    def _secrets_strong_outside_dev(self) -> Settings:
-        if self.dev_mode:
-            return self
+    def _checks_across_sections(self) -> Settings:
+        # One validator, so every problem is reported at once.
+        problems = metrics_problems(
+            self.metrics, http_port=self.http.port, dev_mode=self.dev_mode, min_token_bytes=MIN_HS256_SECRET_BYTES
+        )
+        if not self.dev_mode:
+            problems += self._weak_secrets()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _weak_secrets(self) -> list[str]:
         problems = [
             f"auth.municipalities.{mid}.secret: must be at least {MIN_HS256_SECRET_BYTES} bytes"
             " when dev_mode is false"
@@ -361,9 +373,7 @@ class Settings(BaseSettings):
             for name, hook in muni.webhooks.items()
             if len(hook.key) < MIN_HS256_SECRET_BYTES
         ]
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+        return problems
 
     @classmethod
     def settings_customise_sources(
@@ -439,7 +449,7 @@ def load_settings(path: str | Path | None = None, *, env: Mapping[str, str] | No
 
 
 _RELATIVE_KEY: Final = re.compile(r"^([A-Za-z0-9_.\-\[\]]+): (.+)$", re.DOTALL)
-_HIDE_INPUT_KEYS: Final = frozenset({"secret"})
+_HIDE_INPUT_KEYS: Final = frozenset({"secret", "token"})
 
 
 def _describe(exc: ValidationError) -> list[str]:

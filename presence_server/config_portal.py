@@ -13,10 +13,13 @@ set from the environment like every other key, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from presence_server.webhook_guard import IPNetwork, never_allowed
 
 __all__ = ["WebhookSettings", "PortalSettings", "WEBHOOK_EVENTS", "check_webhook_names", "webhook_problems"]
 
@@ -40,6 +43,11 @@ class WebhookSettings(_Section):
     #: least 32 bytes (checked by Settings, which knows dev_mode). Set it from the environment.
     secret: SecretStr | None = None
     events: list[Literal["presence", "knock"]] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+    #: Non-global networks (CIDR) this receiver may resolve to: loopback for a relay on
+    #: the same host, private ranges for a town intranet. Empty: public addresses only.
+    #: Link-local, unspecified, multicast and reserved addresses stay refused
+    #: (presence_server/webhook_guard.py).
+    allow_networks: list[str] = Field(default_factory=list, max_length=64)
 
     @field_validator("url")
     @classmethod
@@ -47,6 +55,32 @@ class WebhookSettings(_Section):
         if not value.startswith(("https://", "http://")) or len(value) > 2000:
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidr_networks(cls, value: list[str]) -> list[str]:
+        # Messages quote the entry: "10.0.0.1: ..." would read as a dotted key.
+        problems: list[str] = []
+        networks: list[str] = []
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=True)
+            except ValueError as exc:
+                problems.append(f"{entry!r} is not a CIDR network like '10.20.0.0/16' ({exc})")
+                continue
+            never = never_allowed(network)
+            if never is not None:
+                problems.append(f"{entry!r} is {never.replace('_', '-')}: such addresses are always refused")
+                continue
+            networks.append(str(network))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return networks
+
+    @property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """``allow_networks`` parsed (validated above)."""
+        return tuple(ipaddress.ip_network(n) for n in self.allow_networks)
 
     @property
     def key(self) -> bytes:

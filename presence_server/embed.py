@@ -39,10 +39,10 @@ _PAGE: Final = WIDGET_DIR / "embed.html"
 # Only plain origins go into the header: a stray space, ';' or quote in the
 # configuration must not be able to add a directive.
 _ORIGIN: Final = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+# nosniff, and the page's Referrer-Policy, come from presence_server.security_headers.
 _ASSET_HEADERS: Final = {
     "Access-Control-Allow-Origin": "*",
     "Cache-Control": "no-cache",
-    "X-Content-Type-Options": "nosniff",
 }
 
 
@@ -122,12 +122,8 @@ async def embed_page(request: web.Request) -> web.Response:
     return web.Response(
         text=page,
         content_type="text/html",
-        headers={
-            "Content-Security-Policy": content_security_policy(origins),
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
+        # Its own policy (the security-headers hook keeps it): framed by the floor's portals.
+        headers={"Content-Security-Policy": content_security_policy(origins), "Cache-Control": "no-store"},
     )
 
 

@@ -107,6 +107,12 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {"get": _op("This document", auth=False)},
             "/healthz": {"get": _op("Liveness", auth=False)},
             "/readyz": {"get": _op("Readiness (503 while starting or degraded)", auth=False)},
-            "/metrics": {"get": _op("Prometheus metrics", auth=False)},
+            "/metrics": {
+                "get": _op(
+                    "Prometheus metrics: here unless metrics.port moves them to a listener of their own;"
+                    " Bearer metrics.token if one is set",
+                    auth=False,
+                )
+            },
         },
     }

@@ -9,12 +9,19 @@ from prometheus_client import Counter, Gauge
 
 from presence_server.metrics import REGISTRY
 
-__all__ = ["WEBHOOK_EVENTS", "WEBHOOK_QUEUE", "WEBHOOK_ATTEMPTS", "PORTAL_REQUESTS", "ORIGIN_REFUSALS"]
+__all__ = [
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_QUEUE",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_DESTINATION_REFUSED",
+    "PORTAL_REQUESTS",
+    "ORIGIN_REFUSALS",
+]
 
 WEBHOOK_EVENTS: Final = Counter(
     "vo_webhook_events_total",
-    "Webhook events by outcome: delivered (2xx), failed (retries exhausted or refused), "
-    "dropped (queue full, the oldest went).",
+    "Webhook events by outcome: delivered (2xx), failed (retries exhausted, refused, redirected, "
+    "destination refused), dropped (queue full, the oldest went).",
     ["municipality", "webhook", "result"],
     registry=REGISTRY,
 )
@@ -22,7 +29,15 @@ WEBHOOK_QUEUE: Final = Gauge(
     "vo_webhook_queue_depth", "Events waiting per webhook on this node.", ["municipality", "webhook"], registry=REGISTRY
 )
 WEBHOOK_ATTEMPTS: Final = Counter(
-    "vo_webhook_attempts_total", "HTTP attempts per webhook, retries included.", ["municipality", "webhook"],
+    "vo_webhook_attempts_total", "HTTP attempts per webhook, retries included (not destinations refused before connecting).", ["municipality", "webhook"],
+    registry=REGISTRY,
+)
+WEBHOOK_DESTINATION_REFUSED: Final = Counter(
+    "vo_webhook_refused_total",
+    "Webhook deliveries refused before connecting, by the class of address the URL resolved to "
+    "(loopback, private, link_local, unspecified, multicast, reserved): a misconfigured URL or a "
+    "name pointing where webhooks must not go.",
+    ["municipality", "webhook", "reason"],
     registry=REGISTRY,
 )
 PORTAL_REQUESTS: Final = Counter(

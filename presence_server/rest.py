@@ -1,4 +1,4 @@
-"""The REST API: campus administration and read access, health, metrics, docs.
+"""The REST API: campus administration and read access, health, docs (metrics: metrics_http).
 
 Bearer tokens, the same JWTs as the socket. Every refusal is the one error shape
 ``{"ok": false, "error": {"code", "message"}}`` with a fitting HTTP status; the
@@ -217,10 +217,6 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
@@ -258,7 +254,6 @@ def setup(app: web.Application) -> None:
     r.add_get("/", index)
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)
-    r.add_get("/metrics", metrics_endpoint)
     r.add_get("/openapi.json", openapi)
     r.add_get("/dev/token", dev_token)
     add_vendor_routes(r)

@@ -20,6 +20,14 @@ least once while retries last (a receiver that answered slowly may see an
 event twice; the ``X-VO-Delivery`` id is the same), and at most the queue:
 events still queued when the node stops are lost.
 
+Destinations (:mod:`presence_server.webhook_guard`): redirects are never
+followed — a 3xx is a final failure, so a receiver cannot bounce a signed
+event to an address it picks — and a delivery whose URL resolves only to
+addresses the receiver's policy refuses (loopback, private ranges without
+``allow_networks``, link-local, ...) is refused before any connection, counted
+in ``vo_webhook_refused_total`` and not retried. Each worker owns its own HTTP
+session, whose resolver applies its receiver's policy.
+
 Signature (docs/portal.md has a verification snippet)::
 
     X-VO-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
@@ -48,6 +56,7 @@ from presence_server import portal_metrics as pm
 from presence_server.config import Settings
 from presence_server.presence.state import FloorDiff
 from presence_server.tasks import cancel_and_wait
+from presence_server.webhook_guard import DestinationPolicy, DestinationRefused, GuardedResolver
 from rooms import access
 from rooms.actors import Actor, Role
 from rooms.campus import CampusService
@@ -108,6 +117,7 @@ class WebhookTarget:
     secret: bytes
     families: frozenset[str]
     queue_size: int
+    policy: DestinationPolicy = field(default_factory=DestinationPolicy)
     queue: deque[WebhookEvent] = field(default_factory=deque)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -140,7 +150,6 @@ class WebhookDispatcher:
         self._backoff = backoff
         self._clock = clock
         self._workers: list[asyncio.Task[None]] = []
-        self._http: aiohttp.ClientSession | None = None
         # A stand-in staff member per municipality: a webhook sees what its staff see.
         self._viewers = {t.municipality: Actor("webhook", t.municipality, "webhook", frozenset({Role.STAFF}))
                          for t in self.targets}
@@ -150,7 +159,7 @@ class WebhookDispatcher:
         portal = settings.portal
         targets = [
             WebhookTarget(mid, name, hook.url, hook.key, frozenset(hook.events),
-                          portal.webhook_queue_size)
+                          portal.webhook_queue_size, DestinationPolicy(hook.networks))
             for mid, conf in sorted(settings.auth.municipalities.items())
             for name, hook in sorted(conf.webhooks.items())
         ]
@@ -159,22 +168,26 @@ class WebhookDispatcher:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        if not self.targets or self._http is not None:
+        if not self.targets or self._workers:
             return
-        self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            headers={"User-Agent": f"virtual-office-webhooks/{__version__}"},
-        )
         self._workers = [asyncio.create_task(self._work(t), name=f"webhook-{t.municipality}-{t.name}")
                          for t in self.targets]
 
     async def close(self) -> None:
         for task in self._workers:
-            await cancel_and_wait(task)
+            await cancel_and_wait(task)  # each worker closes its own session and resolver on the way out
         self._workers = []
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+
+    def _session(self, resolver: GuardedResolver) -> aiohttp.ClientSession:
+        # One session per receiver: its resolver applies this receiver's
+        # allow_networks, and its DNS cache holds only addresses checked against them.
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            headers={"User-Agent": f"virtual-office-webhooks/{__version__}"},
+            trust_env=False,  # an HTTP(S)_PROXY would connect to addresses the resolver never saw
+        )
 
     # -------------------------------------------------------------- sources
     def on_diffs(self, diffs: list[FloorDiff]) -> None:
@@ -207,6 +220,14 @@ class WebhookDispatcher:
 
     # ------------------------------------------------------------- delivery
     async def _work(self, target: WebhookTarget) -> None:
+        resolver = GuardedResolver(target.policy)
+        try:
+            async with self._session(resolver) as http:
+                await self._deliver_queue(http, target)
+        finally:
+            await resolver.close()  # a connector does not close a resolver it was given
+
+    async def _deliver_queue(self, http: aiohttp.ClientSession, target: WebhookTarget) -> None:
         while True:
             while not target.queue:
                 target.wakeup.clear()
@@ -214,21 +235,22 @@ class WebhookDispatcher:
             event = target.queue.popleft()
             pm.WEBHOOK_QUEUE.labels(target.municipality, target.name).set(len(target.queue))
             try:
-                delivered = await self._deliver(target, event)
+                delivered = await self._deliver(http, target, event)
             except Exception:  # a bug here must not stop this receiver's deliveries for good
                 log.exception("webhook_delivery_crashed", webhook=target.name, municipality=target.municipality)
                 delivered = False
             pm.WEBHOOK_EVENTS.labels(target.municipality, target.name, "delivered" if delivered else "failed").inc()
 
-    async def _deliver(self, target: WebhookTarget, event: WebhookEvent) -> bool:
-        assert self._http is not None
+    async def _deliver(self, http: aiohttp.ClientSession, target: WebhookTarget, event: WebhookEvent) -> bool:
+        refused = target.policy.check_url(target.url)  # an IP literal never reaches the resolver
+        if refused is not None:
+            return self._refused(target, event, refused)
         body = event.body(target.municipality)
         pause = self._backoff
         for attempt in range(self._retries + 1):
             if attempt:
                 await asyncio.sleep(pause)  # backoff between attempts, not a wait for a result
                 pause *= 2
-            pm.WEBHOOK_ATTEMPTS.labels(target.municipality, target.name).inc()
             headers = {
                 "Content-Type": "application/json",
                 "X-VO-Event": event.type,
@@ -236,19 +258,39 @@ class WebhookDispatcher:
                 SIGNATURE_HEADER: sign(target.secret, int(self._clock()), body),
             }
             try:
-                async with self._http.post(target.url, data=body, headers=headers) as resp:
+                # No redirects: the receiver must not choose where a signed event goes next.
+                async with http.post(target.url, data=body, headers=headers, allow_redirects=False) as resp:
                     status = resp.status
+                    location = resp.headers.get("Location", "")
                     await resp.read()
+            except DestinationRefused as exc:
+                return self._refused(target, event, exc)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                pm.WEBHOOK_ATTEMPTS.labels(target.municipality, target.name).inc()
                 log.warning("webhook_attempt_failed", webhook=target.name, municipality=target.municipality,
                             delivery=event.id, attempt=attempt + 1, error=type(exc).__name__)
                 continue
+            pm.WEBHOOK_ATTEMPTS.labels(target.municipality, target.name).inc()
             if 200 <= status < 300:
                 return True
+            if 300 <= status < 400:
+                # Final: the answer would be the same next time; the operator fixes the URL.
+                log.warning("webhook_redirect_refused", webhook=target.name, municipality=target.municipality,
+                            delivery=event.id, attempt=attempt + 1, status=status, location=location[:200])
+                return False
             log.warning("webhook_refused", webhook=target.name, municipality=target.municipality,
                         delivery=event.id, attempt=attempt + 1, status=status)
             if status < 500 and status not in _RETRY_STATUS:
                 return False  # the receiver said no: asking again will not change that
+        return False
+
+    @staticmethod
+    def _refused(target: WebhookTarget, event: WebhookEvent, exc: DestinationRefused) -> bool:
+        """A destination the policy refuses: logged, counted, never retried (the
+        address class will not change, and trying again would only try again)."""
+        pm.WEBHOOK_DESTINATION_REFUSED.labels(target.municipality, target.name, exc.reason).inc()
+        log.warning("webhook_destination_refused", webhook=target.name, municipality=target.municipality,
+                    delivery=event.id, host=exc.host, address=exc.address, reason=exc.reason)
         return False
 
 

@@ -65,6 +65,10 @@ def test_check_config_accepts_the_production_example_with_secrets_from_env(
     assert main(["check-config", str(PRODUCTION_TOML)]) == 0
     out = capsys.readouterr().out
     assert "bergheim (RS256)" in out and "dev_mode: false" in out
+    assert "metrics: 127.0.0.1:9180 (own listener), no token" in out and "warning" not in out
+    monkeypatch.setenv("PRESENCE_METRICS__TOKEN", STRONG)
+    assert main(["check-config", str(PRODUCTION_TOML)]) == 0
+    assert "metrics: 127.0.0.1:9180 (own listener), bearer token required" in capsys.readouterr().out
 
 
 def test_check_config_reports_the_bad_key_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,6 +36,8 @@ async def nodes(start_server: StartServer, redis_server: RedisServer, redis_pref
         "PRESENCE_PRESENCE__GRACE_SECONDS": "0.3",
         "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__URL": receiver.url("altbach"),
         "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__SECRET": SECRET.decode(),
+        # The receiver listens on loopback, which webhooks reach only when allowed.
+        "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__ALLOW_NETWORKS": '["127.0.0.0/8"]',
     }
     a = await start_server(env)
     b = await start_server(env)

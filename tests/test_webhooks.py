@@ -1,7 +1,12 @@
 """Webhooks against a real server and a real receiver on a loopback port that
 verifies every signature on its own: which municipality receives what, knock
-events without their message, and delivery under a full queue, retries,
-refusals and timeouts."""
+events without their message, delivery under a full queue, retries, refusals
+and timeouts, and where deliveries may not go (redirects, loopback, private
+and link-local destinations).
+
+The receivers listen on 127.0.0.1, which webhooks may reach only with an
+explicit ``allow_networks`` opt-in: the tests' receivers are configured with
+``["127.0.0.0/8"]`` unless a test is about that rule."""
 
 from __future__ import annotations
 
@@ -10,11 +15,12 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from presence_server.config import ConfigError, load_settings
 from presence_server.metrics import REGISTRY
 from tests.conftest import DEFAULT_CONFIG, OfficeServer, StartServer
-from tests.support.portal import ferndorf_env, person
+from tests.support.portal import eventually, ferndorf_env, person
 from tests.support.webhook_receiver import Delivery, Receiver, verify_signature
 
 FLOOR = "projekt"
@@ -25,17 +31,34 @@ SECRETS = {
 }
 
 
-def webhook_env(receiver: Receiver, municipality: str, name: str, *, events: str | None = None,
-                path: str | None = None) -> dict[str, str]:
+LOOPBACK = '["127.0.0.0/8"]'  # the receivers' address: a relay on the same host
+
+
+def webhook_env(receiver: Receiver | None, municipality: str, name: str, *, events: str | None = None,
+                path: str | None = None, url: str | None = None, allow: str | None = LOOPBACK) -> dict[str, str]:
     key = f"PRESENCE_AUTH__MUNICIPALITIES__{municipality.upper()}__WEBHOOKS__{name.upper()}__"
-    env = {key + "URL": receiver.url(path or municipality), key + "SECRET": SECRETS[municipality].decode()}
+    if url is None:
+        assert receiver is not None
+        url = receiver.url(path or municipality)
+    env = {key + "URL": url, key + "SECRET": SECRETS[municipality].decode()}
     if events is not None:
         env[key + "EVENTS"] = events
+    if allow is not None:
+        env[key + "ALLOW_NETWORKS"] = allow
     return env
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def until_sample(name: str, value: float, *, timeout: float = 5.0, **labels: str) -> None:
+    """Wait until a counter reaches ``value``: outcomes are counted after the
+    receiver's answer is read, so there is no event of the test's own to await."""
+    async def reached() -> bool:
+        return sample(name, **labels) >= value
+
+    await eventually(reached, timeout=timeout)
 
 
 @pytest.fixture
@@ -145,13 +168,8 @@ async def test_a_full_queue_drops_the_oldest_events_and_counts_them(
     after = {r: sample("vo_webhook_events_total", municipality="altbach", webhook="small", result=r)
              for r in ("dropped", "delivered")}
     assert after["dropped"] - before["dropped"] == 2
-    await asyncio.wait_for(_until_metric("delivered", "small", before["delivered"] + 3), 5)
-
-
-async def _until_metric(result: str, webhook: str, value: float) -> None:
-    # Counted after the receiver's answer is read: poll the counter with a deadline (wait_for above).
-    while sample("vo_webhook_events_total", municipality="altbach", webhook=webhook, result=result) < value:
-        await asyncio.sleep(0.02)
+    await until_sample("vo_webhook_events_total", before["delivered"] + 3,
+                       municipality="altbach", webhook="small", result="delivered")
 
 
 async def test_failed_attempts_are_retried_with_the_same_delivery_id_and_refusals_are_final(
@@ -187,8 +205,93 @@ async def test_failed_attempts_are_retried_with_the_same_delivery_id_and_refusal
     flaky = [d for d in deliveries if d.event["data"].get("text") == "flaky"]
     assert flaky[0].headers["X-VO-Delivery"] == flaky[1].headers["X-VO-Delivery"]
     assert all(d.valid for d in deliveries)
-    await asyncio.wait_for(_until_metric("failed", "flaky", failed + 2), 5)  # refuse, down
+    await until_sample("vo_webhook_events_total", failed + 2,  # refuse, down
+                       municipality="altbach", webhook="flaky", result="failed")
     never.set()  # let the abandoned slow answer finish
+
+
+async def test_a_redirect_is_a_failed_delivery_and_its_target_receives_nothing(
+    start_server: StartServer, receiver: Receiver
+) -> None:
+    # Both receivers are allowed destinations: only the redirect rule stands between them.
+    elsewhere = await Receiver(dict(SECRETS)).start()
+    try:
+        # 307 asks the client to repeat the POST, body and signature included, at Location.
+        receiver.answer = lambda d: web.Response(status=307, headers={"Location": elsewhere.url("altbach")})
+        office = await start_server({**webhook_env(receiver, "altbach", "moved"),
+                                     "PRESENCE_PORTAL__WEBHOOK_BACKOFF_SECONDS": "0.01"})
+        labels = {"municipality": "altbach", "webhook": "moved"}
+        failed = sample("vo_webhook_events_total", result="failed", **labels)
+        attempts = sample("vo_webhook_attempts_total", **labels)
+        anna = await person(office, "anna.altbach", "altbach")
+        await anna.move(FLOOR)
+        await receiver.until(lambda ds: len(ds) == 1)
+        await until_sample("vo_webhook_events_total", failed + 1, result="failed", **labels)
+        # Final at once: one attempt, not retried, and nothing went to the Location.
+        assert sample("vo_webhook_attempts_total", **labels) - attempts == 1
+        assert len(receiver.deliveries) == 1 and elsewhere.deliveries == []
+    finally:
+        await elsewhere.stop()
+
+
+async def test_loopback_and_private_destinations_are_refused_without_an_opt_in_naming_them(
+    start_server: StartServer, receiver: Receiver
+) -> None:
+    by_name = f"http://localhost:{receiver.port}"  # resolved at send time: caught, not only the URL text
+    refused = {  # webhook name: (url, allow_networks, reason)
+        "literal": (receiver.url("literal"), None, "loopback"),
+        "byname": (f"{by_name}/byname", None, "loopback"),
+        "intranet": ("http://10.20.30.40:8080/intranet", '["192.168.0.0/16"]', "private"),
+    }
+    office = await start_server({
+        **{k: v for name, (url, allow, _) in refused.items()
+           for k, v in webhook_env(None, "altbach", name, url=url, allow=allow).items()},
+        # The control: the same receiver by name, with the opt-in for a relay on this host.
+        **webhook_env(None, "altbach", "relay", url=f"{by_name}/altbach", allow=LOOPBACK),
+    })
+    before = {name: (sample("vo_webhook_refused_total", municipality="altbach", webhook=name, reason=reason),
+                     sample("vo_webhook_attempts_total", municipality="altbach", webhook=name))
+              for name, (_, _, reason) in refused.items()}
+    anna = await person(office, "anna.altbach", "altbach")
+    await anna.move(FLOOR)
+    await receiver.until(lambda ds: any(d.path == "altbach" for d in ds))
+    for name, (_, _, reason) in refused.items():
+        await until_sample("vo_webhook_refused_total", before[name][0] + 1,
+                           municipality="altbach", webhook=name, reason=reason)
+        # Refused before connecting: no HTTP attempt, no retry.
+        assert sample("vo_webhook_attempts_total", municipality="altbach", webhook=name) == before[name][1]
+    assert {d.path for d in receiver.deliveries} == {"altbach"} and all(d.valid for d in receiver.deliveries)
+
+
+async def test_link_local_and_unspecified_destinations_are_refused_whatever_the_opt_in_says(
+    start_server: StartServer, receiver: Receiver
+) -> None:
+    everything = '["0.0.0.0/0", "::/0"]'  # the broadest opt-in there is
+    refused = {  # webhook name: (url, reason)
+        "metadata": ("http://169.254.169.254/latest/meta-data/", "link_local"),
+        "mapped": ("http://[::ffff:169.254.169.254]/latest/meta-data/", "link_local"),
+        "v6": ("http://[fe80::1]:8080/hooks", "link_local"),
+        # On Linux a connect to 0.0.0.0 reaches this host: the receiver would see it.
+        "unspecified": (f"http://0.0.0.0:{receiver.port}/unspecified", "unspecified"),
+    }
+    office = await start_server({
+        k: v for name, (url, _) in refused.items()
+        for k, v in webhook_env(None, "altbach", name, url=url, allow=everything).items()
+    })
+    before = {name: (sample("vo_webhook_refused_total", municipality="altbach", webhook=name, reason=reason),
+                     sample("vo_webhook_events_total", municipality="altbach", webhook=name, result="failed"),
+                     sample("vo_webhook_attempts_total", municipality="altbach", webhook=name))
+              for name, (_, reason) in refused.items()}
+    anna = await person(office, "anna.altbach", "altbach")
+    await anna.move(FLOOR)
+    await anna.set_status("busy")  # a second event: each is refused on its own
+    for name, (_, reason) in refused.items():
+        refusals, failed, attempts = before[name]
+        await until_sample("vo_webhook_refused_total", refusals + 2,
+                           municipality="altbach", webhook=name, reason=reason)
+        assert sample("vo_webhook_events_total", municipality="altbach", webhook=name, result="failed") == failed + 2
+        assert sample("vo_webhook_attempts_total", municipality="altbach", webhook=name) == attempts
+    assert receiver.deliveries == []
 
 
 def test_webhook_secrets_come_from_the_environment_and_are_checked(tmp_path: Path) -> None:
@@ -199,7 +302,11 @@ def test_webhook_secrets_come_from_the_environment_and_are_checked(tmp_path: Pat
     settings = load_settings(conf, env={secret_env: "x" * 40})
     hook = settings.auth.municipalities["altbach"].webhooks["intranet"]
     assert hook.secret.get_secret_value() == "x" * 40 and hook.events == ["presence", "knock"]
-    assert hook.url == "https://intranet.altbach.example/hooks/office"
+    assert hook.url == "https://intranet.altbach.example/hooks/office" and hook.allow_networks == []
+    allowed = load_settings(conf, env={
+        "PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__ALLOW_NETWORKS": '["10.20.0.0/16", "fd00::/8"]'})
+    assert [str(n) for n in allowed.auth.municipalities["altbach"].webhooks["intranet"].networks] == [
+        "10.20.0.0/16", "fd00::/8"]
     with pytest.raises(ConfigError) as refused:
         strong = {f"PRESENCE_AUTH__MUNICIPALITIES__{m}__SECRET": "s" * 40
                   for m in ("ALTBACH", "BERGHEIM", "LINDENAU", "SEEFELD")}
@@ -209,6 +316,10 @@ def test_webhook_secrets_come_from_the_environment_and_are_checked(tmp_path: Pat
         ("URL", "ftp://x", "webhooks.intranet.url"),
         ("EVENTS", '["presence", "calls"]', "webhooks.intranet.events"),
         ("SECRET", "", "webhooks.intranet.secret"),
+        ("ALLOW_NETWORKS", '["10.0.0.1/8"]', "webhooks.intranet.allow_networks: '10.0.0.1/8' is not a CIDR"),
+        ("ALLOW_NETWORKS", '["intranet"]', "webhooks.intranet.allow_networks: 'intranet' is not a CIDR"),
+        ("ALLOW_NETWORKS", '["169.254.0.0/16"]', "'169.254.0.0/16' is link-local: such addresses are always"),
+        ("ALLOW_NETWORKS", '["::/128"]', "'::/128' is unspecified"),
     ]:
         with pytest.raises(ConfigError) as refused:
             load_settings(conf, env={f"PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__{key}": value})

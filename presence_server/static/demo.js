@@ -71,7 +71,13 @@ const PEOPLE = {
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) k === "onclick" ? node.addEventListener("click", v) : node.setAttribute(k, v);
+  // style through the CSSOM: the page's Content-Security-Policy (style-src 'self')
+  // refuses style attributes, not styles set by its own script.
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "onclick") node.addEventListener("click", v);
+    else if (k === "style") node.style.cssText = v;
+    else node.setAttribute(k, v);
+  }
   node.append(...children);
   return node;
 }

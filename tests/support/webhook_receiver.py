@@ -42,9 +42,9 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """Paths name the webhook (``/altbach`` ...). ``answer(delivery) -> status`` (or an
-    awaitable of it) decides the reply; ``hold`` (if set) is awaited before answering,
-    to stall the sender."""
+    """Paths name the webhook (``/altbach`` ...). ``answer(delivery)`` decides the reply:
+    a status, a whole response (a redirect with its ``Location``), or an awaitable of
+    either; ``hold`` (if set) is awaited before answering, to stall the sender."""
 
     secrets: dict[str, bytes]
     answer: Callable[[Delivery], Any] = lambda d: 204
@@ -84,10 +84,10 @@ class Receiver:
             self._arrived.notify_all()
         if self.hold is not None:
             await self.hold.wait()
-        status = self.answer(delivery)
-        if inspect.isawaitable(status):
-            status = await status
-        return web.Response(status=status)
+        answer = self.answer(delivery)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer if isinstance(answer, web.StreamResponse) else web.Response(status=answer)
 
     def events(self, path: str) -> list[dict[str, Any]]:
         return [d.event for d in self.deliveries if d.path == path]

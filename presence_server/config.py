@@ -154,7 +154,13 @@ class FanoutSettings(_Section):
     #: Changes on one floor within this window go out as one frame (0: next loop turn).
     batch_window_ms: float = Field(default=5, ge=0, le=1000)
     #: A watcher with more unsent bytes than this is a slow client and is disconnected.
+    #: Counted in the process and in the kernel's send queue (presence_server/sendbuf.py).
     max_send_buffer_bytes: int = Field(default=1_048_576, ge=65_536, le=67_108_864)
+    #: SO_SNDBUF of every WebSocket connection, so a client that stops reading cannot
+    #: park megabytes in the kernel unseen (Linux doubles it for bookkeeping and stops
+    #: auto-tuning; it also enforces a minimum of a few KiB). 0 leaves the kernel's
+    #: auto-tuning (up to net.ipv4.tcp_wmem, 4 MiB by default).
+    socket_send_buffer_bytes: int = Field(default=65_536, ge=0, le=16_777_216)
 
 
 class IceSettings(_Section):

@@ -146,6 +146,9 @@ class LimitsSettings(_Section):
     max_event_bytes: int = Field(default=16384, ge=256, le=1048576)
     events_per_second: float = Field(default=20, gt=0)
     burst: int = Field(default=40, ge=1)
+    #: Concurrent Socket.IO sessions of one person (municipality, user id) on this node;
+    #: one more is refused with too_many_sessions.
+    max_sessions_per_person: int = Field(default=10, ge=1, le=1000)
 
 
 class FanoutSettings(_Section):

@@ -30,6 +30,7 @@ from presence_server.origins import OriginPolicy
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
+from presence_server.session_limit import SessionLimit, person_key
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
@@ -79,6 +80,7 @@ class Gateway(PresenceHooks):
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
         self._user_sessions: Counter[str] = Counter()
+        self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
         # Per municipality: the portals allowed to embed its staff's sessions.
         self._origins = {
@@ -151,16 +153,28 @@ class Gateway(PresenceHooks):
             exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+        # Counted before the first await below, so concurrent connects cannot overshoot.
+        person = person_key(actor)
+        if not self._session_limit.acquire(person):
+            limit = self._session_limit.max_sessions
+            exc = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
+            metrics.ERRORS.labels(exc.code.value).inc()
+            log.info("connect_refused", sid=sid, code=exc.code.value, user=actor.user_id, municipality=actor.municipality_id)
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
-        await self._transport.attach(sid, actor.user_id, environ)
         try:
+            await self._transport.attach(sid, actor.user_id, environ)
             member = await self._presence.connect(sid, actor)
             knocks = await self._knocks.pending_for(actor.user_id)
-        except STORE_UNAVAILABLE:
+        except BaseException as failure:
+            # Refused after all: the session never existed, and its slot is free again.
             del self._sessions[sid]
             self._transport.detach(sid)
+            self._session_limit.release(person)
+            if not isinstance(failure, STORE_UNAVAILABLE):
+                raise
             exc = DomainError(ErrorCode.UNAVAILABLE)
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
@@ -183,6 +197,7 @@ class Gateway(PresenceHooks):
         if session is None:
             return
         self._transport.detach(sid)
+        self._session_limit.release(person_key(session.actor))  # auth.refresh keeps the person
         self._count_online(session.actor, -1)
         try:
             await self._presence.disconnect(sid, session.actor.user_id)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
+from presence_server.messages import KnockRef
 from signalling.client import OfficeClient, RequestError
 from tests.conftest import OfficeServer, StartServer
 
@@ -39,6 +41,17 @@ async def test_an_admitted_knocker_is_moved_into_the_room_and_everyone_sees_one_
         outcome = await client.next_event("knock.outcome")
         assert (outcome["knock_id"], outcome["outcome"]) == (knock["knock_id"], "admitted")
     await watcher.until_view(FLOOR, lambda v: v.members.get("ben.bergheim", {}).get("room_id") == MEETING)
+
+
+async def test_a_knock_id_is_k_dash_twelve_url_safe_characters_at_its_floor(office: OfficeServer) -> None:
+    """docs/protocol.md §3: the floor part routes the knock in a cluster (knock_store.floor_of)."""
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    assert re.fullmatch(r"k-[A-Za-z0-9_-]{12}@" + FLOOR, knock["knock_id"]), knock["knock_id"]
+    assert (await lea.next_event("knock.incoming"))["knock_id"] == knock["knock_id"]
+    assert (await ben.next_event("knock.pending"))["knock_id"] == knock["knock_id"]
+    # The longest floor id (64 characters, rooms/validation.py) still gives an id events accept.
+    KnockRef.model_validate({"knock_id": "k-" + "x" * 12 + "@" + "f" * 64})
 
 
 async def test_a_declined_knocker_waits_out_a_cooldown(office: OfficeServer) -> None:

@@ -251,7 +251,7 @@ class CallBook:
         there is none. The caller has checked that the user is inside the room.
 
         Idempotent: joining the call one is in returns it with ``created=False``.
-        Refused with ``room_full``/``call_full`` past ``max_mesh`` unless an SFU is
+        Refused with ``call_full`` (carrying ``max_mesh``) past ``max_mesh`` unless an SFU is
         configured. Checked *before* leaving the previous call, so a refused join
         leaves the user where they were."""
         current = self._room_call.get(room_id)

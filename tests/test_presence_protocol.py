@@ -159,6 +159,7 @@ async def test_walking_respects_doors_capacity_and_owners(office: OfficeServer) 
     with pytest.raises(RequestError) as refused:
         await extra.move(FLOOR, office_room)
     assert refused.value.code == "room_full"
+    assert refused.value.error["capacity"] == 4  # protocol.md §2: room_full carries capacity
     await tim.move(FLOOR, office_room)
     store = office.runtime.presence.store
     assert len(await store.occupants(FLOOR, office_room)) == 5

@@ -10,6 +10,7 @@ from typing import Any
 
 from presence_server.presence.state import FloorDiff, PresenceState, Status, UserPresence
 from presence_server.presence.store import Member
+from rooms.access import room_full
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 
@@ -67,7 +68,7 @@ class MemoryPresenceStore:
         same_room = (user.floor_id, user.room_id) == (floor_id, room_id)
         if room_id is not None and capacity is not None and not same_room:
             if self.state.occupants(room_id, floor_id) >= capacity:
-                raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
+                raise room_full(capacity)
         return self.state.move(user_id, floor_id, room_id), before
 
     async def leave_floor(self, user_id: str) -> tuple[list[FloorDiff], Member | None]:

@@ -186,7 +186,8 @@ def clean_note(caller_id: str, callee: str, text: str, max_chars: int) -> str:
     if not text:
         raise DomainError(ErrorCode.INVALID_PAYLOAD, "empty_note")
     if len(text) > max_chars:
-        raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long", max_chars=max_chars)
+        # Like a status text or knock message over its cap (protocol.md §10).
+        raise DomainError(ErrorCode.INVALID_PAYLOAD, f"text: at most {max_chars} characters", field="text")
     return text
 
 

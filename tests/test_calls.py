@@ -415,7 +415,7 @@ def test_notes_are_bounded_in_length_and_refuse_blank_or_self() -> None:
     book = CallBook(note_max_chars=10)
     book.leave_note(BEN, "lea", "x" * 10, now=0)
     cases = [
-        (BEN, "lea", "x" * 11, (ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long")),
+        (BEN, "lea", "x" * 11, (ErrorCode.INVALID_PAYLOAD, "text: at most 10 characters")),
         (BEN, "lea", "   ", (ErrorCode.INVALID_PAYLOAD, "empty_note")),
         (BEN, "ben", "hi", (ErrorCode.INVALID_PAYLOAD, "cannot_note_yourself")),
     ]

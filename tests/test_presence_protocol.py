@@ -202,3 +202,10 @@ async def test_a_watcher_sees_rooms_change_live_when_an_admin_edits_the_campus(o
     await ben.until_view(FLOOR, lambda v: new_room in v.rooms and v.rooms[LOUNGE]["door"] == "closed")
     assert view.rooms[LOUNGE]["name"] == "Ruheraum"
     assert view.rooms[new_room]["name"] == "Sprint-Raum"
+
+
+async def test_leaving_when_on_no_floor_succeeds_and_changes_nothing(office: OfficeServer) -> None:
+    """protocol.md §3 presence.leave: no specific errors."""
+    anna = await office.client("anna.altbach", "altbach")
+    ack = await anna.call("presence.leave")
+    assert ack == {"ok": True, "location": {"floor_id": None, "room_id": None}}

@@ -35,8 +35,8 @@ from tests.support.tcp import server_send_queue
 
 FLOOR = "projekt"
 LOUNGE = "projekt-lounge"
-#: Generous for a loaded 2-core runner; measured well under a second on an idle one.
-CUT_OFF_WITHIN_S = 15.0
+#: Generous for a loaded 2-core runner shared with other jobs; a few seconds measured there.
+CUT_OFF_WITHIN_S = 30.0
 
 
 # ------------------------------------------------------------- the mechanism
@@ -155,10 +155,10 @@ async def test_a_watcher_that_stops_reading_on_a_busy_floor_is_reset_within_seco
 
         async def busy(i: int, mover: OfficeClient) -> None:
             n = 0
-            while not stop.is_set():  # statuses and walks, each awaited: as fast as the server answers
-                text = f"{'Haushalt ' * 50}{i}-{n}"
-                await mover.set_status("busy", text)
-                last_text[mover.user_id] = text
+            while not stop.is_set():  # as fast as the server answers: 4 statuses in flight, then a walk
+                texts = [f"{'Haushalt ' * 110}{i}-{n}-{k}" for k in range(4)]  # ~1 KB diffs
+                await asyncio.gather(*(mover.set_status("busy", text) for text in texts))
+                last_text[mover.user_id] = texts[-1]  # one session's requests apply in order
                 await mover.move(FLOOR, LOUNGE if n % 2 else None)
                 n += 1
 

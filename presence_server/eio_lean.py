@@ -39,6 +39,7 @@ from urllib.parse import parse_qs
 
 import engineio
 import engineio.async_socket
+import structlog
 from aiohttp import WSMsgType
 from engineio import exceptions, packet
 
@@ -47,6 +48,8 @@ from presence_server.fanout import websocket_frame
 from presence_server.sendbuf import bound_kernel_buffer, cut_off, is_backed_up
 
 __all__ = ["LeanEngineServer", "LeanSocket"]
+
+log = structlog.get_logger(__name__)
 
 _DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 
@@ -79,6 +82,7 @@ class LeanSocket(engineio.async_socket.AsyncSocket):
             return
         if is_backed_up(transport, self.server.max_send_buffer):
             metrics.SLOW_CLIENTS.inc()
+            log.warning("slow_client_disconnected", eio_sid=self.sid, limit=self.server.max_send_buffer)
             cut_off(transport)  # the receive loop ends and the session closes as usual
             return
         encoded = pkt.encode()

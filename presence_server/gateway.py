@@ -159,7 +159,9 @@ class Gateway(PresenceHooks):
             limit = self._session_limit.max_sessions
             exc = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
             metrics.ERRORS.labels(exc.code.value).inc()
-            log.info("connect_refused", sid=sid, code=exc.code.value, user=actor.user_id, municipality=actor.municipality_id)
+            log.info(
+                "connect_refused", sid=sid, code=exc.code.value, user=actor.user_id, municipality=actor.municipality_id
+            )
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))

@@ -67,7 +67,7 @@ def is_backed_up(transport: asyncio.WriteTransport, limit: int) -> bool:
     """More than ``limit`` bytes are waiting for the peer, in the process and the kernel."""
     buffered = transport.get_write_buffer_size()
     if buffered == 0:
-        return False  # the kernel took everything; its queue is bounded by SO_SNDBUF
+        return False  # the kernel took everything; its queue is bounded by SO_SNDBUF (or tcp_wmem)
     return buffered + kernel_queued(transport) > limit
 
 

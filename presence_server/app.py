@@ -83,6 +83,7 @@ def build_app(settings: Settings) -> web.Application:
         engineio_logger=False,
     )
     sio.eio.max_send_buffer = settings.fanout.max_send_buffer_bytes
+    sio.eio.socket_send_buffer = settings.fanout.socket_send_buffer_bytes
     app = web.Application(
         client_max_size=settings.http.max_body_bytes, middlewares=[cors_middleware, rest.error_middleware]
     )

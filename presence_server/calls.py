@@ -108,7 +108,9 @@ class CallService(PresenceHooks):
         await self.store.check_relay(actor.person_id, to, call_id)
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self._max_signal:
-            raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {self._max_signal} bytes")
+            raise DomainError(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"{size} > {self._max_signal} bytes", limit=self._max_signal
+            )
         if kind == "answer":
             self._setup_done(call_id, actor.person_id, to)
         message = {"call_id": call_id, "from": actor.person_id, "kind": kind, "data": data}

@@ -152,6 +152,9 @@ class LimitsSettings(_Section):
     max_event_bytes: int = Field(default=16384, ge=256, le=1048576)
     events_per_second: float = Field(default=20, gt=0)
     burst: int = Field(default=40, ge=1)
+    #: Concurrent Socket.IO sessions of one person (municipality, user id) on this node;
+    #: one more is refused with too_many_sessions.
+    max_sessions_per_person: int = Field(default=10, ge=1, le=1000)
 
 
 class FanoutSettings(_Section):
@@ -160,7 +163,13 @@ class FanoutSettings(_Section):
     #: Changes on one floor within this window go out as one frame (0: next loop turn).
     batch_window_ms: float = Field(default=5, ge=0, le=1000)
     #: A watcher with more unsent bytes than this is a slow client and is disconnected.
+    #: Counted in the process and in the kernel's send queue (presence_server/sendbuf.py).
     max_send_buffer_bytes: int = Field(default=1_048_576, ge=65_536, le=67_108_864)
+    #: SO_SNDBUF of every WebSocket connection, so a client that stops reading cannot
+    #: park megabytes in the kernel unseen (Linux doubles it for bookkeeping and stops
+    #: auto-tuning; it also enforces a minimum of a few KiB). 0 leaves the kernel's
+    #: auto-tuning (up to net.ipv4.tcp_wmem, 4 MiB by default).
+    socket_send_buffer_bytes: int = Field(default=65_536, ge=0, le=16_777_216)
 
 
 class IceSettings(_Section):

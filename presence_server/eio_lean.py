@@ -14,7 +14,9 @@ path unchanged):
 * sending is one synchronous write of a complete WebSocket frame to the
   connection, like the floor fan-out (:mod:`presence_server.fanout`), so both
   paths keep call order and never interleave; a connection whose unsent bytes
-  pass ``max_send_buffer`` is aborted (a slow client), never queued for;
+  pass ``max_send_buffer`` is cut off (a slow client), never queued for; its
+  kernel send buffer is fixed at ``socket_send_buffer`` when the WebSocket
+  opens, so unsent bytes cannot hide in the kernel (:mod:`presence_server.sendbuf`);
 * packets sent before the WebSocket opened (engine.io's OPEN, the Socket.IO
   connect acknowledgement) are flushed in order, then the queue is dropped;
 * the receive loop awaits aiohttp's ``receive(timeout)`` directly: no task per
@@ -37,13 +39,17 @@ from urllib.parse import parse_qs
 
 import engineio
 import engineio.async_socket
+import structlog
 from aiohttp import WSMsgType
 from engineio import exceptions, packet
 
 from presence_server import metrics
 from presence_server.fanout import websocket_frame
+from presence_server.sendbuf import bound_kernel_buffer, cut_off, is_backed_up
 
 __all__ = ["LeanEngineServer", "LeanSocket"]
+
+log = structlog.get_logger(__name__)
 
 _DATA: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 
@@ -74,9 +80,10 @@ class LeanSocket(engineio.async_socket.AsyncSocket):
     def _write(self, transport: asyncio.Transport, pkt: packet.Packet) -> None:
         if transport.is_closing():
             return
-        if transport.get_write_buffer_size() > self.server.max_send_buffer:
+        if is_backed_up(transport, self.server.max_send_buffer):
             metrics.SLOW_CLIENTS.inc()
-            transport.abort()  # the receive loop ends and the session closes as usual
+            log.warning("slow_client_disconnected", eio_sid=self.sid, limit=self.server.max_send_buffer)
+            cut_off(transport)  # the receive loop ends and the session closes as usual
             return
         encoded = pkt.encode()
         if isinstance(encoded, str):
@@ -110,6 +117,7 @@ class LeanSocket(engineio.async_socket.AsyncSocket):
             await super()._websocket_handler(ws)  # an upgrade from long-polling: the library's way
             return
         self.connected = self.upgraded = True
+        bound_kernel_buffer(transport, self.server.socket_send_buffer)
         _release_handshake(ws.environ)
         self._flush_queue(transport)
         self._transport = transport
@@ -152,8 +160,10 @@ class LeanSocket(engineio.async_socket.AsyncSocket):
 class LeanEngineServer(engineio.AsyncServer):
     """engine.io's server, giving WebSocket-direct sessions a :class:`LeanSocket`."""
 
-    #: Unsent bytes past which a lean session's connection is aborted (set by the app).
+    #: Unsent bytes past which a lean session's connection is cut off (set by the app).
     max_send_buffer: int = 1 << 20
+    #: ``SO_SNDBUF`` of a lean session's connection; 0 leaves the kernel's auto-tuning (set by the app).
+    socket_send_buffer: int = 0
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":

@@ -14,7 +14,9 @@ and writes floor frames to it directly:
   from both paths never interleave; an uncompressed frame is valid on a
   connection that negotiated permessage-deflate (RFC 7692 allows it per message);
 * a watcher whose unsent bytes exceed ``max_buffer`` is a slow client: it is
-  disconnected rather than allowed to grow the server's memory.
+  cut off rather than allowed to grow the server's memory. Unsent bytes are
+  the transport's buffer and the kernel's send queue (:mod:`presence_server.sendbuf`
+  says why both, and why a reset).
 
 Sessions that arrived over long-polling are not here; the transport sends to
 them through python-socketio as before.
@@ -31,6 +33,7 @@ import socketio.packet
 import structlog
 
 from presence_server import metrics
+from presence_server.sendbuf import cut_off, is_backed_up, kernel_queued
 
 __all__ = ["FloorFanout", "encode_event_frame", "websocket_frame"]
 
@@ -111,7 +114,7 @@ class FloorFanout:
         for sid, transport in watchers.items():
             if transport.is_closing():
                 continue
-            if transport.get_write_buffer_size() > limit:
+            if is_backed_up(transport, limit):
                 slow.append(sid)
                 continue
             transport.write(frame)
@@ -125,10 +128,13 @@ class FloorFanout:
         transport = self._transports.get(sid)
         self.forget(sid)
         metrics.SLOW_CLIENTS.inc()
-        log.warning("slow_client_disconnected", sid=sid, limit=self._max_buffer)
         if transport is not None:
-            # abort(): drop the unsent backlog at once; the disconnect then takes the
+            log.warning(
+                "slow_client_disconnected", sid=sid, limit=self._max_buffer,
+                buffered=transport.get_write_buffer_size(), kernel=kernel_queued(transport),
+            )
+            # Drop the unsent backlog at once; the disconnect then takes the
             # normal path (grace period, leave) through engine.io.
-            transport.abort()
+            cut_off(transport)
         if self._on_slow is not None:
             self._on_slow(sid)

@@ -10,7 +10,6 @@ logging context, error shape, metrics), so handlers only hold the use case.
 from __future__ import annotations
 
 import json
-from collections import Counter
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Final
@@ -30,6 +29,7 @@ from presence_server.origins import OriginPolicy
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
+from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
@@ -79,7 +79,8 @@ class Gateway(PresenceHooks):
         self._calls = calls
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
-        self._user_sessions: Counter[PersonId] = Counter()
+        # Sessions per person on this node: the limit, and vo_online_users.
+        self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
         # Per municipality: the portals allowed to embed its staff's sessions.
         self._origins = {
@@ -123,16 +124,16 @@ class Gateway(PresenceHooks):
     def session_count(self) -> int:
         return len(self._sessions)
 
-    def _count_online(self, actor: Actor, delta: int) -> None:
-        """vo_sessions and vo_online_users count what this node holds."""
-        metrics.SESSIONS.inc(delta)
-        before = self._user_sessions[actor.person_id]
-        after = self._user_sessions[actor.person_id] = before + delta
-        if after <= 0:
-            del self._user_sessions[actor.person_id]
-        if before == 0 and after > 0:
+    def _acquire(self, actor: Actor) -> bool:
+        """One more session of ``actor``'s person, unless at the limit. vo_online_users
+        counts the people holding at least one session (or a connect under way) here."""
+        held = self._session_limit.acquire(actor.person_id)
+        if held == 1:
             metrics.ONLINE_USERS.labels(actor.municipality_id).inc()
-        elif before > 0 and after <= 0:
+        return held > 0
+
+    def _release(self, actor: Actor) -> None:
+        if self._session_limit.release(actor.person_id) == 0:
             metrics.ONLINE_USERS.labels(actor.municipality_id).dec()
 
     # ------------------------------------------------------------ connection
@@ -152,20 +153,33 @@ class Gateway(PresenceHooks):
             exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+        # Counted before the first await below, so concurrent connects cannot overshoot.
+        if not self._acquire(actor):
+            limit = self._session_limit.max_sessions
+            exc = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
+            metrics.ERRORS.labels(exc.code.value).inc()
+            log.info(
+                "connect_refused", sid=sid, code=exc.code.value, person=actor.person_id, municipality=actor.municipality_id
+            )
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
-        await self._transport.attach(sid, actor.person_id, environ)
         try:
+            await self._transport.attach(sid, actor.person_id, environ)
             member = await self._presence.connect(sid, actor)
             knocks = await self._knocks.pending_for(actor.person_id)
-        except STORE_UNAVAILABLE:
+        except BaseException as failure:
+            # Refused after all: the session never existed, and its slot is free again.
             del self._sessions[sid]
             self._transport.detach(sid)
+            self._release(actor)
+            if not isinstance(failure, STORE_UNAVAILABLE):
+                raise
             exc = DomainError(ErrorCode.UNAVAILABLE)
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
-        self._count_online(actor, +1)
+        metrics.SESSIONS.inc()
         self._transport.post_welcome(
             sid,
             {
@@ -184,7 +198,8 @@ class Gateway(PresenceHooks):
         if session is None:
             return
         self._transport.detach(sid)
-        self._count_online(session.actor, -1)
+        self._release(session.actor)  # auth.refresh keeps the person
+        metrics.SESSIONS.dec()
         try:
             await self._presence.disconnect(sid, session.actor.person_id)
         except STORE_UNAVAILABLE:

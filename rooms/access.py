@@ -35,6 +35,7 @@ __all__ = [
     "can_change_door",
     "check_door",
     "check_enter",
+    "room_full",
 ]
 
 
@@ -116,4 +117,10 @@ def check_enter(
         return
     check_door(actor, room, admitted=admitted)
     if occupants >= room.capacity:
-        raise DomainError(ErrorCode.ROOM_FULL, f"capacity {room.capacity}", capacity=room.capacity)
+        raise room_full(room.capacity)
+
+
+def room_full(capacity: int) -> DomainError:
+    """The one shape of ``room_full``: it always carries the room's ``capacity``
+    (docs/protocol.md §2), whichever store found the room full."""
+    return DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}", capacity=capacity)

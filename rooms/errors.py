@@ -20,6 +20,7 @@ class ErrorCode(str, enum.Enum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNKNOWN_EVENT = "unknown_event"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_SESSIONS = "too_many_sessions"
     # identity
     UNAUTHENTICATED = "unauthenticated"
     TOKEN_EXPIRED = "token_expired"
@@ -55,6 +56,10 @@ MESSAGES: Final[dict[ErrorCode, tuple[str, str]]] = {
     ErrorCode.PAYLOAD_TOO_LARGE: ("The request is too large.", "Die Anfrage ist zu groß."),
     ErrorCode.UNKNOWN_EVENT: ("Unknown event.", "Unbekanntes Ereignis."),
     ErrorCode.RATE_LIMITED: ("Too many requests, slow down.", "Zu viele Anfragen, bitte langsamer."),
+    ErrorCode.TOO_MANY_SESSIONS: (
+        "Too many open sessions: close another tab or device first.",
+        "Zu viele offene Sitzungen: bitte zuerst einen anderen Tab oder ein anderes Gerät schließen.",
+    ),
     ErrorCode.UNAUTHENTICATED: ("A valid token is required.", "Ein gültiges Token ist erforderlich."),
     ErrorCode.TOKEN_EXPIRED: ("The token has expired.", "Das Token ist abgelaufen."),
     ErrorCode.FORBIDDEN: ("You are not allowed to do this.", "Dazu sind Sie nicht berechtigt."),

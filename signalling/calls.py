@@ -196,7 +196,8 @@ def clean_note(caller_id: PersonId, callee: PersonId, text: str, max_chars: int)
     if not text:
         raise DomainError(ErrorCode.INVALID_PAYLOAD, "empty_note")
     if len(text) > max_chars:
-        raise DomainError(ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long", max_chars=max_chars)
+        # Like a status text or knock message over its cap (protocol.md §10).
+        raise DomainError(ErrorCode.INVALID_PAYLOAD, f"text: at most {max_chars} characters", field="text")
     return text
 
 
@@ -261,7 +262,7 @@ class CallBook:
         there is none. The caller has checked that the user is inside the room.
 
         Idempotent: joining the call one is in returns it with ``created=False``.
-        Refused with ``room_full``/``call_full`` past ``max_mesh`` unless an SFU is
+        Refused with ``call_full`` (carrying ``max_mesh``) past ``max_mesh`` unless an SFU is
         configured. Checked *before* leaving the previous call, so a refused join
         leaves the user where they were."""
         current = self._room_call.get(room_id)

@@ -75,6 +75,9 @@ CROSS_TENANT_EVENTS: list[tuple[str, dict[str, Any], str]] = [
     ("floor.watch", {"floor_id": ALTBACH_FLOOR}, "not_found"),
     ("presence.move", {"floor_id": ALTBACH_FLOOR}, "not_found"),
     ("presence.move", {"floor_id": ALTBACH_FLOOR, "room_id": ALTBACH_ROOM}, "not_found"),
+    # A floor they may see with a room of a floor they may not: the room does not exist
+    # for them (§8), rather than "not_on_floor", which would confirm that it does.
+    ("presence.move", {"floor_id": SHARED_FLOOR, "room_id": ALTBACH_ROOM}, "not_found"),
     ("knock.send", {"room_id": ALTBACH_CLOSED}, "not_found"),
     ("knock.answer", {"knock_id": "<knock>", "admit": True}, "forbidden"),
     ("knock.cancel", {"knock_id": "<knock>"}, "forbidden"),
@@ -102,6 +105,7 @@ async def test_a_guest_sees_only_the_host_municipality_and_answers_no_knocks(off
     for event, payload, code in [
         ("floor.watch", {"floor_id": SHARED_FLOOR}, "not_found"),
         ("presence.move", {"floor_id": SHARED_FLOOR}, "not_found"),
+        ("presence.move", {"floor_id": ALTBACH_FLOOR, "room_id": "projekt-lounge"}, "not_found"),
         ("knock.send", {"room_id": "projekt-besprechung"}, "not_found"),
         ("knock.answer", {"knock_id": knock_id, "admit": True}, "forbidden"),
         ("knock.cancel", {"knock_id": knock_id}, "forbidden"),

@@ -321,7 +321,8 @@ async def test_notes_wait_for_the_callee_and_are_taken_once(new_store: NewStore)
     await store.leave_note(BEN, L, "Neue Nachricht", now=7)  # replaces Ben's first note
     assert (await code(store.leave_note(BEN, L, "   ", now=8)))[0] is ErrorCode.INVALID_PAYLOAD
     assert (await code(store.leave_note(BEN, B, "x", now=8)))[0] is ErrorCode.INVALID_PAYLOAD
-    assert (await code(store.leave_note(BEN, L, "x" * 1000, now=8)))[0] is ErrorCode.PAYLOAD_TOO_LARGE
+    # Over its cap, like any text (protocol.md §10).
+    assert (await code(store.leave_note(BEN, L, "x" * 1000, now=8)))[0] is ErrorCode.INVALID_PAYLOAD
     notes = await store.take_notes(L)
     assert [(n.caller, n.text, n.created_at) for n in notes] == [(ANNA, "Hallo", 6), (BEN, "Neue Nachricht", 7)]
     assert await store.take_notes(L) == []

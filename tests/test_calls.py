@@ -444,7 +444,7 @@ def test_notes_are_bounded_in_length_and_refuse_blank_or_self() -> None:
     book = CallBook(note_max_chars=10)
     book.leave_note(BEN, L, "x" * 10, now=0)
     cases = [
-        (BEN, L, "x" * 11, (ErrorCode.PAYLOAD_TOO_LARGE, "note_too_long")),
+        (BEN, L, "x" * 11, (ErrorCode.INVALID_PAYLOAD, "text: at most 10 characters")),
         (BEN, L, "   ", (ErrorCode.INVALID_PAYLOAD, "empty_note")),
         (BEN, B, "hi", (ErrorCode.INVALID_PAYLOAD, "cannot_note_yourself")),
     ]

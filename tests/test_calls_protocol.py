@@ -73,6 +73,20 @@ async def test_signals_go_only_between_members_of_the_same_call(office: OfficeSe
     assert eve.pending_events("call.signal") == []
 
 
+async def test_a_signal_over_calls_max_signal_bytes_is_refused_with_the_limit(start_server: StartServer) -> None:
+    office = await start_server(
+        {"PRESENCE_LIMITS__MAX_EVENT_BYTES": "65536", "PRESENCE_CALLS__MAX_SIGNAL_BYTES": "2048"}
+    )  # the event limit above the signal limit, so the call's own check is the one that refuses
+    anna = await in_lounge(office, "anna.altbach", "altbach")
+    ben = await in_lounge(office, "ben.bergheim", "bergheim")
+    call_id = (await anna.request("call.join", {"room_id": LOUNGE}))["call"]["call_id"]
+    await ben.request("call.join", {"room_id": LOUNGE})
+    big = {"call_id": call_id, "to": ben.person, "kind": "offer", "data": {"sdp": "x" * 4000}}
+    error = (await anna.call("call.signal", big))["error"]
+    assert (error["code"], error["limit"]) == ("payload_too_large", 2048)  # protocol.md §2: with limit
+    assert ben.pending_events("call.signal") == []
+
+
 async def test_walking_out_of_the_room_leaves_the_call(office: OfficeServer) -> None:
     anna = await in_lounge(office, "anna.altbach", "altbach")
     ben = await in_lounge(office, "ben.bergheim", "bergheim")
@@ -172,6 +186,15 @@ async def test_do_not_disturb_is_not_rung_and_a_note_waits_for_available(office:
     assert [(n["from"]["person"], n["from"]["user_id"], n["text"]) for n in notes] == [
         (ANNA, "anna.altbach", "Bitte zurückrufen: Förderantrag")
     ]
+
+
+async def test_a_note_over_its_cap_is_an_invalid_payload_naming_the_text(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    await ben.set_status("do_not_disturb")
+    error = (await anna.call("call.note", {"person": ben.person, "text": "x" * 281}))["error"]
+    assert (error["code"], error["field"]) == ("invalid_payload", "text")  # like status text, knock message
+    await anna.request("call.note", {"person": ben.person, "text": "x" * 280})
 
 
 async def test_ringing_across_towns_needs_a_floor_the_caller_may_see(office: OfficeServer) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
+from presence_server.messages import KnockRef
 from rooms.person import PersonId
 from signalling.client import OfficeClient, RequestError
 from tests.conftest import OfficeServer, StartServer
@@ -45,6 +47,40 @@ async def test_an_admitted_knocker_is_moved_into_the_room_and_everyone_sees_one_
             knock["knock_id"], "admitted", BEN, LEA
         )
     await watcher.until_view(FLOOR, lambda v: v.members.get(BEN, {}).get("room_id") == MEETING)
+
+
+async def test_a_knock_id_is_k_dash_twelve_url_safe_characters_at_its_floor(office: OfficeServer) -> None:
+    """docs/protocol.md §3: the floor part routes the knock in a cluster (knock_store.floor_of)."""
+    lea, ben = await occupied_meeting_room(office)
+    knock = await ben.knock(MEETING)
+    assert re.fullmatch(r"k-[A-Za-z0-9_-]{12}@" + FLOOR, knock["knock_id"]), knock["knock_id"]
+    assert (await lea.next_event("knock.incoming"))["knock_id"] == knock["knock_id"]
+    assert (await ben.next_event("knock.pending"))["knock_id"] == knock["knock_id"]
+    # The longest floor id (64 characters, rooms/validation.py) still gives an id events accept.
+    KnockRef.model_validate({"knock_id": "k-" + "x" * 12 + "@" + "f" * 64})
+
+
+async def test_admitting_into_a_full_room_is_refused_with_its_capacity_and_the_knock_stays_pending(
+    office: OfficeServer,
+) -> None:
+    lea, ben = await occupied_meeting_room(office)
+    admin = office.token("ada.lindenau", "lindenau", roles=("staff", "admin"))
+    async with office.server_session(admin) as http:
+        async with http.patch(f"/api/v1/rooms/{MEETING}", json={"capacity": 2}) as resp:
+            assert resp.status == 200, await resp.text()
+    knock = await ben.knock(MEETING)
+    tim = await office.client("tim.bergheim", "bergheim")
+    await tim.move(FLOOR)
+    tims = await tim.knock(MEETING)
+    await lea.answer(tims["knock_id"], admit=True)  # lea and tim inside: full
+
+    with pytest.raises(RequestError) as refused:
+        await lea.answer(knock["knock_id"], admit=True)
+    assert refused.value.code == "room_full"
+    assert refused.value.error["capacity"] == 2  # protocol.md §2 and §10
+    await tim.move(FLOOR)  # a place frees up: the same knock can still be admitted
+    result = await lea.answer(knock["knock_id"], admit=True)
+    assert result["outcome"]["outcome"] == "admitted"
 
 
 async def test_a_declined_knocker_waits_out_a_cooldown(office: OfficeServer) -> None:

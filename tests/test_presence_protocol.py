@@ -161,6 +161,7 @@ async def test_walking_respects_doors_capacity_and_owners(office: OfficeServer) 
     with pytest.raises(RequestError) as refused:
         await extra.move(FLOOR, office_room)
     assert refused.value.code == "room_full"
+    assert refused.value.error["capacity"] == 4  # protocol.md §2: room_full carries capacity
     await tim.move(FLOOR, office_room)
     store = office.runtime.presence.store
     assert len(await store.occupants(FLOOR, office_room)) == 5
@@ -224,3 +225,10 @@ async def test_the_same_user_id_in_two_towns_is_two_people_on_the_floor(office: 
     assert view.members["lindenau/m.mueller"]["room_id"] == PROJECT_ROOM
     left = [d for f in ben.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
     assert [d["person"] for d in left] == ["altbach/m.mueller"] and all("user_id" not in d for d in left)
+
+
+async def test_leaving_when_on_no_floor_succeeds_and_changes_nothing(office: OfficeServer) -> None:
+    """protocol.md §3 presence.leave: no specific errors."""
+    anna = await office.client("anna.altbach", "altbach")
+    ack = await anna.call("presence.leave")
+    assert ack == {"ok": True, "location": {"floor_id": None, "room_id": None}}

@@ -176,6 +176,8 @@ async def test_capacity_is_checked_with_the_move(new_store: PresenceStore) -> No
     with pytest.raises(DomainError) as refused:
         await s.move(u(2), "f", "r", capacity=2)
     assert refused.value.code is ErrorCode.ROOM_FULL
+    # The documented shape (protocol.md §2): every room_full carries the capacity.
+    assert refused.value.to_wire("en") == {"code": "room_full", "message": "The room is full. (capacity 2)", "capacity": 2}
     assert (await s.member(u(2))).floor_id is None  # nothing changed
     await s.move(u(2), "f", "r", capacity=None)  # an owner enters regardless
     assert (await s.move(u(0), "f", "r", capacity=2))[0] == []  # already inside: not refused

@@ -94,6 +94,7 @@ from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member
+from rooms.access import room_full
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId
@@ -354,8 +355,9 @@ class RedisPresenceStore(ScriptedRedis):
         tag, diffs = await self._floor(
             "f_enter", floor_id, person, begin.ver, room, -1 if capacity is None else capacity, *begin.attributes()
         )
-        if tag == "full":
-            raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
+        if tag == "full":  # only a capacity-checked entry can be refused
+            assert capacity is not None
+            raise room_full(capacity)
         return await self._commit(person, begin, floor_id, room, tag, diffs), begin.member()
 
     async def _commit(

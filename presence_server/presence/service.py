@@ -210,9 +210,9 @@ class PresenceService:
         floor = self.campus.visible_floor(actor, floor_id)
         capacity: int | None = None
         if room_id is not None:
-            room = self.campus.room(room_id)
-            if room is None:
-                raise DomainError(ErrorCode.NOT_FOUND, "room")
+            # A room on a floor the actor may not see is not_found, like a missing one
+            # (protocol.md §8): not_on_floor would confirm that it exists.
+            room = self.campus.visible_room(actor, room_id)
             if room.floor_id != floor.id:
                 raise DomainError(ErrorCode.NOT_ON_FLOOR)
             check_door(actor, room, admitted=admitted)

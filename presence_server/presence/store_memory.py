@@ -10,6 +10,7 @@ from typing import Any
 
 from presence_server.presence.state import FloorDiff, PresenceState, Status, UserPresence
 from presence_server.presence.store import Member
+from rooms.access import room_full
 from rooms.actors import Actor
 from rooms.person import PersonId
 from rooms.errors import DomainError, ErrorCode
@@ -68,7 +69,7 @@ class MemoryPresenceStore:
         same_room = (user.floor_id, user.room_id) == (floor_id, room_id)
         if room_id is not None and capacity is not None and not same_room:
             if self.state.occupants(room_id, floor_id) >= capacity:
-                raise DomainError(ErrorCode.ROOM_FULL, f"capacity {capacity}")
+                raise room_full(capacity)
         return self.state.move(person, floor_id, room_id), before
 
     async def leave_floor(self, person: PersonId) -> tuple[list[FloorDiff], Member | None]:

@@ -2,6 +2,8 @@
 
 For the one thing real clients cannot do on purpose: connect, subscribe, and
 then stop reading, with a tiny receive buffer, so the server sees a slow client.
+:meth:`StalledClient.wait_reset` then tells, still without reading a byte, when
+the server has cut the connection off.
 """
 
 from __future__ import annotations
@@ -9,11 +11,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import socket
 import struct
 from typing import Any
 
-__all__ = ["StalledClient"]
+__all__ = ["StalledClient", "TCP_CLOSE", "TCP_ESTABLISHED", "tcp_state", "wait_reset"]
+
+# Linux TCP states (include/net/tcp_states.h), the first byte of struct tcp_info.
+TCP_ESTABLISHED = 1
+TCP_CLOSE = 7
 
 
 class StalledClient:
@@ -87,5 +94,26 @@ class StalledClient:
         except socket.timeout:
             return False
 
+    def tcp_state(self) -> int:
+        return tcp_state(self.sock)
+
+    def wait_reset(self, timeout: float) -> bool:
+        return wait_reset(self.sock, timeout)
+
     def close(self) -> None:
         self.sock.close()
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """This end's TCP state, read from TCP_INFO (no data is consumed)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def wait_reset(sock: socket.socket, timeout: float) -> bool:
+    """Block until the connection is reset (or otherwise dead), without reading:
+    poll() for errors and hang-ups only (an empty event mask still reports
+    both), so unread data in the receive buffer does not wake it. A graceful
+    FIN from the peer does not count: it would leave the backlog queued there."""
+    poller = select.poll()
+    poller.register(sock.fileno(), 0)
+    return bool(poller.poll(timeout * 1000))

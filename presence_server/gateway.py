@@ -290,7 +290,11 @@ class Gateway(PresenceHooks):
         # session; diffs at or below the snapshot's seq are dropped by the client.
         await self._transport.watch(s.sid, msg.floor_id)
         s.watching.add(msg.floor_id)
-        snapshot = await self._presence.floor_view(s.actor, msg.floor_id)
+        try:
+            snapshot = await self._presence.floor_view(s.actor, msg.floor_id)
+        except BaseException:
+            self._transport.watch_aborted(msg.floor_id)
+            raise
         self._transport.watch_started(msg.floor_id, snapshot["seq"])
         return {"snapshot": snapshot}
 

@@ -34,6 +34,8 @@ class GatewayTransport(Protocol):
 
     def watch_started(self, floor_id: str, seq: int) -> None: ...
 
+    def watch_aborted(self, floor_id: str) -> None: ...
+
     async def unwatch(self, sid: str, floor_id: str) -> None: ...
 
     def post_welcome(self, sid: str, payload: dict[str, Any]) -> None: ...
@@ -82,6 +84,9 @@ class SocketIOTransport:
 
     def watch_started(self, floor_id: str, seq: int) -> None:
         """The snapshot a watch began with was read at ``seq`` (only cluster mode cares)."""
+
+    def watch_aborted(self, floor_id: str) -> None:
+        """The snapshot of a watch could not be read (only cluster mode cares)."""
 
     async def unwatch(self, sid: str, floor_id: str) -> None:
         if self.fanout.is_direct(sid):

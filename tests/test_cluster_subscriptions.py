@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from signalling.client import OfficeClient
 from tests.conftest import OfficeServer, StartServer
 from tests.support.redis_server import RedisServer
 
@@ -38,3 +39,37 @@ async def test_a_watcher_arriving_as_the_last_one_leaves_keeps_hearing_other_nod
         await arriving.until_view(FLOOR, lambda v, t=text: v.members.get("bergheim/tim.bergheim", {}).get("text") == t,
                                   timeout=5)
         leaving, arriving = arriving, leaving  # the other one leaves next
+
+
+async def test_new_watchers_cost_the_watchers_already_there_no_diff(
+    start_server: StartServer, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """Issue 13's first fault: with changes flowing from both nodes and a new
+    session watching the floor every moment, the watchers already there on node a
+    saw one sequence gap per new watch. Now they see none: no resync, and every
+    status text of the movers arrives."""
+    env = {"PRESENCE_REDIS__URL": redis_server.url, "PRESENCE_REDIS__PREFIX": redis_prefix,
+           "PRESENCE_LIMITS__EVENTS_PER_SECOND": "1000", "PRESENCE_LIMITS__BURST": "1000"}
+    a: OfficeServer = await start_server(env)
+    b: OfficeServer = await start_server(env)
+    watchers = [await a.client(f"w{i}.altbach", "altbach") for i in range(5)]
+    for w in watchers:
+        await w.watch(FLOOR)
+    movers = [await a.client("mia.altbach", "altbach"), await b.client("tim.bergheim", "bergheim")]
+    for m in movers:
+        await m.move(FLOOR)
+
+    async def keep_changing(mover: OfficeClient, rounds: int) -> None:
+        for n in range(rounds):
+            await mover.set_status("busy", f"Runde {n}")
+
+    async def keep_arriving(count: int) -> None:
+        for i in range(count):
+            newcomer = await a.client(f"neu{i}.altbach", "altbach")
+            await newcomer.watch(FLOOR)
+
+    await asyncio.gather(*(keep_changing(m, 60) for m in movers), keep_arriving(15))
+    for w in watchers:
+        await w.until_view(FLOOR, lambda v: all(v.members.get(m.person, {}).get("text") == "Runde 59" for m in movers),
+                           timeout=10)
+    assert [w.resyncs for w in watchers] == [0] * len(watchers)

@@ -11,6 +11,16 @@ out of order. Per watched floor this keeps the next sequence number expected:
   seconds pass: then the gap is given up and the held diffs are released, so
   clients see the gap and resync by snapshot instead of waiting forever.
 
+**A new watcher never changes what the others receive.** The stream of a floor
+is one per node, shared by all its watchers. While the first watchers' snapshots
+are being read (:meth:`prepare` .. :meth:`start` / :meth:`abort`), everything is
+collected; the stream then starts after the *oldest* of those snapshots. A watcher
+joining a floor already streaming changes nothing: its snapshot is at least as new
+as what was delivered (diffs are stored before anyone delivers them), and the
+diffs it also receives at or below its snapshot are skipped by the client
+(protocol.md §5). Only :meth:`resync` (after an outage) moves the stream forward
+on purpose. ``tests/test_floor_order.py`` checks this over random interleavings.
+
 Pure: no I/O, no clock of its own; the caller passes ``now``.
 """
 
@@ -25,9 +35,11 @@ __all__ = ["FloorOrder"]
 
 @dataclass(slots=True)
 class _Floor:
-    next_seq: int | None  # None: subscribed, snapshot not read yet - collect, release nothing
+    next_seq: int | None  # None: collecting while the first snapshots are read - release nothing
     held: dict[int, FloorDiff] = field(default_factory=dict)
     held_since: float | None = None
+    pending: int = 0  # snapshots being read while collecting
+    base: int | None = None  # the oldest of those snapshots read so far
 
 
 class FloorOrder:
@@ -37,20 +49,59 @@ class FloorOrder:
         self.gaps_given_up = 0
 
     def prepare(self, floor_id: str) -> None:
-        """Subscribed, snapshot not yet read: keep every diff until :meth:`start`."""
-        self._floors.setdefault(floor_id, _Floor(None))
+        """A watcher subscribed and is about to read a snapshot; every :meth:`prepare`
+        is followed by one :meth:`start` (snapshot read) or :meth:`abort` (failed)."""
+        floor = self._floors.get(floor_id)
+        if floor is None:
+            self._floors[floor_id] = _Floor(None, pending=1)
+        elif floor.next_seq is None:
+            floor.pending += 1
+        # Streaming already: the new watcher joins the stream as it is.
 
     def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[FloorDiff]:
-        """Order a floor whose state up to ``after_seq`` is known (a snapshot);
-        returns diffs collected meanwhile that now follow in order."""
+        """A watcher's snapshot was read at ``after_seq``; returns diffs that may go
+        now (only when this ends the collecting). A floor not prepared starts at once."""
         floor = self._floors.get(floor_id)
         if floor is None:
             self._floors[floor_id] = _Floor(after_seq + 1)
             return []
-        if floor.next_seq is None or after_seq + 1 > floor.next_seq:
-            floor.next_seq = after_seq + 1
-            floor.held = {s: d for s, d in floor.held.items() if s > after_seq}
+        if floor.next_seq is not None:
+            return []  # streaming: never moved by a watcher
+        floor.base = after_seq if floor.base is None else min(floor.base, after_seq)
+        floor.pending -= 1
+        return self._stream_if_ready(floor, now)
+
+    def abort(self, floor_id: str, now: float = 0.0) -> list[FloorDiff]:
+        """A prepared watch failed before its snapshot was read."""
+        floor = self._floors.get(floor_id)
+        if floor is None or floor.next_seq is not None:
+            return []
+        floor.pending -= 1
+        return self._stream_if_ready(floor, now)
+
+    def resync(self, floor_id: str, seq: int, now: float = 0.0) -> list[FloorDiff]:
+        """The store says the floor is at ``seq`` (after an outage): whatever is held
+        at or below it is given up and the stream continues after it."""
+        floor = self._floors.get(floor_id)
+        if floor is None:
+            return []
+        if floor.next_seq is None or seq + 1 > floor.next_seq:
+            floor.next_seq = seq + 1
+            floor.held = {s: d for s, d in floor.held.items() if s > seq}
             floor.held_since = None
+            floor.pending, floor.base = 0, None
+        return self._release(floor, now)
+
+    def _stream_if_ready(self, floor: _Floor, now: float) -> list[FloorDiff]:
+        if floor.pending > 0:
+            return []
+        if floor.base is None:  # every watch failed: nobody needs what was collected
+            floor.held.clear()
+            floor.pending = 0
+            return []
+        floor.next_seq, floor.base = floor.base + 1, None
+        floor.held = {s: d for s, d in floor.held.items() if s >= floor.next_seq}
+        floor.held_since = None
         return self._release(floor, now)
 
     def stop(self, floor_id: str) -> None:

@@ -90,18 +90,24 @@ class ClusterTransport:
                 self._spawn(self._unsubscribe_unless_needed(user_channel(person)))
 
     async def watch(self, sid: str, floor_id: str) -> None:
+        # Every watch (a re-watch too) is matched by watch_started or watch_aborted.
+        self._order.prepare(floor_id)
         await self.local.watch(sid, floor_id)
         if floor_id in self._watching.setdefault(sid, set()):
             return
         self._watching[sid].add(floor_id)
         self._floor_watchers[floor_id] += 1
         if self._floor_watchers[floor_id] == 1:
-            self._order.prepare(floor_id)  # keep what arrives until the snapshot is read
             await self._bus.subscribe(floor_channel(floor_id))
 
     def watch_started(self, floor_id: str, seq: int) -> None:
         """The snapshot a watch began with was read at ``seq``."""
-        self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
+        if self._order.is_ordering(floor_id):  # else unwatched meanwhile
+            self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
+
+    def watch_aborted(self, floor_id: str) -> None:
+        """The snapshot of a watch could not be read (the store away)."""
+        self._deliver(floor_id, self._order.abort(floor_id, time.monotonic()))
 
     async def unwatch(self, sid: str, floor_id: str) -> None:
         await self.local.unwatch(sid, floor_id)
@@ -155,7 +161,7 @@ class ClusterTransport:
         """After an outage: the floor is at ``seq`` in the store. Whatever was held
         below it is given up, and local watchers are told the seq, so a view that
         missed diffs sees it is behind and takes a fresh snapshot."""
-        self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
+        self._deliver(floor_id, self._order.resync(floor_id, seq, time.monotonic()))
         self._spawn(self.local.send_floor_event(floor_id, "floor.seq", {"floor_id": floor_id, "seq": seq}))
 
     # ------------------------------------------------------------ from the bus

@@ -246,6 +246,9 @@ class CallService(PresenceHooks):
             await self._show_on_floor(self._ended_with(left, person) - {person})  # they are gone
         for resolution in [*await self.store.cancel_all(person, now), *await self.store.callee_unavailable(person, now)]:
             await self._resolved(resolution)
+        # Notes wait for a callee who is online in do-not-disturb, not for one who
+        # left: nothing about a caller is kept once the callee is gone (docs/privacy.md).
+        await self.store.take_notes(person)
 
     async def user_arrived(self, person: PersonId, floor_id: str) -> None:
         """Someone in a (direct) call walked onto another floor: show it there too,

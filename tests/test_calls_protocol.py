@@ -188,6 +188,17 @@ async def test_do_not_disturb_is_not_rung_and_a_note_waits_for_available(office:
     ]
 
 
+async def test_notes_for_a_callee_who_goes_offline_are_deleted_with_their_presence(office: OfficeServer) -> None:
+    anna = await on_floor(office, "anna.altbach", "altbach")
+    await anna.watch(FLOOR)
+    ben = await on_floor(office, "ben.bergheim", "bergheim")
+    await ben.set_status("do_not_disturb")
+    await anna.request("call.note", {"person": BEN, "text": "Bitte zurückrufen"})
+    await ben.disconnect()
+    await anna.until_view(FLOOR, lambda v: BEN not in v.members)  # the grace period is over
+    assert await office.runtime.calls.store.take_notes(PersonId(BEN)) == []
+
+
 async def test_a_note_over_its_cap_is_an_invalid_payload_naming_the_text(office: OfficeServer) -> None:
     anna = await on_floor(office, "anna.altbach", "altbach")
     ben = await on_floor(office, "ben.bergheim", "bergheim")

@@ -24,6 +24,8 @@ Contract:
   (:data:`VIEW_DIFF`, a :class:`~signalling.wire.Diff`): what a bot reacting to
   people walking about wants, without the repeats a raw ``floor.diffs`` frame may
   carry. A diff lost in a gap is not replayed; the fresh snapshot holds its effect.
+* **Signals** are the application's: the client installs no handler for SIGINT or
+  SIGTERM (examples/doorbell_bot.py shows a clean shutdown on both).
 """
 
 from __future__ import annotations
@@ -135,7 +137,10 @@ class OfficeClient:
         self.auto_resync = auto_resync
         self.request_timeout = request_timeout
         self.transports = list(transports)
-        self.sio = socketio.AsyncClient(reconnection=False)
+        # handle_sigint=False: the application owns its signals. python-socketio's
+        # default SIGINT handler would disconnect, cancel every task of the loop and
+        # stop it, so a bot could never hang up and leave cleanly.
+        self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
         self.views: dict[str, FloorView] = {}
         self.ready: dict[str, Any] | None = None  # session.ready as received
         self.resyncs = 0

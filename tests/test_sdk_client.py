@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Callable
 
 import pytest
 
@@ -58,9 +59,11 @@ async def test_waiting_for_one_outcome_keeps_the_others_for_whoever_wants_them(o
     knock_ben = await ben.knock(MEETING)
     knock_jonas = await jonas.knock(MEETING)
     # Two readers of lea's outcomes at once, each waiting for its own knock.
+    def knock_id_is(knock_id: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda outcome: bool(outcome["knock_id"] == knock_id)
+
     waits = [
-        asyncio.create_task(lea.next_event("knock.outcome", lambda o, k=k: o["knock_id"] == k.knock_id))
-        for k in (knock_jonas, knock_ben)
+        asyncio.create_task(lea.next_event("knock.outcome", knock_id_is(k.knock_id))) for k in (knock_jonas, knock_ben)
     ]
     await lea.answer(knock_ben.knock_id, admit=True)
     await lea.answer(knock_jonas.knock_id, admit=False)

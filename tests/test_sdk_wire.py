@@ -87,7 +87,7 @@ def test_diffs_say_who_and_where() -> None:
 
 
 def test_unknown_events_stay_as_received() -> None:
-    payload = {"notes": []}
+    payload: dict[str, Any] = {"notes": []}
     assert parse_event("call.notes", payload) is payload
 
 
@@ -95,7 +95,7 @@ def test_typed_results_still_read_like_the_dicts_the_client_returned_before() ->
     location = Location.from_wire({"floor_id": "f", "room_id": None})
     assert location == {"floor_id": "f", "room_id": None} and location["floor_id"] == "f"
     assert dict(location) == {"floor_id": "f", "room_id": None} and location.get("reason") is None
-    ack = {"ok": True, "outcome": {"knock_id": "k", "room_id": "r", "floor_id": "f", "knocker_id": ANNA,
+    ack: dict[str, Any] = {"ok": True, "outcome": {"knock_id": "k", "room_id": "r", "floor_id": "f", "knocker_id": ANNA,
                                    "outcome": "declined", "by": LEA, "reason": None}}
     outcome = KnockOutcome.from_wire(ack["outcome"]).with_compat(ack)
     assert outcome.outcome == "declined" and outcome["outcome"]["outcome"] == "declined"

@@ -8,18 +8,30 @@ applies the sequence-number rules of docs/protocol.md the same way:
 * ``seq == view.seq + 1``: apply it;
 * ``seq > view.seq + 1``: something was missed; the view is stale until a fresh
   snapshot replaces it.
+
+Members are keyed by person id (``municipality/user_id``) and kept as the wire's
+Member dicts; :meth:`FloorView.member` gives one typed. ``on_apply``, if given, is
+called with each diff right after it changed the view — exactly once per diff, in
+``seq`` order, including the early diffs replayed after a snapshot — and never for
+diffs skipped as already contained or lost in a gap.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["FloorView"]
+from signalling.wire import Member, Person
+
+__all__ = ["FloorView", "OnApply"]
+
+#: ``on_apply(floor_id, diff)``: told of each diff the view applied (module docstring).
+OnApply = Callable[[str, dict[str, Any]], None]
 
 
 class FloorView:
-    def __init__(self, floor_id: str) -> None:
+    def __init__(self, floor_id: str, *, on_apply: OnApply | None = None) -> None:
         self.floor_id = floor_id
+        self.on_apply = on_apply
         self.seq = 0
         self.floor: dict[str, Any] = {}
         self.rooms: dict[str, dict[str, Any]] = {}
@@ -61,6 +73,8 @@ class FloorView:
             return False
         self.seq = seq
         self._apply(diff)
+        if self.on_apply is not None:
+            self.on_apply(self.floor_id, diff)
         return True
 
     def _apply(self, diff: dict[str, Any]) -> None:
@@ -95,7 +109,13 @@ class FloorView:
         # Unknown kinds are ignored: newer servers may add diff types.
 
     def occupants(self, room_id: str | None) -> set[str]:
-        return {uid for uid, m in self.members.items() if m.get("room_id") == room_id}
+        """Person ids of everyone in ``room_id`` (None: the hallway)."""
+        return {person for person, m in self.members.items() if m.get("room_id") == room_id}
+
+    def member(self, person: str) -> Member | None:
+        """The member ``person`` (a person id) as a typed :class:`Member`, if on the floor."""
+        data = self.members.get(Person(person))
+        return None if data is None else Member.from_wire(data)
 
     def as_comparable(self) -> dict[str, Any]:
         """Rooms and members without ordering, for comparing two views."""

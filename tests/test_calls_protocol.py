@@ -194,6 +194,7 @@ async def test_notes_for_a_callee_who_goes_offline_are_deleted_with_their_presen
     ben = await on_floor(office, "ben.bergheim", "bergheim")
     await ben.set_status("do_not_disturb")
     await anna.request("call.note", {"person": BEN, "text": "Bitte zurückrufen"})
+    await anna.until_view(FLOOR, lambda v: BEN in v.members)
     await ben.disconnect()
     await anna.until_view(FLOOR, lambda v: BEN not in v.members)  # the grace period is over
     assert await office.runtime.calls.store.take_notes(PersonId(BEN)) == []

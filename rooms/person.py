@@ -60,12 +60,14 @@ def parse_person_id(value: object) -> PersonId:
         raise ValueError("must be a person id string 'municipality/user_id'")
     municipality, sep, user_id = value.partition(SEPARATOR)
     if not sep:
-        raise ValueError(f"{value!r} has no municipality: write it as 'municipality/user_id'")
-    if not _MUNICIPALITY_RE.fullmatch(municipality):
-        raise ValueError(f"{value!r}: {municipality!r} is not a municipality id")
-    if not 1 <= len(user_id) <= USER_ID_MAX or user_id != user_id.strip():
-        raise ValueError(f"{value!r}: the user id must be 1 to {USER_ID_MAX} characters without surrounding spaces")
-    return PersonId(value)
+        problem = "it has no municipality"
+    elif not _MUNICIPALITY_RE.fullmatch(municipality):
+        problem = f"{municipality!r} is not a municipality id"
+    elif not 1 <= len(user_id) <= USER_ID_MAX or user_id != user_id.strip():
+        problem = f"the user id must be 1 to {USER_ID_MAX} characters without surrounding spaces"
+    else:
+        return PersonId(value)
+    raise ValueError(f"{value!r} is not a person id 'municipality/user_id': {problem}")
 
 
 def qualify_legacy(

@@ -39,6 +39,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Final, TypeVar
 
+from rooms.person import PersonId, parse_person_id, person_id, split_person
+
 __all__ = [
     "Person",
     "WireObject",
@@ -57,7 +59,6 @@ __all__ = [
     "parse_event",
 ]
 
-_SEPARATOR: Final = "/"
 W = TypeVar("W", bound="WireObject")
 
 
@@ -76,23 +77,20 @@ class Person(str):
     def __new__(cls, value: str) -> Person:
         if not isinstance(value, str):
             raise TypeError(f"a person id is a string 'municipality/user_id', not {type(value).__name__}")
-        municipality, sep, user_id = value.partition(_SEPARATOR)
-        if not (municipality and sep and user_id):
-            raise ValueError(f"{value!r} is not a person id: write it as 'municipality/user_id'")
-        return super().__new__(cls, value)
+        return super().__new__(cls, parse_person_id(value))  # the server's own rule
 
     @classmethod
     def of(cls, municipality: str, user_id: str) -> Person:
-        return cls(municipality + _SEPARATOR + user_id)
+        return cls(person_id(municipality, user_id))
 
     @property
     def municipality(self) -> str:
-        return self.partition(_SEPARATOR)[0]
+        return split_person(PersonId(self))[0]
 
     @property
     def user_id(self) -> str:
         """Unique only within :attr:`municipality`: never compare it alone."""
-        return self.partition(_SEPARATOR)[2]
+        return split_person(PersonId(self))[1]
 
     @property
     def id(self) -> str:

@@ -95,15 +95,19 @@ async def test_dev_tokens_exist_only_in_development_mode(start_server) -> None:
             assert resp.status == 404
 
 
-async def test_the_demo_page_and_the_npm_socketio_client_are_served(office: OfficeServer) -> None:
+async def test_the_demo_page_its_widget_and_the_npm_socketio_client_are_served(office: OfficeServer) -> None:
     async with office.server_session() as http:
         async with http.get("/") as resp:
             assert resp.status == 200
             page = await resp.text()
-        assert "/vendor/socket.io.min.js" in page and "/static/demo.js" in page
+        assert '<script type="module" src="/static/demo.js">' in page
         async with http.get("/static/demo.js") as resp:
             assert resp.status == 200
-        async with http.get("/vendor/socket.io.min.js") as resp:
+            # The page is built on the embeddable element, which brings the socket client.
+            assert 'import "/widget/virtual-office-floor.js";' in await resp.text()
+        async with http.get("/widget/virtual-office-floor.js") as resp:
+            assert resp.status == 200
+        async with http.get("/widget/vendor/socket.io.esm.min.js") as resp:
             # Installed from npm by scripts/serve and scripts/test, never committed.
             assert resp.status == 200, "run: npm ci --prefix web"
             assert "io" in await resp.text()

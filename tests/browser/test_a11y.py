@@ -5,12 +5,12 @@ and walking and knocking work with the keyboard alone, with a visible focus."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.support.axe import axe_violations, severe
 from tests.support.browser import (
     PortalServer,
     deep_focus,
@@ -24,8 +24,6 @@ from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 FLOOR = "projekt"
 MEETING = "projekt-besprechung"  # closed, owned by lea.lindenau
 COORDINATION = "projekt-buero-koordination"  # closed, owned by lea.lindenau and jonas.lindenau
@@ -48,20 +46,6 @@ def office(portal: PortalServer, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def open_as(chromium: Browser, portal: PortalServer, user: str, town: str, name: str, lang: str) -> Page:
     return open_widget(new_context(chromium), portal.origin + "/intranet.html", dev_token(user, town, name), lang=lang)
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """Run axe-core in the page (it looks into open shadow roots) and return the
-    violations with their impact and where they are."""
-    if not AXE.is_file():
-        pytest.fail(f"{AXE} missing: run ./scripts/test (npm ci --prefix web)")
-    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
-    violations: list[dict[str, Any]] = page.evaluate(
-        """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations.map((v) => ({
-            id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })) }))"""
-    )
-    return violations
 
 
 def test_axe_finds_no_serious_or_critical_violations(
@@ -87,9 +71,8 @@ def test_axe_finds_no_serious_or_critical_violations(
             expect(page.locator("virtual-office-floor .finder-results h4")).to_contain_text(name, timeout=TIMEOUT)
 
         for page, who in ((anna, "Anna (de)"), (lea, "Lea (en)")):
-            violations = axe_violations(page)
-            severe = [v for v in violations if v["impact"] in ("serious", "critical")]
-            assert severe == [], f"{who}: {json.dumps(severe, indent=1, ensure_ascii=False)}"
+            found = severe(axe_violations(page))
+            assert found == [], f"{who}: {json.dumps(found, indent=1, ensure_ascii=False)}"
     finally:
         anna.context.close()
         lea.context.close()

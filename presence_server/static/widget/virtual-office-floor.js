@@ -237,6 +237,7 @@ export class VirtualOfficeFloor extends HTMLElement {
   }
 
   _onReady(ready) {
+    this._announced = false; // vo-ready of this session not sent yet
     this._watchExpiry(ready.token_expires_at);
     this._knockCards.forEach((card) => card.remove());
     this._knockCards.clear();
@@ -255,10 +256,11 @@ export class VirtualOfficeFloor extends HTMLElement {
     // call (the grace period ran out), end it here too.
     const mine = view?.members.get(s.me.person);
     if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
-    this._render();
+    this._render(); // drawn (and data-seq set) before the portal hears of it
     const { person, user_id, municipality } = s.me;
     this._emit("vo-ready", { person, user_id, municipality, floor_id: view?.floorId ?? null, location: s.location,
       seq: view?.seq ?? null, members: this._members(view) });
+    this._announced = true;
     this._presenceSignature = null;
     this._render(); // and the first vo-presence, with the same view
   }
@@ -437,7 +439,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     if (focusKey) this._refocus(focusKey);
     // vo-presence only after vo-ready (before it, the view is not yet the user's own),
     // and only when something changed (a redraw for a call button is not news).
-    if (!s.live) return;
+    if (!this._announced) return;
     const signature = `${view.floorId}:${view.seq}:${s.location.floor_id}/${s.location.room_id}`;
     if (signature === this._presenceSignature) return;
     this._presenceSignature = signature;

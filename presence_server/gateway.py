@@ -384,14 +384,16 @@ class Gateway(PresenceHooks):
         if deadline > time.time():  # refreshed meanwhile, or a clock step
             self._expiry.schedule(sid, deadline)
             return
-        for floor_id in list(session.watching):
-            await self._transport.unwatch(sid, floor_id)
-        session.watching.clear()
         error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
         metrics.ERRORS.labels(error.code.value).inc()
         log.info("session_expired", sid=sid, person=session.actor.person_id, municipality=session.actor.municipality_id)
-        await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
-        await self._sio.disconnect(sid)
+        try:
+            for floor_id in list(session.watching):
+                await self._transport.unwatch(sid, floor_id)
+            session.watching.clear()
+            await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
+        finally:
+            await self._sio.disconnect(sid)  # whatever failed above, the session ends
 
     async def close(self) -> None:
         """Stopping: no session expiry fires any more."""

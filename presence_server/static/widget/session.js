@@ -62,6 +62,7 @@ export class OfficeSession extends EventTarget {
     this._backoff = 500;
     this._retry = null;
     this._live = false; // "live" sent for the current session
+    this._entered = false; // the current session has watched (and stepped onto) its floor
   }
 
   // ------------------------------------------------------------ connection

@@ -34,7 +34,7 @@ from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
 from presence_server.knock_store import KnockStore, MemoryKnockStore
 from presence_server.knocking import KnockService
-from presence_server.origins import OriginPolicy
+from presence_server.origins import EngineOriginPolicy, OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from presence_server.presence.store import PresenceStore
@@ -74,7 +74,9 @@ class _SocketServer(socketio.AsyncServer):
 def build_app(settings: Settings) -> web.Application:
     sio = _SocketServer(
         async_mode="aiohttp",
-        cors_allowed_origins=OriginPolicy(_allowed_origins(settings)),
+        # WebSocket handshakes pass; the gateway refuses unknown origins with a code
+        # a browser can read (origin_not_allowed). Long-polling is checked here.
+        cors_allowed_origins=EngineOriginPolicy(OriginPolicy(_allowed_origins(settings), own=[settings.http.public_url])),
         max_http_buffer_size=_TRANSPORT_MAX_BYTES,
         # One session's requests apply in the order sent (a status set twice ends
         # as the second); other sessions are not held up by it.
@@ -244,6 +246,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         rt.ready = False
         await cancel_and_wait(sweeper)
+        await rt.gateway.close()
         if rt.cluster is not None:
             # Sessions were drained on shutdown; their grace periods outlive this node.
             await rt.cluster.close(handover_seconds=rt.settings.presence.grace_seconds + 1)

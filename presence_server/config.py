@@ -78,6 +78,8 @@ MIN_HS256_SECRET_BYTES: Final = 32
 #: env var names. Lowercase because env var names are matched case-insensitively and
 #: arrive lower-cased; an upper-case id in the file could never be overridden.
 _MUNICIPALITY_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: An http(s) origin without path, query or anything a header could be split on.
+_ORIGIN: Final = re.compile(r"^https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 
 
 class ConfigError(Exception):
@@ -108,6 +110,20 @@ class HttpSettings(_Section):
     #: Browser origins, besides the server's own, that may open Socket.IO connections
     #: for any municipality ("*" is not special).
     cors_origins: list[str] = Field(default_factory=list)
+    #: The server's own origin as browsers reach it (``https://office.example.org``),
+    #: when a proxy in front does not pass ``Host`` / ``X-Forwarded-Host`` on. Allowed
+    #: like the request's own origin, and listed in the embed page's frame-ancestors.
+    public_url: str | None = None
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _plain_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        origin = value.rstrip("/")
+        if not _ORIGIN.match(origin):
+            raise ValueError("must be a plain origin scheme://host[:port], e.g. https://office.example.org")
+        return origin
 
 
 def _lower(value: Any) -> Any:
@@ -253,6 +269,10 @@ class MunicipalityAuth(_Section):
 class AuthSettings(_Section):
     #: Clock skew tolerated on exp/nbf/iat.
     leeway_seconds: int = Field(default=30, ge=0, le=600)
+    #: A session whose token has expired (exp + leeway) may still refresh it
+    #: (auth.refresh) for this long; then the server stops its floor updates and
+    #: disconnects it with token_expired.
+    refresh_grace_seconds: float = Field(default=60, ge=0, le=3600)
     #: Tokens living longer than this (exp - iat) are refused, however they are signed.
     max_token_ttl_seconds: int = Field(default=86400, ge=1)
     #: Default lifetime of tokens minted by ``presence-server token`` and /dev/token.

@@ -8,13 +8,13 @@ Two questions, two answers:
   municipality's ``allowed_origins``. Known origins get CORS headers
   (``Access-Control-Allow-Origin: <origin>``, ``Vary: Origin``; no credentials
   — the API uses Bearer tokens, never cookies) and their preflights are
-  answered 204; a preflight from an unknown origin is refused 403 with the
-  error shape, and other responses to it carry no CORS headers, so the
+  answered 204; a preflight from an unknown origin is refused 403
+  ``origin_not_allowed`` with the error shape, and other responses to it carry no CORS headers, so the
   browser keeps them from the page.
 * *May it act for this token?* A request with a Bearer token and an
   ``Origin`` header (a browser) must come from an origin allowed for the
   token's municipality (its ``allowed_origins``, ``http.cors_origins`` or the
-  server's own); otherwise 403 ``forbidden``. One town's portal cannot use a
+  server's own); otherwise 403 ``municipality_not_allowed``. One town's portal cannot use a
   token of another town. Requests without ``Origin`` (servers, scripts) are not
   browsers and are not subject to origins.
 
@@ -47,16 +47,19 @@ _SKIP_PREFIX: Final = "/socket.io"
 class OriginRules:
     """Which origins are known, and which each municipality allows."""
 
-    def __init__(self, common: Iterable[str], per_municipality: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, common: Iterable[str], per_municipality: Mapping[str, Iterable[str]], *, own: str | None = None
+    ) -> None:
         common = list(common)
-        self._per = {mid: OriginPolicy([*common, *origins]) for mid, origins in per_municipality.items()}
-        self._known = OriginPolicy([*common, *(o for origins in per_municipality.values() for o in origins)])
+        self._per = {mid: OriginPolicy([*common, *origins], own=[own]) for mid, origins in per_municipality.items()}
+        self._known = OriginPolicy([*common, *(o for origins in per_municipality.values() for o in origins)], own=[own])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OriginRules:
         return cls(
             settings.http.cors_origins,
             {mid: conf.allowed_origins for mid, conf in settings.auth.municipalities.items()},
+            own=settings.http.public_url,
         )
 
     def known(self, origin: str, request: web.Request) -> bool:
@@ -84,8 +87,8 @@ def _lang(request: web.Request) -> str:
     return "de" if request.headers.get("Accept-Language", "").lower().startswith("de") else "en"
 
 
-def _refusal(request: web.Request, detail: str) -> web.Response:
-    error = DomainError(ErrorCode.FORBIDDEN, detail)
+def _refusal(request: web.Request) -> web.Response:
+    error = DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
     return web.json_response({"ok": False, "error": error.to_wire(_lang(request))}, status=403)
 
 
@@ -110,7 +113,7 @@ async def cors_middleware(
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         if not known:
             pm.ORIGIN_REFUSALS.labels("preflight").inc()
-            return _refusal(request, "origin not allowed")
+            return _refusal(request)
         response = web.Response(status=204)
         _allow(response, origin)
         response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
@@ -124,7 +127,7 @@ async def cors_middleware(
 
 
 def require_origin(request: web.Request, actor: Actor) -> None:
-    """Refuse (403 ``forbidden``) a browser request whose origin the token's
+    """Refuse (403 ``municipality_not_allowed``) a browser request whose origin the token's
     municipality does not allow. Called once the token is verified."""
     origin = request.headers.get("Origin")
     rules = request.app.get(ORIGIN_RULES)
@@ -132,4 +135,4 @@ def require_origin(request: web.Request, actor: Actor) -> None:
         return
     if not rules.allowed_for(actor.municipality_id, origin, request):
         pm.ORIGIN_REFUSALS.labels("municipality").inc()
-        raise DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
+        raise DomainError(ErrorCode.MUNICIPALITY_NOT_ALLOWED)

@@ -53,10 +53,13 @@ def frame_origins(
 
     The municipalities are those whose staff may see the floor: its owner, or
     every member of the cooperation that owns it. Each gets its own
-    ``allowed_origins`` plus ``http.cors_origins`` (origins for everyone). An
-    unknown floor gets only ``http.cors_origins`` under the key ``"*"``.
+    ``allowed_origins`` plus the origins for everyone: ``http.cors_origins`` and
+    the server's own ``http.public_url``. An unknown floor gets only the origins
+    for everyone, under the key ``"*"``. Nothing else: the header names no origin
+    that could not open a session for one of the floor's towns.
     """
-    common = list(settings.http.cors_origins)
+    public = [settings.http.public_url] if settings.http.public_url else []
+    common = [*settings.http.cors_origins, *public]
     if floor is None:
         return {"*": _clean(common)}
     if floor.owner_kind is OwnerKind.MUNICIPALITY:

@@ -26,6 +26,7 @@ from presence_server.config import Settings
 from presence_server.calls import CallService
 from presence_server.knocking import KnockService
 from presence_server.origins import OriginPolicy
+from presence_server.session_expiry import ExpiryTimers
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
@@ -82,11 +83,17 @@ class Gateway(PresenceHooks):
         # Sessions per person on this node: the limit, and vo_online_users.
         self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
-        # Per municipality: the portals allowed to embed its staff's sessions.
-        self._origins = {
-            mid: OriginPolicy([*settings.http.cors_origins, *conf.allowed_origins])
-            for mid, conf in settings.auth.municipalities.items()
-        }
+        self._refresh_grace = settings.auth.refresh_grace_seconds
+        self._expiry = ExpiryTimers(self._expire)
+        # Per municipality: the portals allowed to embed its staff's sessions; and
+        # the union of all of them: an origin outside it is refused before any token.
+        own = [settings.http.public_url]
+        common = settings.http.cors_origins
+        towns = settings.auth.municipalities
+        self._origins = {mid: OriginPolicy([*common, *conf.allowed_origins], own=own) for mid, conf in towns.items()}
+        self._known_origins = OriginPolicy(
+            [*common, *(o for conf in towns.values() for o in conf.allowed_origins)], own=own
+        )
         presence.add_hooks(self)
         self._table: dict[str, tuple[type[BaseModel], Handler]] = {
             "campus.get": (m.Empty, self._campus_get),
@@ -140,19 +147,21 @@ class Gateway(PresenceHooks):
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         lang = _language(auth, environ)
         token = auth.get("token") if isinstance(auth, dict) else None
+        # The page's origin, and the page that embeds it (the iframe page names its
+        # parent): each must be allowed, first for anyone, then for the token's town.
+        origins = [environ.get("HTTP_ORIGIN"), _embedder(auth)]
         try:
+            if not all(self._known_origins(origin, environ) for origin in origins):
+                raise DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
+            policy = self._origins.get(identity.actor.municipality_id)
+            if policy is not None and not all(policy(origin, environ) for origin in origins):
+                raise DomainError(ErrorCode.MUNICIPALITY_NOT_ALLOWED)
         except DomainError as exc:
             metrics.ERRORS.labels(exc.code.value).inc()
-            log.info("connect_refused", sid=sid, code=exc.code.value, detail=exc.detail)
+            log.info("connect_refused", sid=sid, code=exc.code.value, detail=exc.detail, origins=origins)
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
         actor = identity.actor
-        policy = self._origins.get(actor.municipality_id)
-        if policy is not None and not policy(environ.get("HTTP_ORIGIN"), environ):
-            # The handshake passed the union of all portals; this token's town allows fewer.
-            exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         # Counted before the first await below, so concurrent connects cannot overshoot.
         if not self._acquire(actor):
             limit = self._session_limit.max_sessions
@@ -180,6 +189,7 @@ class Gateway(PresenceHooks):
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
         metrics.SESSIONS.inc()
+        self._expiry.schedule(sid, self._deadline(identity))
         self._transport.post_welcome(
             sid,
             {
@@ -197,6 +207,7 @@ class Gateway(PresenceHooks):
         session = self._sessions.pop(sid, None)
         if session is None:
             return
+        self._expiry.cancel(sid)
         self._transport.detach(sid)
         self._release(session.actor)  # auth.refresh keeps the person
         metrics.SESSIONS.dec()
@@ -357,8 +368,40 @@ class Gateway(PresenceHooks):
         if identity.actor.person_id != old.person_id:  # (municipality, user id): both must match
             raise DomainError(ErrorCode.FORBIDDEN, "token is for another person")
         s.identity = identity
+        self._expiry.schedule(s.sid, self._deadline(identity))
         await self._presence.update_actor(identity.actor)
         return {"token_expires_at": identity.expires_at}
+
+    # ---------------------------------------------------------------- expiry
+    def _deadline(self, identity: Identity) -> float:
+        """When a session holding ``identity`` is cut off unless it refreshes."""
+        return identity.expires_at + self._leeway + self._refresh_grace
+
+    async def _expire(self, sid: str) -> None:
+        """The session's token expired and the grace to refresh it is over: no more
+        floor updates, a last ``session.ended``, and the disconnect (the person then
+        leaves like after any disconnect, once the presence grace period is over)."""
+        session = self._sessions.get(sid)
+        if session is None:
+            return
+        deadline = self._deadline(session.identity)
+        if deadline > time.time():  # refreshed meanwhile, or a clock step
+            self._expiry.schedule(sid, deadline)
+            return
+        error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
+        metrics.ERRORS.labels(error.code.value).inc()
+        log.info("session_expired", sid=sid, person=session.actor.person_id, municipality=session.actor.municipality_id)
+        try:
+            for floor_id in list(session.watching):
+                await self._transport.unwatch(sid, floor_id)
+            session.watching.clear()
+            await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
+        finally:
+            await self._sio.disconnect(sid)  # whatever failed above, the session ends
+
+    async def close(self) -> None:
+        """Stopping: no session expiry fires any more."""
+        await self._expiry.close()
 
     async def drain(self) -> int:
         """Shutting down: ask every session to reconnect (to another node) and close
@@ -393,6 +436,13 @@ class Gateway(PresenceHooks):
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:
     return {"ok": False, "error": exc.to_wire(lang)}
+
+
+def _embedder(auth: Any) -> str | None:
+    """The origin of the page that embeds the client, if the client names one (the
+    iframe page names its parent's). It can only narrow who may connect."""
+    value = auth.get("embedder") if isinstance(auth, dict) else None
+    return value[:256] if isinstance(value, str) and value else None
 
 
 def _language(auth: Any, environ: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _REFUSALS = {
     "400": "invalid_payload",
     "401": "unauthenticated / token_expired",
-    "403": "forbidden",
+    "403": "forbidden / municipality_not_allowed (a browser origin this token's municipality does not allow)",
     "404": "not_found (also for floors and rooms the caller may not see)",
     "409": "conflict",
     "413": "payload_too_large",

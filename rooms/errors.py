@@ -25,6 +25,9 @@ class ErrorCode(str, enum.Enum):
     UNAUTHENTICATED = "unauthenticated"
     TOKEN_EXPIRED = "token_expired"
     FORBIDDEN = "forbidden"
+    # browser origins (docs/embedding.md §5)
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    MUNICIPALITY_NOT_ALLOWED = "municipality_not_allowed"
     # campus
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
@@ -63,6 +66,14 @@ MESSAGES: Final[dict[ErrorCode, tuple[str, str]]] = {
     ErrorCode.UNAUTHENTICATED: ("A valid token is required.", "Ein gültiges Token ist erforderlich."),
     ErrorCode.TOKEN_EXPIRED: ("The token has expired.", "Das Token ist abgelaufen."),
     ErrorCode.FORBIDDEN: ("You are not allowed to do this.", "Dazu sind Sie nicht berechtigt."),
+    ErrorCode.ORIGIN_NOT_ALLOWED: (
+        "This website may not use the virtual office.",
+        "Diese Website darf das virtuelle Büro nicht verwenden.",
+    ),
+    ErrorCode.MUNICIPALITY_NOT_ALLOWED: (
+        "This website may not use the virtual office for your municipality.",
+        "Diese Website darf das virtuelle Büro für Ihre Gemeinde nicht verwenden.",
+    ),
     ErrorCode.NOT_FOUND: ("Not found.", "Nicht gefunden."),
     ErrorCode.CONFLICT: ("This conflicts with the current state.", "Das widerspricht dem aktuellen Stand."),
     ErrorCode.NOT_ON_FLOOR: ("The room is not on that floor.", "Der Raum liegt nicht auf dieser Etage."),

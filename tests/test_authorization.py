@@ -225,7 +225,7 @@ async def test_the_owning_admin_may_do_what_the_others_may_not(office: OfficeSer
     [
         (None, True),  # not a browser
         ("<own>", True),  # the server's own pages, whatever the port
-        ("http://localhost:8080", True),  # listed in config/default.toml
+        ("http://localhost:8080", False),  # the development port, but not this server's: not listed any more
         ("https://evil.example", False),
     ],
 )

@@ -61,7 +61,11 @@ def test_default_toml_is_a_valid_dev_config() -> None:
     for muni in s.auth.municipalities.values():
         assert muni.algorithm == "HS256"
         assert muni.secret is not None and len(muni.secret.get_secret_value()) >= 32
-        assert "http://localhost:8080" in muni.allowed_origins
+        # The server's own origin is always allowed: no development origin is listed,
+        # so none turns up in an embed page's frame-ancestors on another port or host.
+        assert muni.allowed_origins == []
+    assert s.http.cors_origins == [] and s.http.public_url is None
+    assert s.auth.refresh_grace_seconds == 60
 
 
 def test_production_example_validates_with_secret_from_env() -> None:

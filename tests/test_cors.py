@@ -58,8 +58,8 @@ async def test_a_preflight_from_an_unknown_origin_is_refused_with_the_error_shap
         headers = {"Origin": origin, "Access-Control-Request-Method": "GET", "Accept-Language": "de"}
         async with http.options(office.url + OCCUPANCY, headers=headers) as again:
             body = await again.json()
-    assert body["ok"] is False and body["error"]["code"] == "forbidden"
-    assert "nicht berechtigt" in body["error"]["message"]
+    assert body["ok"] is False and body["error"]["code"] == "origin_not_allowed"
+    assert body["error"]["message"] == "Diese Website darf das virtuelle Büro nicht verwenden."
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ async def test_an_authenticated_request_must_come_from_an_origin_of_the_tokens_m
             assert ("Access-Control-Allow-Origin" in resp.headers) is cors
             assert resp.headers.get("Access-Control-Allow-Origin", origin) == origin
     if status == 403:
-        assert body["error"]["code"] == "forbidden" and "origin" in body["error"]["message"]
+        assert body["error"]["code"] == "municipality_not_allowed" and "municipality" in body["error"]["message"]
     else:
         assert body["ok"] is True
 
@@ -142,8 +142,41 @@ async def test_a_socket_from_an_origin_not_allowed_for_the_tokens_municipality_i
     assert connected is False
     assert isinstance(refusal, dict), refusal
     error = refusal.get("data", refusal)
-    assert error["code"] == "forbidden"
-    assert "origin not allowed for this municipality" in error["message"] and "nicht berechtigt" in error["message"]
-    # An origin no municipality allows is stopped by Engine.IO before any token is read.
-    connected, _ = await _socket(office, EVIL, "altbach")
-    assert connected is False
+    assert error == {"code": "municipality_not_allowed",
+                     "message": "Diese Website darf das virtuelle Büro für Ihre Gemeinde nicht verwenden."}
+    # An origin no municipality allows is refused before any token is read, with its own code.
+    for token_town in ("altbach", "seefeld"):
+        connected, refusal = await _socket(office, EVIL, token_town)
+        assert connected is False
+        assert isinstance(refusal, dict), refusal
+        assert refusal.get("data", refusal) == {
+            "code": "origin_not_allowed", "message": "Diese Website darf das virtuelle Büro nicht verwenden."}
+
+
+async def test_an_embedding_page_named_by_the_client_must_be_allowed_too(office: OfficeServer) -> None:
+    """The iframe page connects from the server's own origin and names its parent:
+    the parent is checked like an Origin, so a refused town never gets a session."""
+    async def connect(embedder: str, municipality: str) -> object:
+        sio = socketio.AsyncClient(reconnection=False)
+        refused: list[object] = []
+        sio.on("connect_error", lambda data: refused.append(data))
+        try:
+            await sio.connect(office.url, headers={"Origin": office.url}, transports=["websocket"], wait_timeout=5,
+                              auth={"token": office.token("x.user", municipality), "embedder": embedder})
+            return "connected"
+        except socketio.exceptions.ConnectionError:
+            return refused[0]["data"]["code"] if refused and isinstance(refused[0], dict) else refused
+        finally:
+            await sio.disconnect()
+
+    assert await connect(ALTBACH_PORTAL, "altbach") == "connected"
+    assert await connect(office.url, "seefeld") == "connected"  # framed by the server's own page
+    assert await connect(ALTBACH_PORTAL, "seefeld") == "municipality_not_allowed"
+    assert await connect(EVIL, "altbach") == "origin_not_allowed"
+
+
+async def test_long_polling_from_an_unknown_origin_is_still_refused_by_engine_io(office: OfficeServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(office.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": EVIL}) as resp:
+            assert resp.status == 400
+            assert "Access-Control-Allow-Origin" not in resp.headers

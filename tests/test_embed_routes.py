@@ -80,6 +80,20 @@ async def test_a_towns_own_floor_may_be_framed_only_by_its_portals(start_server:
             assert resp.status == 404
 
 
+async def test_the_public_url_frames_every_page_and_development_ports_never_do(start_server: StartServer) -> None:
+    office = await start_server({**ENV, "PRESENCE_HTTP__PUBLIC_URL": "https://office.example.org/"})
+    async with office.server_session() as http:
+        async with http.get("/embed/floors/bergheim-eg") as resp:
+            csp = resp.headers["Content-Security-Policy"]
+    assert sorted(ancestors(csp)) == sorted(["'self'", EVERYONE, "https://office.example.org"])
+    # The development configuration lists no origin of its own: a server on another
+    # port or host is framed by itself ('self') and nothing else.
+    bare = await start_server()
+    async with bare.server_session() as http:
+        async with http.get("/embed/floors/projekt") as resp:
+            assert ancestors(resp.headers["Content-Security-Policy"]) == ["'self'"]
+
+
 def test_frame_origins_of_a_cooperation_floor_are_per_member_town() -> None:
     from rooms.model import Cooperation, Floor, OwnerKind
 

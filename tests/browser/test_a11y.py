@@ -127,3 +127,21 @@ def test_walk_and_knock_with_the_keyboard_alone(
     finally:
         mia.context.close()
         jonas.context.close()
+
+
+def test_a_refused_connection_is_said_in_words_and_axe_finds_nothing_serious(
+    chromium: Browser, portal: PortalServer, office: ServerProcess
+) -> None:
+    """A refusal the portal must act on is shown as text in a live region (role
+    status), in the widget's language, and the refused widget passes axe too."""
+    page = new_context(chromium).new_page()
+    try:
+        page.goto(f"{portal.origin}/intranet.html#token=not-a-token&lang=en")
+        widget = page.locator("virtual-office-floor")
+        expect(widget).to_have_attribute("data-connection", "refused", timeout=TIMEOUT)
+        expect(widget.locator(".notice[role=status]")).to_have_text("Error: A valid token is required. (malformed token)")
+        expect(widget.locator(".conn")).to_have_text("Connection refused")
+        severe = [v for v in axe_violations(page) if v["impact"] in ("serious", "critical")]
+        assert severe == [], json.dumps(severe, indent=1, ensure_ascii=False)
+    finally:
+        page.context.close()

@@ -196,10 +196,12 @@ def test_a_foreign_origin_is_refused(
         assert f"frame-ancestors 'self' {portal.origin}\"" in refusal.value.text
         office_frame = page.main_frame.child_frames[0]
         assert office_frame.url == "chrome-error://chromewebdata/"  # Chromium's page for a blocked frame
-        # ... and the element loads (public code) but its socket is refused for this origin.
+        # ... and the element loads (public code) but its socket is refused for this origin,
+        # with a reason the portal can act on.
         element = page.locator("virtual-office-floor")
-        expect(element).to_have_attribute("data-connection", "error", timeout=TIMEOUT)
-        expect(element.locator(".conn")).to_have_text("Keine Verbindung zum Server")
+        expect(element).to_have_attribute("data-connection", "refused", timeout=TIMEOUT)
+        expect(element.locator(".conn")).to_have_text("Verbindung abgelehnt")
+        expect(element.locator(".notice")).to_have_text("Fehler: Diese Website darf das virtuelle Büro nicht verwenden.")
         assert frame_events(page, "ready") == []
     finally:
         page.context.close()
@@ -216,11 +218,14 @@ def test_a_portal_not_allowed_for_the_users_town_is_refused(
         page.goto(portal_url(portal, paula, paula))
         element = page.locator("virtual-office-floor")
         expect(element).to_have_attribute("data-connection", "refused", timeout=TIMEOUT)
-        expect(element.locator(".notice")).to_contain_text("Fehler")
+        expect(element.locator(".notice")).to_have_text(
+            "Fehler: Diese Website darf das virtuelle Büro für Ihre Gemeinde nicht verwenden.")
         office_frame = page.frame_locator("#office")
         expect(office_frame.locator("#vo-refused")).to_have_text(
-            "This page may not embed the virtual office for your municipality.", timeout=TIMEOUT
+            "This website may not use the virtual office for your municipality.", timeout=TIMEOUT
         )
+        error = wait_frame_event(page, "error")["error"]
+        assert error["code"] == "municipality_not_allowed"
         assert frame_events(page, "ready") == []
     finally:
         page.context.close()

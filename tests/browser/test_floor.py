@@ -277,10 +277,10 @@ def test_reconnects_by_itself_and_resyncs_on_a_sequence_gap(
 def test_a_fresh_token_from_the_portal_refreshes_the_session(
     chromium: Browser, portal: PortalServer, office: ServerProcess
 ) -> None:
-    short = dev_token("otto.lindenau", "lindenau", "Otto Lenz", ttl=63)
+    short = dev_token("otto.lindenau", "lindenau", "Otto Lenz", ttl=12)
     page = open_widget(new_context(chromium), portal.origin + "/intranet.html", short, lang="de")
     try:
-        # A minute before the token expires the widget asks the portal for a new one ...
+        # At three quarters of a short token's life the widget asks the portal for a new one ...
         page.wait_for_function("() => window.voEvents.some((e) => e.name === 'vo-token-expiring')", timeout=TIMEOUT)
         old = widget_state(page)["token_expires_at"]
         # ... and the portal sets it: the session goes on with it (auth.refresh), no reconnect.

@@ -121,8 +121,10 @@ class PortalServer:
 
 def widget_page_html(server: str, *, floor: str = "projekt", title: str = "Intranet", extra: str = "") -> str:
     """A portal page with the element; the test passes token and language in the
-    fragment (``#token=...&lang=de``), which a small inline script hands over,
-    the way a portal would render them into its page."""
+    fragment (``#token=...&lang=de``), which a small inline script right after the
+    element hands over, the way docs/embedding.md §1 does: before the module
+    script (deferred) has defined the element, so every test that uses this page
+    goes through the element's adoption of early properties."""
     server_attr = html.escape(server, quote=True)
     return f"""<!doctype html>
 <html lang="de">
@@ -136,9 +138,6 @@ def widget_page_html(server: str, *, floor: str = "projekt", title: str = "Intra
   for (const name of ["vo-ready", "vo-presence", "vo-knock", "vo-ring", "vo-error", "vo-state", "vo-token-expiring"]) {{
     document.addEventListener(name, (e) => window.voEvents.push({{ name, detail: e.detail }}));
   }}
-  document.addEventListener("DOMContentLoaded", () => {{
-    document.querySelector("virtual-office-floor").token = params.get("token");
-  }});
 </script>
 <script type="module" src="{server_attr}/widget/virtual-office-floor.js"></script>
 </head>
@@ -146,6 +145,9 @@ def widget_page_html(server: str, *, floor: str = "projekt", title: str = "Intra
 <main>
 <h1>{html.escape(title)}</h1>
 <virtual-office-floor server="{server_attr}" floor="{html.escape(floor, quote=True)}"></virtual-office-floor>
+<script>
+  document.querySelector("virtual-office-floor").token = new URLSearchParams(location.hash.slice(1)).get("token");
+</script>
 {extra}
 </main>
 </body>

@@ -25,7 +25,7 @@ const TEXT = {
     ring_result: "Anruf: {outcome}", accepted: "angenommen", unavailable: "nicht erreichbar",
     play_audio: "Ton einschalten",
     connecting: "Verbindung wird aufgebaut …", connected: "Verbunden", reconnecting: "Verbindung unterbrochen – neuer Versuch …",
-    refused: "Anmeldung abgelehnt", conn_error: "Keine Verbindung zum Server",
+    refused: "Verbindung abgelehnt", conn_error: "Keine Verbindung zum Server",
     degraded: "Eingeschränkter Betrieb: Änderungen sind gerade nicht möglich.", recovered: "Wieder voll verfügbar.",
     no_token: "Kein Token: die einbettende Seite muss ein Token übergeben.",
     floor_missing: "Diese Etage gibt es nicht oder Sie dürfen sie nicht sehen.",
@@ -59,7 +59,7 @@ const TEXT = {
     ring_result: "Call: {outcome}", accepted: "accepted", unavailable: "not reachable",
     play_audio: "Turn sound on",
     connecting: "Connecting …", connected: "Connected", reconnecting: "Connection lost – retrying …",
-    refused: "Sign-in refused", conn_error: "Cannot connect to the server",
+    refused: "Connection refused", conn_error: "Cannot connect to the server",
     degraded: "Degraded: changes are not possible right now.", recovered: "Fully available again.",
     no_token: "No token: the embedding page must pass one.",
     floor_missing: "This floor does not exist or you may not see it.",
@@ -85,6 +85,49 @@ const LABELS = {
     available: "available", busy: "busy", away: "away", do_not_disturb: "do not disturb", offline: "offline",
   },
 };
+
+/** Texts for error codes the widget may have to word itself: the server words its
+ * refusals in the connection's language, but a transport that never opened carries
+ * no message, and some codes arise in the browser (offline, timeout). The server's
+ * codes use its own texts (rooms/errors.py, docs/protocol.md §10). */
+const ERRORS = {
+  de: {
+    origin_not_allowed: "Diese Website darf das virtuelle Büro nicht verwenden.",
+    municipality_not_allowed: "Diese Website darf das virtuelle Büro für Ihre Gemeinde nicht verwenden.",
+    unauthenticated: "Ein gültiges Token ist erforderlich.",
+    token_expired: "Das Token ist abgelaufen.",
+    forbidden: "Dazu sind Sie nicht berechtigt.",
+    not_found: "Nicht gefunden.",
+    invalid_payload: "Die Anfrage ist fehlerhaft.",
+    unknown_event: "Unbekanntes Ereignis.",
+    unavailable: "Das virtuelle Büro ist gerade nicht erreichbar.",
+    not_ready: "Das virtuelle Büro hat sich nicht rechtzeitig verbunden.",
+    offline: "Keine Verbindung.",
+    timeout: "Keine Antwort vom Server.",
+    internal: "Interner Fehler.",
+  },
+  en: {
+    origin_not_allowed: "This website may not use the virtual office.",
+    municipality_not_allowed: "This website may not use the virtual office for your municipality.",
+    unauthenticated: "A valid token is required.",
+    token_expired: "The token has expired.",
+    forbidden: "You are not allowed to do this.",
+    not_found: "Not found.",
+    invalid_payload: "The request is malformed.",
+    unknown_event: "Unknown event.",
+    unavailable: "The virtual office cannot be reached right now.",
+    not_ready: "The virtual office did not connect in time.",
+    offline: "Not connected.",
+    timeout: "The server did not answer.",
+    internal: "Internal error.",
+  },
+};
+
+/** A person's words for an error code, in "de" or "en"; unknown codes get the generic one. */
+export function errorText(lang, code) {
+  const table = ERRORS[lang] || ERRORS.en;
+  return table[code] || table.internal;
+}
 
 /** Status: a colour AND a glyph AND a word, so colour is never the only cue. */
 export const STATUS = {

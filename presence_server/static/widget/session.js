@@ -5,12 +5,20 @@
 //
 // It reconnects by itself: socket.io-client retries dropped transports; when the
 // server ends the session (shutdown, slow client) this class reconnects with a
-// capped back-off; a refused token stops until a new token is set. Every new
-// session watches the floor again, since sequence numbers belong to a session.
+// capped back-off. A refusal that another try cannot fix (FINAL_REFUSALS: the
+// page's origin, the town, the token) stops until a new token is set, and so
+// does a session the server ended for good (session.ended, e.g. token_expired).
+// Every new session watches the floor again, since sequence numbers belong to a session.
 //
-// Events (EventTarget, `detail` is the payload): state, ready, view, location,
-// floor-missing, degraded, knock.incoming, knock.pending, knock.outcome,
-// call.updated, call.signal, call.ring ({ring}), call.ring_outcome, call.notes.
+// Errors are the server's one shape {code, message}; where the browser gives no
+// code (the server cannot be reached) the code is "unavailable" without a message,
+// which the element words.
+//
+// Events (EventTarget, `detail` is the payload): state, ready, live (the first
+// snapshot of a new session is shown and the user stands where they will stand),
+// view, location, floor-missing, degraded, knock.incoming, knock.pending,
+// knock.outcome, call.updated, call.signal, call.ring ({ring}), call.ring_outcome,
+// call.notes.
 //
 // People are named by their person id, "municipality/user_id" (`me.person`,
 // `member.person`): a user id is unique only within its town.
@@ -20,20 +28,25 @@ import { FloorView } from "./floor-view.js";
 
 const REQUEST_TIMEOUT_MS = 8000;
 const BACKOFF_MAX_MS = 10000;
-// Refusals that another try with the same token cannot fix.
-const FINAL_REFUSALS = new Set(["unauthenticated", "token_expired", "forbidden"]);
+// Refusals that another try with the same page and token cannot fix.
+export const FINAL_REFUSALS = new Set([
+  "origin_not_allowed", "municipality_not_allowed", "unauthenticated", "token_expired", "forbidden",
+]);
 const FORWARDED = [
   "knock.incoming", "knock.pending", "knock.outcome",
   "call.updated", "call.signal", "call.ring", "call.ring_outcome", "call.notes",
 ];
 
 export class OfficeSession extends EventTarget {
-  /** @param {{server: string, token: string, lang: string, floorId: string|null, enter: boolean}} options
+  /** @param {{server: string, token: string, lang: string, floorId: string|null, enter: boolean, embedder?: string|null}} options
    * enter: someone on no floor steps into the shown floor's hallway on connect, so an
-   * open widget means "present" to colleagues; false only watches. */
-  constructor({ server, token, lang, floorId, enter = true }) {
+   * open widget means "present" to colleagues; false only watches.
+   * embedder: the origin of the page embedding this one (the iframe page's parent),
+   * sent in the handshake so the server refuses a town that does not allow it. */
+  constructor({ server, token, lang, floorId, enter = true, embedder = null }) {
     super();
     this.enter = enter;
+    this.embedder = embedder;
     this.server = server;
     this.token = token;
     this.lang = lang;
@@ -48,6 +61,8 @@ export class OfficeSession extends EventTarget {
     this._socket = null;
     this._backoff = 500;
     this._retry = null;
+    this._live = false; // "live" sent for the current session
+    this._entered = false; // the current session has watched (and stepped onto) its floor
   }
 
   // ------------------------------------------------------------ connection
@@ -56,7 +71,7 @@ export class OfficeSession extends EventTarget {
     const socket = io(this.server, {
       transports: ["websocket"],
       // A function, so every reconnect presents the newest token.
-      auth: (cb) => cb({ token: this.token, lang: this.lang }),
+      auth: (cb) => cb({ token: this.token, lang: this.lang, ...(this.embedder ? { embedder: this.embedder } : {}) }),
       reconnectionDelayMax: BACKOFF_MAX_MS,
     });
     this._socket = socket;
@@ -64,12 +79,18 @@ export class OfficeSession extends EventTarget {
     socket.on("connect", () => { this._backoff = 500; });
     socket.on("session.ready", (ready) => this._onReady(ready));
     socket.on("disconnect", (reason) => {
+      this._live = false;
+      if (this.state === "refused") return; // session.ended came first: wait for a new token
       this._setState(this.everConnected ? "reconnecting" : "connecting");
       // The server ended this session (drain, slow client): socket.io does not retry that by itself.
       if (reason === "io server disconnect") this._scheduleReconnect();
     });
+    // The server ends this session for good and says why (token_expired after the grace).
+    socket.on("session.ended", ({ error }) => this._setState("refused", error));
     socket.on("connect_error", (err) => {
-      const error = err?.data?.code ? err.data : { code: "connect_failed", message: String(err?.message || err) };
+      // A refusal by the server carries {code, message}; a transport that never opened
+      // (server down, network, the page's CSP) carries no code the page could read.
+      const error = err?.data?.code ? err.data : { code: "unavailable", message: "", detail: String(err?.message || err) };
       if (!socket.active) { // the server refused this session
         if (FINAL_REFUSALS.has(error.code)) { this._setState("refused", error); return; }
         this._scheduleReconnect();
@@ -103,7 +124,11 @@ export class OfficeSession extends EventTarget {
       else this.token = previous; // a refused token must not sign the next reconnect
       return ack;
     }
-    if (this.state === "refused" || this.state === "error") { clearTimeout(this._retry); this._socket?.connect(); }
+    if (this.state === "refused" || this.state === "error") {
+      clearTimeout(this._retry);
+      this._setState("connecting");
+      this._socket?.connect();
+    }
     return { ok: true };
   }
 
@@ -134,7 +159,8 @@ export class OfficeSession extends EventTarget {
   }
 
   _setState(state, error = null) {
-    if (this.state === state && this.error === error) return;
+    // Retries repeat the same refusal: report a state and its reason once.
+    if (this.state === state && (this.error?.code ?? null) === (error?.code ?? null)) return;
     this.state = state;
     this.error = error;
     this._emit("state", { state, error });
@@ -143,6 +169,8 @@ export class OfficeSession extends EventTarget {
   _emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail })); }
 
   async _onReady(ready) {
+    this._live = false;
+    this._entered = false;
     this.me = ready.me;
     this.tokenExpiresAt = ready.token_expires_at;
     this.everConnected = true;
@@ -154,13 +182,34 @@ export class OfficeSession extends EventTarget {
       const ack = await this.request("campus.get");
       floorId = ack.ok ? ack.campus.floors[0]?.id : null;
     }
-    if (!floorId) { this._emit("floor-missing", { floor_id: null }); return; }
+    if (!floorId) { this._emit("floor-missing", { floor_id: null }); this._goLive(); return; }
     const ack = await this.watch(floorId);
     if (ack.ok && this.enter && !this.location.floor_id) {
       const moved = await this.request("presence.move", { floor_id: floorId, room_id: null });
       if (moved.ok) this._setLocation(moved.location);
     }
+    this._entered = true;
+    this._maybeLive();
   }
+
+  /** "live" once per session: the snapshot is loaded and, if the user stands on the
+   * shown floor, the view shows them there (their joined diff has arrived). */
+  _maybeLive() {
+    const view = this.view;
+    if (this._live || !this._entered || !this.connected) return;
+    if (view && view.stale) return;
+    if (view && this.location.floor_id === view.floorId && !view.members.has(this.me?.person)) return;
+    this._goLive();
+  }
+
+  _goLive() {
+    if (this._live) return;
+    this._live = true;
+    this._emit("live", { view: this.view, location: this.location });
+  }
+
+  /** True once the current session has sent "live". */
+  get live() { return this._live; }
 
   // ----------------------------------------------------------- floor view
   /** Watch a floor: subscribe, then load the snapshot. Also the resync after a gap. */
@@ -210,6 +259,7 @@ export class OfficeSession extends EventTarget {
       this._setLocation({ floor_id: null, room_id: null });
     }
     this._emit("view", { view, frame });
+    this._maybeLive();
   }
 
   _setLocation(location) {

@@ -8,9 +8,13 @@
 // (default: where the user is, else their first floor), token (or the `token`
 // property, preferred), lang (else the page's language), passive (only watch:
 // do not step onto the floor's hallway when the user is on no floor).
+// Properties set before this module ran (a portal's inline script right after
+// the tag) are adopted when the element is defined: the custom-element
+// "upgrade" of own properties that would otherwise shadow the setters.
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
-// Methods: walkTo(roomId|null), setStatus(status, text), knock(roomId, message),
-// answerKnock(knockId, admit), joinCall(), leaveCall(), ring(person).
+// Methods: setToken(token), walkTo(roomId|null), setStatus(status, text),
+// knock(roomId, message), answerKnock(knockId, admit), cancelKnock(knockId?),
+// joinCall(), leaveCall(), ring(person).
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
 // vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring.
 // A person is named by their person id, "municipality/user_id" (e.g.
@@ -23,13 +27,24 @@ import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
 import { FinderPanel } from "./finder.js";
-import { pickLanguage, translator, STATUS } from "./i18n.js";
+import { errorText, pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
 import { el, legend, renderList, renderPlan } from "./render.js";
 import { widgetSheet } from "./styles.js";
 
 const DEFAULT_SERVER = new URL(import.meta.url).origin;
-const TOKEN_WARNING_S = 60; // vo-token-expiring this long before the token's exp
+// vo-token-expiring fires TOKEN_WARNING_S before the token's exp; a token that lives
+// less than SHORT_TOKEN_S (as the widget received it) is announced when three
+// quarters of its lifetime have passed, so it never fires at once, nor in a loop.
+const TOKEN_WARNING_S = 60;
+const SHORT_TOKEN_S = TOKEN_WARNING_S * 4;
+
+/** Milliseconds from now until vo-token-expiring, for a token received `receivedAt` (ms). */
+export function expiryWarningDelay(expiresAt, receivedAt, now = Date.now()) {
+  const lifetime = Math.max(0, expiresAt * 1000 - receivedAt);
+  const lead = lifetime < SHORT_TOKEN_S * 1000 ? lifetime / 4 : TOKEN_WARNING_S * 1000;
+  return Math.max(0, expiresAt * 1000 - lead - now);
+}
 
 export class VirtualOfficeFloor extends HTMLElement {
   static get observedAttributes() { return ["server", "floor", "token", "lang"]; }
@@ -46,12 +61,14 @@ export class VirtualOfficeFloor extends HTMLElement {
     this._knockCards = new Map();
     this._ringCards = new Map();
     this._renderQueued = false;
-    this._readyPending = false;
     this._expiryTimer = null;
+    this._expiry = null; // {expiresAt, receivedAt, warned} of the token in use
+    this._connectionError = null; // code of the last refusal reported, against repeats
   }
 
   // ------------------------------------------------------------ lifecycle
   connectedCallback() {
+    this._adoptEarlyProperties(); // before _live: the setters only store
     this._live = true; // attribute changes before this (upgrade) are read here
     this._i18n = translator(pickLanguage(this));
     this._build();
@@ -74,12 +91,40 @@ export class VirtualOfficeFloor extends HTMLElement {
     else if (name === "server") { this.disconnectedCallback(); this._live = true; this._start(); }
   }
 
+  /** A page may set properties before this module ran: e.g. an inline script right
+   * after the tag sets `el.token`, while the module script (deferred) defines the
+   * element later. Such a value sits on the element as a plain own property and
+   * would hide the setter for good; take it over and delete it. */
+  _adoptEarlyProperties() {
+    for (const name of Object.keys(this)) {
+      const accessor = Object.getOwnPropertyDescriptor(VirtualOfficeFloor.prototype, name);
+      if (!accessor?.set) continue;
+      const value = this[name];
+      delete this[name];
+      this[name] = value;
+    }
+  }
+
   get token() { return this._token ?? this.getAttribute("token"); }
-  set token(value) {
+  set token(value) { this.setToken(value); }
+
+  /** The origin of the page embedding this one, if any (the iframe page sets its
+   * parent's): sent in the handshake, where it can only narrow who may connect. */
+  get embedder() { return this._embedder ?? null; }
+  set embedder(value) { this._embedder = value || null; }
+
+  /** Hand over a token: signs in, reconnects a refused or ended session, or refreshes
+   * the live session (auth.refresh, no reconnect). Resolves to the acknowledgement:
+   * {ok: true, token_expires_at} for a refresh, {ok: true} when a connection starts,
+   * {ok: false, error} when the server refused the token (the session keeps the old one). */
+  async setToken(value) {
     this._token = value;
-    if (!this._live) return; // connectedCallback starts with it
-    if (!this.session) this._start();
-    else this.session.setToken(value).then((ack) => (ack.ok ? this._watchExpiry(ack.token_expires_at) : this._error(ack.error)));
+    if (!this._live) return { ok: true }; // connectedCallback starts with it
+    if (!this.session) { this._start(); return { ok: true }; }
+    const ack = await this.session.setToken(value);
+    if (ack.ok && ack.token_expires_at) this._watchExpiry(ack.token_expires_at);
+    else if (!ack.ok) this._error(ack.error);
+    return ack;
   }
 
   /** Connection, user, location and the floor as the widget holds it. */
@@ -87,7 +132,8 @@ export class VirtualOfficeFloor extends HTMLElement {
     const s = this.session;
     const view = s?.view;
     return {
-      connection: s?.state ?? "idle", me: s?.me ?? null, location: s?.location ?? null,
+      connection: s?.state ?? "idle", error: s?.error ? this._errorShape(s.error) : null,
+      me: s?.me ?? null, location: s?.location ?? null,
       token_expires_at: s?.tokenExpiresAt ?? null,
       floor_id: view?.floorId ?? null, seq: view?.seq ?? null, gaps: view?.gaps ?? 0, stale: view?.stale ?? true,
       members: view ? [...view.members.values()] : [], pending_knock: this._pending,
@@ -117,6 +163,12 @@ export class VirtualOfficeFloor extends HTMLElement {
 
   answerKnock(knockId, admit) { return this._request("knock.answer", { knock_id: knockId, admit }); }
 
+  /** Withdraw a knock of this user (default: the pending one). */
+  cancelKnock(knockId = this._pending?.knock_id) {
+    if (!knockId) return Promise.resolve({ ok: false, error: this._errorShape({ code: "not_found" }) });
+    return this._request("knock.cancel", { knock_id: knockId });
+  }
+
   async joinCall() {
     const roomId = this.session?.location.room_id;
     if (!roomId) return { ok: false, error: { code: "forbidden" } };
@@ -143,6 +195,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$notice.replaceChildren();
     this.session = new OfficeSession({
       server, token, lang: this._i18n.lang, floorId: this.getAttribute("floor"), enter: !this.hasAttribute("passive"),
+      embedder: this.embedder,
     });
     this.call = new MeshCall(this.session);
     this.callPanel = new CallPanel(this.$call, {
@@ -152,6 +205,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     const on = (name, fn) => this.session.addEventListener(name, (e) => fn(e.detail));
     on("state", ({ state, error }) => this._onState(state, error));
     on("ready", (ready) => this._onReady(ready));
+    on("live", () => this._onLive());
     on("view", () => this._render());
     on("location", () => this._render());
     on("floor-missing", () => { this._notice(this._i18n.t("floor_missing"), true); this._render(); });
@@ -165,18 +219,25 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.session.connect();
   }
 
-  _onState(state, error) {
+  _onState(state, rawError) {
     this._setConnection(state);
     const t = this._i18n.t;
+    const error = rawError ? this._errorShape(rawError) : null;
     const text = { connecting: t("connecting"), connected: t("connected"), reconnecting: t("reconnecting"),
       refused: t("refused"), error: t("conn_error"), idle: "" }[state] ?? state;
     this.$conn.textContent = text;
-    if (error && (state === "refused" || state === "error")) this._error(error);
+    if (state === "connected" || state === "connecting") { this._connectionError = null; this.$notice.replaceChildren(); }
+    if (state === "refused") clearTimeout(this._expiryTimer); // nothing to refresh until a new token
+    // A refusal is said once, not at every retry of the same one.
+    if (error && (state === "refused" || state === "error" || state === "reconnecting") && error.code !== this._connectionError) {
+      this._connectionError = error.code;
+      this._error(error);
+    }
     this._emit("vo-state", { state, error });
   }
 
   _onReady(ready) {
-    this._readyPending = true;
+    this._announced = false; // vo-ready of this session not sent yet
     this._watchExpiry(ready.token_expires_at);
     this._knockCards.forEach((card) => card.remove());
     this._knockCards.clear();
@@ -187,18 +248,51 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$text.value = ready.me.text;
   }
 
+  /** The first snapshot of a new session is shown, with the user where they stand. */
+  _onLive() {
+    const s = this.session;
+    const view = s.view;
+    // A new session after a long outage: if the server no longer has us in our
+    // call (the grace period ran out), end it here too.
+    const mine = view?.members.get(s.me.person);
+    if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
+    this._render(); // drawn (and data-seq set) before the portal hears of it
+    const { person, user_id, municipality } = s.me;
+    this._emit("vo-ready", { person, user_id, municipality, floor_id: view?.floorId ?? null, location: s.location,
+      seq: view?.seq ?? null, members: this._members(view) });
+    this._announced = true;
+    this._presenceSignature = null;
+    this._render(); // and the first vo-presence, with the same view
+  }
+
+  /** vo-token-expiring once per token: TOKEN_WARNING_S before exp, or at three
+   * quarters of a short token's lifetime (expiryWarningDelay). */
   _watchExpiry(expiresAt) {
-    clearTimeout(this._expiryTimer);
     if (!expiresAt) return;
-    const ms = Math.max(0, (expiresAt - TOKEN_WARNING_S) * 1000 - Date.now());
-    this._expiryTimer = setTimeout(() => this._emit("vo-token-expiring", { expires_at: expiresAt }), Math.min(ms, 2 ** 31 - 1));
+    if (this._expiry?.expiresAt !== expiresAt) this._expiry = { expiresAt, receivedAt: Date.now(), warned: false };
+    clearTimeout(this._expiryTimer);
+    if (this._expiry.warned) return;
+    const ms = expiryWarningDelay(expiresAt, this._expiry.receivedAt);
+    const token = this._expiry;
+    this._expiryTimer = setTimeout(() => {
+      if (this._expiry !== token || token.warned) return;
+      token.warned = true;
+      this._emit("vo-token-expiring", { expires_at: expiresAt });
+    }, Math.min(ms, 2 ** 31 - 1));
   }
 
   async _request(event, data) {
-    if (!this.session) return { ok: false, error: { code: "offline", message: this._i18n.t("offline") } };
+    if (!this.session) return { ok: false, error: this._errorShape({ code: "offline" }) };
     const ack = await this.session.request(event, data);
-    if (!ack.ok) this._error(ack.error);
+    if (!ack.ok) { ack.error = this._errorShape(ack.error); this._error(ack.error); }
     return ack;
+  }
+
+  /** The one error shape, with a message in the widget's language where the server gave none. */
+  _errorShape(error) {
+    const code = error?.code || "internal";
+    const { detail, ...rest } = error || {};
+    return { ...rest, code, message: error?.message || errorText(this._i18n.lang, code) };
   }
 
   /** The plan's and the list's one action on a room: walk in, or knock on a closed door. */
@@ -343,23 +437,20 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$plan.replaceChildren(renderPlan(view, ctx));
     this.$list.replaceChildren(renderList(view, ctx));
     if (focusKey) this._refocus(focusKey);
-    if (this._readyPending) {
-      this._readyPending = false;
-      // A new session after a long outage: if the server no longer has us in our
-      // call (the grace period ran out), end it here too.
-      const mine = view.members.get(s.me.person);
-      if (this.call?.call && mine && mine.in_call !== this.call.call.call_id) this.call.leave();
-      const { person, user_id, municipality } = s.me;
-      this._emit("vo-ready", { person, user_id, municipality, floor_id: view.floorId, location: s.location });
-    }
-    // vo-presence only when something changed (a redraw for a call button is not news).
+    // vo-presence only after vo-ready (before it, the view is not yet the user's own),
+    // and only when something changed (a redraw for a call button is not news).
+    if (!this._announced) return;
     const signature = `${view.floorId}:${view.seq}:${s.location.floor_id}/${s.location.room_id}`;
     if (signature === this._presenceSignature) return;
     this._presenceSignature = signature;
     this._emit("vo-presence", { floor_id: view.floorId, seq: view.seq, location: s.location,
       me: s.me && { person: s.me.person, user_id: s.me.user_id, municipality: s.me.municipality, status: s.me.status, text: s.me.text },
-      members: [...view.members.values()].map(({ person, user_id, name, municipality, status, text, room_id, in_call }) =>
-        ({ person, user_id, name, municipality, status, text, room_id, in_call: in_call ?? null })) });
+      members: this._members(view) });
+  }
+
+  _members(view) {
+    return view ? [...view.members.values()].map(({ person, user_id, name, municipality, status, text, room_id, in_call }) =>
+      ({ person, user_id, name, municipality, status, text, room_id, in_call: in_call ?? null })) : [];
   }
 
   /** Focus back where it was after a redraw; if that control is gone, somewhere near. */
@@ -407,9 +498,9 @@ export class VirtualOfficeFloor extends HTMLElement {
   }
 
   _error(error) {
-    const text = error?.message || this._i18n.t(error?.code) || error?.code || "?";
-    this._notice(text, true);
-    this._emit("vo-error", { error });
+    const shaped = this._errorShape(error);
+    this._notice(shaped.message, true);
+    this._emit("vo-error", { error: shaped });
   }
 
   /** Say something to screen readers; cleared first so the same words are said again. */

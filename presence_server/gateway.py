@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 MAX_WATCHED_FLOORS: Final = 32  # bounds per-session state; a UI shows a handful
 
+#: What a degraded node (Redis away, or fenced and recovering) still serves: no store needed.
+_SERVED_DEGRADED: Final = frozenset({"campus.get", "floor.unwatch"})
+
 
 @dataclass(slots=True)
 class Session:
@@ -79,6 +82,7 @@ class Gateway(PresenceHooks):
         self._calls = calls
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
+        self._degraded = False  # cluster: Redis away, or this node fenced and recovering
         # Sessions per person on this node: the limit, and vo_online_users.
         self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
@@ -151,6 +155,10 @@ class Gateway(PresenceHooks):
         if policy is not None and not policy(environ.get("HTTP_ORIGIN"), environ):
             # The handshake passed the union of all portals; this token's town allows fewer.
             exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
+            metrics.ERRORS.labels(exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+        if self._degraded:  # the store cannot take the session now (or would lose it)
+            exc = DomainError(ErrorCode.UNAVAILABLE)
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         # Counted before the first await below, so concurrent connects cannot overshoot.
@@ -250,6 +258,8 @@ class Gateway(PresenceHooks):
                 message = model.model_validate({} if data is None else data)
             except ValidationError as exc:
                 raise m.validation_error(exc) from None
+            if self._degraded and event not in _SERVED_DEGRADED:
+                raise DomainError(ErrorCode.UNAVAILABLE)
             result = await handler(session, message)
             return {"ok": True, **result}
         except DomainError as exc:
@@ -373,8 +383,17 @@ class Gateway(PresenceHooks):
 
     # ------------------------------------------------------------- cluster
     async def notify_degraded(self, degraded: bool) -> None:
-        """Tell every session here that the shared store is away (or back)."""
+        """Tell every session here that the shared store is away (or back). While
+        degraded, new connections and requests that need the store are refused
+        ``unavailable`` at once: a fenced node's store does not hold its sessions."""
+        if degraded == self._degraded:
+            return
+        self._degraded = degraded
         await self._sio.emit("session.degraded", {"degraded": degraded})
+
+    def live_sessions(self) -> list[tuple[str, Actor]]:
+        """(sid, actor) of every session here, for registering them again."""
+        return [(sid, session.actor) for sid, session in self._sessions.items()]
 
     async def reregister_sessions(self, registered: dict[str, PersonId]) -> None:
         """After an outage: ``registered`` (sid -> person) is what the store still has

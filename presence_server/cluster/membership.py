@@ -277,8 +277,13 @@ class Membership:
         token = self._token
         if token is None:
             return  # fenced: the node's recovery rejoins
-        if await self._beat_once() or self._token != token:
-            return  # alive, or a rejoin registered anew meanwhile
+        if await self._beat_once():
+            # Listed again in case the SADD after registering failed: alive was just
+            # refreshed, so no reaper can be claiming this node now.
+            await self._client.sadd(self._key("nodes"), self.node_id)  # type: ignore[union-attr]
+            return
+        if self._token != token:
+            return  # a rejoin registered anew meanwhile
         self._token = None
         self.fenced += 1
         log.warning("cluster_node_fenced", node=self.node_id)

@@ -501,6 +501,8 @@ async def test_a_reaped_nodes_session_comes_back_once_with_its_status_and_locati
     assert await b.member(A) is None
     with pytest.raises(StoreForgot):  # answered unavailable, never internal
         await a.set_status("a1", Status.AWAY, "", all_sessions=False)
+    with pytest.raises(StoreForgot):  # not "not online": the user is online here
+        await a.move(A, "f2", None, capacity=None)
     diffs, member = await a.restore("a1", ANNA, 6.0, place=anywhere)
     assert [d.type for d in diffs] == ["joined"]
     joined = diffs[0].data["member"]

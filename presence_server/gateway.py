@@ -143,6 +143,10 @@ class Gateway(PresenceHooks):
     # ------------------------------------------------------------ connection
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         lang = _language(auth, environ)
+        if self._degraded:  # the store cannot take a session now (or would lose it)
+            exc = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
@@ -155,10 +159,6 @@ class Gateway(PresenceHooks):
         if policy is not None and not policy(environ.get("HTTP_ORIGIN"), environ):
             # The handshake passed the union of all portals; this token's town allows fewer.
             exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
-        if self._degraded:  # the store cannot take the session now (or would lose it)
-            exc = DomainError(ErrorCode.UNAVAILABLE)
             metrics.ERRORS.labels(exc.code.value).inc()
             raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         # Counted before the first await below, so concurrent connects cannot overshoot.

@@ -24,9 +24,10 @@ from presence_server.cluster.bus_redis import RedisBus
 from presence_server.cluster.calls_redis import RedisCallStore
 from presence_server.eio_lean import LeanEngineServer
 from presence_server.cluster.knocks_redis import RedisKnockStore
-from presence_server.cluster.membership import Membership
+from presence_server.cluster.membership import Membership, Rejoin
 from presence_server.cluster.node import ClusterNode, new_node_id
 from presence_server.cluster.presence_redis import RedisPresenceStore
+from presence_server.cluster.redis_scripted import drop_idle_connections
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import ConfigError, Settings
 from presence_server.cors import cors_middleware
@@ -121,7 +122,9 @@ def build_app(settings: Settings) -> web.Application:
     if bus is not None:
         assert isinstance(transport, ClusterTransport)
         membership = _membership(settings, bus.node_id, presence)
-        runtime.cluster = ClusterNode(bus, transport, campus, membership, on_state=_readiness(runtime))
+        runtime.cluster = ClusterNode(
+            bus, transport, campus, membership, on_state=_readiness(runtime), recover=lambda: _recover(runtime)
+        )
     app[RUNTIME] = runtime
     # Before _lifecycle: a listener of its own is up while the server starts and stops.
     metrics_http.install(app, settings, middlewares=[rest.error_middleware])
@@ -182,31 +185,62 @@ def _membership(settings: Settings, node_id: str, presence: PresenceService) -> 
 
 
 def _readiness(runtime: Runtime) -> Callable[[bool], Awaitable[None]]:
-    async def on_state(connected: bool) -> None:
-        # Not ready while Redis is away: a load balancer sends new clients elsewhere.
-        runtime.ready = connected
-        log.warning("cluster_redis_state", connected=connected)
-        await runtime.gateway.notify_degraded(not connected)
-        if connected:
-            await _recover(runtime)
+    async def on_state(ok: bool) -> None:
+        # Not ready while Redis is away or this node is fenced: a load balancer sends
+        # new clients elsewhere, and the clients here are told.
+        if runtime.ready != ok:
+            log.warning("cluster_redis_state", ready=ok)
+        runtime.ready = ok
+        await runtime.gateway.notify_degraded(not ok)
 
     return on_state
 
 
 async def _recover(runtime: Runtime) -> None:
-    """Redis is back: make the store agree with what this node holds, then tell
-    local watchers where each floor stands so stale views resync."""
+    """Redis is back, or this node was fenced: make the store hold what this node
+    holds, end the degraded state, then tell local watchers where each floor
+    stands so stale views resync (docs/cluster.md, "Fencing and recovery")."""
     assert runtime.cluster is not None
     store = runtime.presence.store
     assert isinstance(store, RedisPresenceStore)
     node_id = runtime.cluster.node_id
-    registered = {sid: user for user, sid in await store.node_sessions(node_id)}
-    await runtime.gateway.reregister_sessions(registered)
     transport = runtime.cluster.transport
+    await drop_idle_connections()  # they died with the old server (idempotent if it did not restart)
+    outcome = await runtime.cluster.membership.rejoin()
+    if outcome is Rejoin.LOST:
+        restored = await runtime.campus.restore_store()
+        for floor_id, delivered in transport.delivered_seqs().items():
+            await store.raise_seq(floor_id, delivered)  # before any diff is stamped there again
+        log.warning("cluster_redis_lost_data", node=node_id, campus_items_restored=restored)
+    if outcome is Rejoin.KEPT:
+        registered = {sid: user for user, sid in await store.node_sessions(node_id)}
+        await runtime.gateway.reregister_sessions(registered)
+    else:
+        place, live = _placer(runtime.campus), runtime.gateway.live_sessions()
+        store.keep_only({sid for sid, _ in live})
+        for sid, actor in live:
+            diffs, _ = await store.restore(sid, actor, time.time(), place=place)
+            runtime.outbox.post_diffs(diffs)
+        for actor in {actor.person_id: actor for _, actor in live}.values():
+            await runtime.calls.rejoin_room_call(actor)
+    runtime.cluster.membership.settled()
+    await _readiness(runtime)(True)  # before floor.seq: the resyncs it causes must be served
     for floor_id in transport.watched_floors():
-        seq, _ = await store.snapshot(floor_id)
-        transport.resync_floor(floor_id, seq)
-    log.info("cluster_recovered", node=node_id, sessions=len(registered))
+        transport.resync_floor(floor_id, await store.floor_seq(floor_id))
+    log.info("cluster_recovered", node=node_id, outcome=outcome.value, sessions=runtime.gateway.session_count)
+
+
+def _placer(campus: CampusService) -> Callable[[str | None, str | None], tuple[str | None, str | None]]:
+    """Where a remembered location stands in the campus now: a removed room means
+    its floor's hallway, a removed floor nowhere."""
+
+    def place(floor_id: str | None, room_id: str | None) -> tuple[str | None, str | None]:
+        if floor_id is None or campus.floor(floor_id) is None:
+            return None, None
+        room = campus.room(room_id) if room_id is not None else None
+        return floor_id, room_id if room is not None and room.floor_id == floor_id else None
+
+    return place
 
 
 def _allowed_origins(settings: Settings) -> list[str]:

@@ -66,6 +66,9 @@ class CallService(PresenceHooks):
         self.store = store
         # (call id, person) -> when they entered it, on this node (insertion order: oldest first)
         self._joined_at: dict[tuple[str, PersonId], float] = {}
+        # person -> the room whose call they joined through this node: if Redis forgets
+        # them (this node fenced, or Redis emptied), rejoin_room_call puts them back.
+        self._room_calls: dict[PersonId, str] = {}
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
         presence.add_annotator(self._in_call)
@@ -92,11 +95,13 @@ class CallService(PresenceHooks):
             await self._announce(joined.left)
         await self._announce(joined.call)
         await self._show_on_floor({actor.person_id})
+        self._room_calls[actor.person_id] = room.id
         log.info("call_joined", call=joined.call.id, room=room.id, members=len(joined.call.members))
         self._setup_started(joined.call.id, actor.person_id)
         return {"call": joined.call.to_wire(), "ice_servers": self.ice_servers(actor.person_id)}
 
     async def leave(self, actor: Actor) -> dict[str, Any]:
+        self._room_calls.pop(actor.person_id, None)
         call = await self.store.leave(actor.person_id, self._clock())
         if call is not None:
             await self._announce(call)
@@ -145,6 +150,18 @@ class CallService(PresenceHooks):
                 self._setup_started(resolution.call.id, member)
         return result
 
+    async def rejoin_room_call(self, actor: Actor) -> None:
+        """Put a user Redis forgot (and whose node registered them again) back into
+        the room call they had joined through this node, if they are in that room
+        again; idempotent. Everyone in the call hears ``call.updated`` as for a join."""
+        room_id = self._room_calls.get(actor.person_id)
+        if room_id is None:
+            return
+        try:
+            await self.join(actor, room_id)
+        except DomainError:  # no longer inside, the room is gone, or the call is full
+            self._room_calls.pop(actor.person_id, None)
+
     async def cancel(self, actor: Actor, ring_id: str) -> dict[str, Any]:
         resolution = await self.store.cancel(ring_id, actor.person_id, self._clock())
         await self._resolved(resolution)
@@ -166,7 +183,9 @@ class CallService(PresenceHooks):
             self._outbox.post_person(person, "call.ring_outcome", wire)
         for call in resolution.left:
             await self._announce(call)
-        if resolution.call is not None:
+        if resolution.call is not None:  # a direct call: they left any room call for it
+            for member in resolution.call.members:
+                self._room_calls.pop(member, None)
             await self._announce(resolution.call)
         metrics.RINGS.labels(resolution.outcome.value).inc()
         if resolution.outcome in (RingOutcome.ACCEPTED, RingOutcome.DECLINED):
@@ -233,12 +252,15 @@ class CallService(PresenceHooks):
 
     # ------------------------------------------------------ presence hooks
     async def user_left_room(self, person: PersonId, floor_id: str, room_id: str) -> None:
+        if self._room_calls.get(person) == room_id:
+            del self._room_calls[person]
         left = await self.store.leave_room(person, room_id, self._clock())
         if left is not None:
             await self._announce(left)
             await self._show_on_floor(self._ended_with(left, person))
 
     async def user_gone(self, person: PersonId) -> None:
+        self._room_calls.pop(person, None)
         now = self._clock()
         left = await self.store.leave(person, now)
         if left is not None:

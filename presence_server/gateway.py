@@ -42,6 +42,9 @@ log = structlog.get_logger(__name__)
 
 MAX_WATCHED_FLOORS: Final = 32  # bounds per-session state; a UI shows a handful
 
+#: What a degraded node (Redis away, or fenced and recovering) still serves: no store needed.
+_SERVED_DEGRADED: Final = frozenset({"campus.get", "floor.unwatch"})
+
 
 @dataclass(slots=True)
 class Session:
@@ -80,6 +83,7 @@ class Gateway(PresenceHooks):
         self._calls = calls
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
+        self._degraded = False  # cluster: Redis away, or this node fenced and recovering
         # Sessions per person on this node: the limit, and vo_online_users.
         self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
@@ -146,6 +150,10 @@ class Gateway(PresenceHooks):
     # ------------------------------------------------------------ connection
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         lang = _language(auth, environ)
+        if self._degraded:  # the store cannot take a session now (or would lose it)
+            exc = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(exc.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
         token = auth.get("token") if isinstance(auth, dict) else None
         # The page's origin, and the page that embeds it (the iframe page names its
         # parent): each must be allowed, first for anyone, then for the token's town.
@@ -261,6 +269,8 @@ class Gateway(PresenceHooks):
                 message = model.model_validate({} if data is None else data)
             except ValidationError as exc:
                 raise m.validation_error(exc) from None
+            if self._degraded and event not in _SERVED_DEGRADED:
+                raise DomainError(ErrorCode.UNAVAILABLE)
             result = await handler(session, message)
             return {"ok": True, **result}
         except DomainError as exc:
@@ -416,8 +426,17 @@ class Gateway(PresenceHooks):
 
     # ------------------------------------------------------------- cluster
     async def notify_degraded(self, degraded: bool) -> None:
-        """Tell every session here that the shared store is away (or back)."""
+        """Tell every session here that the shared store is away (or back). While
+        degraded, new connections and requests that need the store are refused
+        ``unavailable`` at once: a fenced node's store does not hold its sessions."""
+        if degraded == self._degraded:
+            return
+        self._degraded = degraded
         await self._sio.emit("session.degraded", {"degraded": degraded})
+
+    def live_sessions(self) -> list[tuple[str, Actor]]:
+        """(sid, actor) of every session here, for registering them again."""
+        return [(sid, session.actor) for sid, session in self._sessions.items()]
 
     async def reregister_sessions(self, registered: dict[str, PersonId]) -> None:
         """After an outage: ``registered`` (sid -> person) is what the store still has

@@ -332,6 +332,31 @@ class CampusService:
                 await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
             return expired
 
+    async def restore_store(self) -> int:
+        """Write back to the store what it lost and this node still holds in memory
+        (cluster mode: Redis came back empty). Only what is missing is written, in
+        dependency order (a room needs its floor), so several nodes restoring at once
+        agree, and a room created or changed since is kept as stored. Returns how many
+        entries were written."""
+        async with self._write_lock:
+            self._require_started()
+            stored = await self._store.load()
+            missing = (
+                [m for m in self._state.municipalities.values() if m.id not in stored.municipalities],
+                [c for c in self._state.cooperations.values() if c.id not in stored.cooperations],
+                [f for f in self._state.floors.values() if f.id not in stored.floors],
+                [r for r in self._state.rooms.values() if r.id not in stored.rooms],
+            )
+            for municipality in missing[0]:
+                await self._store.put_municipality(municipality)
+            for cooperation in missing[1]:
+                await self._store.put_cooperation(cooperation)
+            for floor in missing[2]:
+                await self._store.put_floor(floor)
+            for room in missing[3]:
+                await self._store.put_room(room)
+            return sum(map(len, missing))
+
     async def apply_remote(self, change: CampusChange) -> None:
         """Take in a change another node already stored: memory and listeners only.
 

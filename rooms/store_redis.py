@@ -26,6 +26,8 @@ from typing import Any, Final
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from rooms.model import Cooperation, Floor, Municipality, Room
@@ -130,7 +132,12 @@ class RedisCampusStore:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self._url, decode_responses=False)
+        # An idle connection is PINGed before use and a command retried once on a new
+        # one: after a Redis restart every pooled connection is dead. Campus writes are
+        # idempotent (a replayed put finds the room as written and stops).
+        client = aioredis.Redis.from_url(
+            self._url, decode_responses=False, health_check_interval=1, retry=Retry(NoBackoff(), 1)
+        )
         try:
             await client.ping()  # fail here, at start-up, not on the first edit
         except BaseException:

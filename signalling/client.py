@@ -420,10 +420,11 @@ class OfficeClient:
         await self._notify_view()
 
     async def _on_seq(self, data: dict[str, Any]) -> None:
-        """The server says where a floor stands (after an outage): resync if behind."""
+        """The server says where a floor stands (after an outage, or after it refused a
+        snapshot): resync if behind, or if the view is stale (its snapshot was refused)."""
         await self._receive("floor.seq", data)
         view = self.views.get(data["floor_id"])
-        if view is not None and not view.stale and int(data["seq"]) > view.seq and self.auto_resync:
+        if view is not None and (view.stale or int(data["seq"]) > view.seq) and self.auto_resync:
             self.resyncs += 1
             self._spawn_resync(view.floor_id)
 

@@ -73,3 +73,37 @@ async def test_new_watchers_cost_the_watchers_already_there_no_diff(
         await w.until_view(FLOOR, lambda v: all(v.members.get(m.person, {}).get("text") == "Runde 59" for m in movers),
                            timeout=10)
     assert [w.resyncs for w in watchers] == [0] * len(watchers)
+
+
+async def test_a_resync_refused_for_want_of_the_store_is_retried_when_the_server_says(
+    start_server: StartServer, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """Issue 13: views stayed stale for good when the snapshot of their resync was
+    answered unavailable. The server now owes such a floor a floor.seq, and the
+    client resyncs a stale view on it."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    env = {"PRESENCE_REDIS__URL": redis_server.url, "PRESENCE_REDIS__PREFIX": redis_prefix}
+    a: OfficeServer = await start_server(env)
+    watcher = await a.client("mia.altbach", "altbach")
+    mover = await a.client("tim.bergheim", "bergheim")
+    view = await watcher.watch(FLOOR)
+    store = a.runtime.presence.store
+    snapshot = store.snapshot
+    refused: list[str] = []
+
+    async def once_away(floor_id: str):  # type: ignore[no-untyped-def]
+        if not refused:
+            refused.append(floor_id)
+            raise RedisConnectionError("Connection closed by server.")
+        return await snapshot(floor_id)
+
+    store.snapshot = once_away  # type: ignore[method-assign]
+    watcher.drop_next_frame = True  # the move's frame is lost: the next one shows a gap
+    watcher.pending_events("floor.diffs")
+    await mover.move(FLOOR)
+    await watcher.next_event("floor.diffs", timeout=5)  # arrived, and dropped
+    await mover.set_status("busy", "da")
+    await watcher.next_event("floor.seq", timeout=10)  # owed after the refused resync
+    await watcher.until_view(FLOOR, lambda v: v.members.get(mover.person, {}).get("text") == "da", timeout=10)
+    assert refused == [FLOOR] and not view.stale

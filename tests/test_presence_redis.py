@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from presence_server.cluster.bus import decode_envelope
+from presence_server.cluster.errors import StoreForgot
 from presence_server.cluster.presence_redis import TOMBSTONE_MS, RedisPresenceStore
 from presence_server.presence.state import FloorDiff, Status
 from rooms.actors import Actor, Profile, Role
@@ -477,6 +478,82 @@ async def test_dropping_a_floor_supersedes_a_move_onto_it_still_in_flight(nodes,
 
 
 # ------------------------------------------------------------------- layout
+# ------------------------------------------------------------ recovery
+def anywhere(floor: str | None, room: str | None) -> tuple[str | None, str | None]:
+    return floor, room
+
+
+async def reap(survivor: RedisPresenceStore, node: str) -> None:
+    """What the membership does with a dead node's sessions (no grace period)."""
+    for person, sid in await survivor.node_sessions(node):
+        _, since = await survivor.reap_session(node, person, sid, 5.0)
+        if since is not None:
+            await survivor.expire(person, since)
+    await survivor.forget_node(node)
+
+
+async def test_a_reaped_nodes_session_comes_back_once_with_its_status_and_location(nodes) -> None:
+    a, b = nodes
+    await a.connect("a1", ANNA, 0)
+    await a.move(A, "f1", "r1", capacity=None)
+    await a.set_status("a1", Status.BUSY, "Haushalt", all_sessions=False)
+    await reap(b, "node-a")
+    assert await b.member(A) is None
+    with pytest.raises(StoreForgot):  # answered unavailable, never internal
+        await a.set_status("a1", Status.AWAY, "", all_sessions=False)
+    with pytest.raises(StoreForgot):  # not "not online": the user is online here
+        await a.move(A, "f2", None, capacity=None)
+    diffs, member = await a.restore("a1", ANNA, 6.0, place=anywhere)
+    assert [d.type for d in diffs] == ["joined"]
+    joined = diffs[0].data["member"]
+    assert (joined["person"], joined["status"], joined["text"], joined["room_id"]) == (A, "busy", "Haushalt", "r1")
+    assert member is not None and (member.floor_id, member.room_id, member.status) == ("f1", "r1", Status.BUSY)
+    assert await a.restore("a1", ANNA, 7.0, place=anywhere) == ([], None)  # registered already: nothing twice
+    _, occupants = await b.snapshot("f1")
+    assert [m["person"] for m in occupants] == [A]
+    assert await a.set_status("a1", Status.AVAILABLE, "", all_sessions=False)  # served again
+
+
+async def test_a_restored_session_keeps_the_location_redis_still_holds(nodes) -> None:
+    a, b = nodes
+    await anna_on_two_nodes(a, b)  # a remembers f1/r1
+    await b.move(A, "f2", None, capacity=None)  # a cannot know this one
+    await reap(b, "node-a")
+    diffs, member = await a.restore("a1", ANNA, 6.0, place=anywhere)
+    assert member is not None and (member.floor_id, member.room_id, member.sessions) == ("f2", None, 2)
+    assert diffs == []
+
+
+async def test_a_removed_room_is_restored_as_its_floors_hallway(nodes) -> None:
+    a, b = nodes
+    await a.connect("a1", ANNA, 0)
+    await a.move(A, "f1", "gone", capacity=None)
+    await reap(b, "node-a")
+    _, member = await a.restore("a1", ANNA, 6.0, place=lambda f, r: (f, None))
+    assert member is not None and (member.floor_id, member.room_id) == ("f1", None)
+
+
+async def test_after_redis_lost_everything_sessions_and_seqs_come_back(nodes, raw, redis_prefix: str) -> None:
+    a, b = nodes
+    await a.connect("a1", ANNA, 0)
+    await b.connect("b1", BEN, 0)
+    await a.move(A, "f1", "r1", capacity=None)
+    await b.move(B, "f1", None, capacity=None)
+    await a.leave_floor(A)
+    await a.move(A, "f1", "r1", capacity=None)
+    delivered, _ = await a.snapshot("f1")
+    await raw.delete(*[k async for k in raw.scan_iter(match=f"{redis_prefix}*")])
+    assert await a.raise_seq("f1", delivered) == delivered + 1
+    assert await b.raise_seq("f1", delivered - 2) == delivered + 1  # never back
+    diffs_a, _ = await a.restore("a1", ANNA, 9.0, place=anywhere)
+    diffs_b, _ = await b.restore("b1", BEN, 9.0, place=anywhere)
+    assert all(d.seq > delivered + 1 for d in diffs_a + diffs_b)
+    seq, members = await a.snapshot("f1")
+    assert seq == delivered + 3
+    assert {m["person"]: m["room_id"] for m in members} == {A: "r1", B: None}
+    assert await raw.hgetall(f"{redis_prefix}{{f:f1}}:occupancy") == {b"r1": b"1"}
+
+
 async def exercise(a: RedisPresenceStore, b: RedisPresenceStore) -> None:
     """Every operation, so that every script runs."""
     await a.connect("a1", ANNA, 0)
@@ -498,6 +575,7 @@ async def exercise(a: RedisPresenceStore, b: RedisPresenceStore) -> None:
     await b.expire(B, 1.0)
     await a.disconnect("a1", 2.0)
     await a.expire(A, 2.0)
+    await a.raise_seq("f2", 0)
 
 
 async def test_every_key_written_starts_with_the_prefix_and_carries_a_hash_tag(redis_server: RedisServer) -> None:

@@ -4,15 +4,23 @@ Owns the bus connection, publishes the campus changes made here on the
 ``campus`` channel, takes in those made elsewhere, and hands floor and user
 messages to the :class:`ClusterTransport`. Campus changes are applied in the
 order received, one at a time.
+
+Recovery has one owner: a task that runs ``recover`` (``app._recover``) when the
+bus is back after an outage or the membership finds this node fenced, one run
+at a time, retried with back-off until it succeeds. The node is degraded
+(``on_state(False)``: not ready, clients told, requests answered
+``unavailable``) from the outage or the fencing until ``recover`` has made
+Redis hold what this node holds; ``recover`` itself ends the degraded state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import socket
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Final
 
 import structlog
 
@@ -29,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 CAMPUS_CHANNEL = "campus"
 
+_RETRY_START: Final = 0.2
+_RETRY_CAP: Final = 5.0
+
 
 def new_node_id() -> str:
     """Unique per process start: a restarted node is a new member."""
@@ -44,29 +55,37 @@ class ClusterNode:
         membership: Membership,
         *,
         on_state: Callable[[bool], Awaitable[None]],
+        recover: Callable[[], Awaitable[None]],
     ) -> None:
         self.bus = bus
         self.transport = transport
         self.membership = membership
         self._campus = campus
         self._on_state = on_state
+        self._recover = recover
         self._campus_inbox: asyncio.Queue[CampusChange] = asyncio.Queue()
         self._campus_task: asyncio.Task[None] | None = None
+        self._recovery_wanted = asyncio.Event()
+        self._recovery_task: asyncio.Task[None] | None = None
+        self.recoveries = 0  # completed (for tests and logs)
         campus.add_listener(self)
+        membership.on_fenced(self.request_recovery)
 
     @property
     def node_id(self) -> str:
         return self.bus.node_id
 
     async def start(self) -> None:
-        await self.bus.start(self._on_message, self._on_state)
+        await self.bus.start(self._on_message, self._on_bus_state)
         await self.bus.subscribe(CAMPUS_CHANNEL)
         self.transport.start()
         await self.membership.start()
         self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
+        self._recovery_task = asyncio.create_task(self._recover_forever(), name="cluster-recovery")
         log.info("cluster_joined", node=self.node_id)
 
     async def close(self, *, handover_seconds: float) -> None:
+        await cancel_and_wait(self._recovery_task)
         await cancel_and_wait(self._campus_task)
         await self.membership.close(handover_seconds=handover_seconds)
         await self.transport.close()
@@ -85,6 +104,38 @@ class ClusterNode:
                 await self._campus.apply_remote(change)
             except Exception:
                 log.exception("cluster_campus_apply_failed", kind=change.kind, floor=change.floor_id)
+
+    # ------------------------------------------------------------ recovery
+    def request_recovery(self) -> None:
+        """Make Redis hold what this node holds again (after an outage, or fenced)."""
+        self._recovery_wanted.set()
+
+    async def _on_bus_state(self, connected: bool) -> None:
+        self.membership.redis_state(connected)
+        if connected:
+            self.request_recovery()
+        else:
+            await self._on_state(False)
+
+    async def _recover_forever(self) -> None:
+        delay = _RETRY_START
+        while True:
+            await self._recovery_wanted.wait()
+            self._recovery_wanted.clear()
+            if not self.bus.connected:
+                continue  # Redis still away: the bus asks again when it is back
+            await self._on_state(False)  # fenced: from now until recovered (idempotent)
+            try:
+                await self._recover()
+            except Exception as exc:  # Redis blinked again, or a bug: log, back off, retry
+                log.warning("cluster_recovery_failed", node=self.node_id, error=repr(exc), retry_in=round(delay, 2),
+                            exc_info=True)
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(_RETRY_CAP, delay * 2)
+                self._recovery_wanted.set()
+                continue
+            delay = _RETRY_START
+            self.recoveries += 1
 
     # ----------------------------------------------------------------- bus
     def _on_message(self, channel: str, body: dict[str, Any]) -> None:

@@ -110,6 +110,11 @@ class FloorOrder:
     def is_ordering(self, floor_id: str) -> bool:
         return floor_id in self._floors
 
+    def delivered(self) -> dict[str, int]:
+        """Per streaming floor, the highest seq released (a floor still collecting
+        has released nothing)."""
+        return {f: floor.next_seq - 1 for f, floor in self._floors.items() if floor.next_seq is not None}
+
     def offer(self, diffs: list[FloorDiff], now: float) -> list[FloorDiff]:
         """Diffs of one floor, in any order; returns those now deliverable, in order."""
         if not diffs:

@@ -182,6 +182,17 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return {'ok', '', users}
 """
 
+# KEYS: 1 seq.  ARGV: 1 the highest seq a node delivered.  Sets seq one past it
+# unless it is above it already (a view at that seq then sees it is behind).
+_F_RAISE_SEQ: Final = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+if seq <= tonumber(ARGV[1]) then
+    seq = tonumber(ARGV[1]) + 1
+    redis.call('SET', KEYS[1], string.format('%d', seq))
+end
+return seq
+"""
+
 # -------------------------------------------------------------------- user Lua
 # KEYS: 1 presence, 2 sessions, 3 floors.  state() is what every script returns:
 # {tag, ver, locver, floor, room, status, text, actor, public, since, sessions, floors}
@@ -363,6 +374,7 @@ SCRIPTS: Final[dict[str, str]] = {
     "f_leave": _FLOOR_LIB + _F_LEAVE,
     "f_campus": _FLOOR_LIB + _F_CAMPUS,
     "f_drop": _FLOOR_LIB + _F_DROP,
+    "f_raise_seq": _F_RAISE_SEQ,
     "u_connect": _USER_LIB + _U_CONNECT,
     "u_disconnect": _USER_LIB + _U_DISCONNECT,
     "u_set_status": _USER_LIB + _U_SET_STATUS,

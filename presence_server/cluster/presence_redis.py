@@ -80,16 +80,30 @@ re-sends the attributes) or after it (it reads the new floor and updates it).
 A node that dies between two scripts leaves at most a member listed where
 ``floors`` still names them (cleaned by the user's next location change or
 expiry) or a floor showing older attributes (until the next change).
+
+What this node knows, for when Redis forgets. The store keeps in memory, for
+every session this node registered, the session's own status and text and its
+user's last location seen in a script's answer (newest ``locver`` wins). When
+the node was fenced (declared dead and reaped) or Redis lost its data,
+:meth:`restore` registers a live session again from that memory: ``node_add``,
+``u_connect``, ``u_set_status`` for the session, and, if the user has no
+location in Redis, the move back to the remembered one (no capacity check: they
+were inside, and someone inside is never refused). A location changed by
+another node (the same user's tab there, a knock admitted there) is known here
+only if Redis still holds the user. :meth:`raise_seq` lifts a floor's sequence
+number above what this node delivered, so sequence numbers never go back for
+a view after Redis lost them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Callable, Final
 
 import msgpack
 
+from presence_server.cluster.errors import StoreForgot
 from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
@@ -139,6 +153,21 @@ class _User:
         return [self.status, self.text, self.actor, self.public]
 
 
+@dataclass(slots=True)
+class _Kept:
+    """What this node last knew of a user it holds sessions of."""
+
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # sid -> (status, text)
+    locver: int = 0
+    floor: str | None = None
+    room: str | None = None
+
+
+#: ``place(floor, room)``: where a remembered location stands now (the campus may
+#: have changed): the floor and room, the floor's hallway, or ``(None, None)``.
+Placer = Callable[[str | None, str | None], tuple[str | None, str | None]]
+
+
 class RedisPresenceStore(ScriptedRedis):
     """:class:`~presence_server.presence.store.PresenceStore` in Redis, for cluster mode.
 
@@ -158,6 +187,8 @@ class RedisPresenceStore(ScriptedRedis):
         self.node_id: Final = node_id
         super().__init__(url, prefix=prefix)
         self._node_sids, self._node_sessions, self._node_lingering = self._node_keys(node_id)
+        self._kept: dict[PersonId, _Kept] = {}
+        self._kept_sid: dict[str, PersonId] = {}
 
     def _node_keys(self, node_id: str) -> tuple[str, str, str]:
         """A node's session index, session list and lingering users (for the reaper)."""
@@ -175,12 +206,15 @@ class RedisPresenceStore(ScriptedRedis):
         if user.tag == "duplicate":
             await self._forget_session(sid, actor.person_id)
             raise ValueError(f"session {sid} already connected")
+        self._keep(actor.person_id, sid, user.status, user.text)  # a new session inherits
+        self._note(actor.person_id, user.locver, user.floor, user.room)
         diffs = await self._show(actor.person_id, user) if user.tag == "changed" else []
         return diffs, user.member()
 
     async def disconnect(self, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
         person = await self._user_of(sid)
         if person is None:
+            self._unkeep(sid)
             return [], None
         diffs, since = await self._disconnect(person, sid, now)
         if since is not None:
@@ -240,12 +274,77 @@ class RedisPresenceStore(ScriptedRedis):
     ) -> tuple[list[FloorDiff], Member]:
         person = await self._user_of(sid)
         if person is None:
-            raise KeyError(sid)
+            raise StoreForgot(sid)  # this node was fenced or Redis lost it: registered again soon
         user = await self._user("u_set_status", person, sid, status.value, text, "1" if all_sessions else "0")
         if user.tag == "none":
-            raise KeyError(sid)
+            raise StoreForgot(sid)
+        kept = self._kept.get(person)
+        if kept is not None:
+            for own in list(kept.sessions) if all_sessions else [sid]:
+                kept.sessions[own] = (status.value, text)
         diffs = await self._show(person, user) if user.tag == "changed" else []
         return diffs, user.member()
+
+    # ------------------------------------------------------------- recovery
+    async def restore(
+        self, sid: str, actor: Actor, now: float, *, place: Placer
+    ) -> tuple[list[FloorDiff], Member | None]:
+        """Register again a live session of this node that Redis no longer holds
+        (fenced, or Redis lost its data), with the session's status and its user's
+        location as this node last knew them. ``None`` if it was still registered."""
+        person = actor.person_id
+        kept = self._kept.get(person) or _Kept()
+        status, text = kept.sessions.get(sid, ("", ""))
+        floor_id, room_id = place(kept.floor, kept.room)
+        if not await self._run("node_add", [self._node_sids, self._node_sessions], [sid, person]):
+            return [], None
+        # A user Redis lost starts with no location (locver 0): below what is kept, so
+        # the memory survives until the move back; new versions are seeded from the
+        # clock, hence above the lost ones.
+        user = await self._user("u_connect", person, sid, self.node_id, _pack_actor(actor), _public(actor))
+        if user.tag == "duplicate":  # the user's slot still lists it: only the index was lost
+            return [], user.member()
+        self._keep(person, sid, status or user.status, text if status else user.text)
+        diffs = await self._show(person, user) if user.tag == "changed" else []
+        if status and (status, text) != (user.status, user.text):
+            user = await self._user("u_set_status", person, sid, status, text, "0")
+            diffs += await self._show(person, user) if user.tag == "changed" else []
+        if user.floor is None and floor_id is not None:
+            moved, _ = await self._move(person, floor_id, room_id, None)
+            diffs += moved
+        return diffs, await self.member(person)
+
+    async def raise_seq(self, floor_id: str, delivered: int) -> int:
+        """Lift the floor's seq above ``delivered`` (what this node already delivered)
+        if it is not above it; returns the floor's seq. After Redis lost its data,
+        views that were ahead of the new seq would skip every diff."""
+        return int(await self._run("f_raise_seq", self._floor_keys(floor_id)[:1], [delivered]))
+
+    async def floor_seq(self, floor_id: str) -> int:
+        return int(await self._redis().get(self._floor_keys(floor_id)[0]) or 0)
+
+    def keep_only(self, sids: set[str]) -> None:
+        """Forget what is kept of sessions that ended while Redis could not hear it."""
+        for sid in set(self._kept_sid) - sids:
+            self._unkeep(sid)
+
+    def _keep(self, person: PersonId, sid: str, status: str, text: str) -> None:
+        self._kept.setdefault(person, _Kept()).sessions[sid] = (status, text)
+        self._kept_sid[sid] = person
+
+    def _unkeep(self, sid: str) -> None:
+        person = self._kept_sid.pop(sid, None)
+        kept = self._kept.get(person) if person is not None else None
+        if kept is not None:
+            kept.sessions.pop(sid, None)
+            if not kept.sessions:
+                del self._kept[person]  # type: ignore[arg-type]
+
+    def _note(self, person: PersonId, locver: int, floor: str | None, room: str | None) -> None:
+        """Remember a user's location if it is the newest seen (users with sessions here)."""
+        kept = self._kept.get(person)
+        if kept is not None and locver >= kept.locver:
+            kept.locver, kept.floor, kept.room = locver, floor, room
 
     # ------------------------------------------------------------- location
     async def move(
@@ -253,6 +352,8 @@ class RedisPresenceStore(ScriptedRedis):
     ) -> tuple[list[FloorDiff], Member]:
         diffs, before = await self._move(person, floor_id, room_id, capacity)
         if before is None:
+            if person in self._kept:  # online here: Redis forgot them (fenced, or emptied)
+                raise StoreForgot(person)
             raise DomainError(ErrorCode.CONFLICT, "not online")
         return diffs, before
 
@@ -263,6 +364,7 @@ class RedisPresenceStore(ScriptedRedis):
         if user.tag == "same":
             return [], user.member()
         version = int(user.extra[0])
+        self._note(person, version, None, None)
         diffs, clean = await self._clear(person, version, user.floors, keep=None)
         await self._prune(person, version, clean)
         return diffs, user.member()
@@ -336,6 +438,8 @@ class RedisPresenceStore(ScriptedRedis):
                 continue
             version = int(user.extra[0])
             keep = user.floor if user.floor != floor_id else None
+            if keep is None:
+                self._note(person, version, None, None)
             # Silent on the deleted floor (its watchers heard floor_removed); a move
             # this supersedes may have left the user elsewhere: those hear a leave.
             _, clean = await self._clear(person, version, user.floors, keep=keep, silent=floor_id)
@@ -409,13 +513,17 @@ class RedisPresenceStore(ScriptedRedis):
         return PersonId(person.decode()) if person is not None else None
 
     async def _forget_session(self, sid: str, person: PersonId) -> None:
+        self._unkeep(sid)
         pipe = self._redis().pipeline(transaction=True)
         pipe.hdel(self._node_sids, sid)
         pipe.srem(self._node_sessions, f"{person}\x00{sid}")
         await pipe.execute()
 
     async def _user(self, script: str, person: PersonId, *args: Any) -> _User:
-        return _User.parse(await self._run(script, self._user_keys(person), list(args)))
+        user = _User.parse(await self._run(script, self._user_keys(person), list(args)))
+        if user.ver:  # the answer carries the user's state (u_vacate's: as before it)
+            self._note(person, user.locver, user.floor, user.room)
+        return user
 
     async def _floor(self, script: str, floor_id: str, *args: Any) -> tuple[str, list[FloorDiff]]:
         tag, diffs, _ = await self._floor_raw(script, floor_id, *args)

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar, Final, Mapping
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-__all__ = ["ScriptedRedis", "POOL_CONNECTIONS", "POOL_WAIT_SECONDS"]
+__all__ = ["ScriptedRedis", "POOL_CONNECTIONS", "POOL_WAIT_SECONDS", "drop_idle_connections"]
 
 #: Connections a store opens to Redis at most; more concurrent calls wait.
 POOL_CONNECTIONS: Final = 64
 #: How long a call waits for a free connection before the store counts as away.
 POOL_WAIT_SECONDS: Final = 10.0
+
+_OPEN: weakref.WeakSet[ScriptedRedis] = weakref.WeakSet()
+
+
+async def drop_idle_connections() -> None:
+    """Close the idle pooled connections of every open store of this process. Call it
+    when Redis is back after an outage: they all died with the old server, and
+    redis-py does not retry a command on one (a MULTI/EXEC, or a script that might
+    have run), so each would answer its next request ``unavailable``."""
+    for store in list(_OPEN):
+        if store._client is not None:
+            await store._client.connection_pool.disconnect(inuse_connections=False)
 
 
 class ScriptedRedis:
@@ -53,12 +66,14 @@ class ScriptedRedis:
         # A Script keeps its SHA and reloads itself after a NOSCRIPT (restart, failover).
         self._scripts = {name: client.register_script(source) for name, source in self.SCRIPTS.items()}
         self._client = client
+        _OPEN.add(self)
 
     async def close(self) -> None:
         """Idempotent; a closed store may be opened again."""
         if self._client is None:
             return
         client, self._client = self._client, None
+        _OPEN.discard(self)
         self._scripts = {}
         await client.aclose()
 

@@ -10,6 +10,13 @@ watches the floor and unsubscribes after the last one leaves; likewise to a
 user's channel while it holds a session of that user. Direct events (knocks,
 outcomes, location notices) are delivered to local sessions and published on
 the user's channel for sessions on other nodes.
+
+A view is never left stale by a refused snapshot: a watch whose snapshot could
+not be read (the store away) owes its floor's watchers a ``floor.seq``, sent
+``OWED_SEQ_SECONDS`` later; a view left stale takes a snapshot on it
+(protocol.md §5). While the node is degraded the gateway refuses watches before
+they get here, and the node's recovery sends ``floor.seq`` to every watched
+floor instead.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 import structlog
 
@@ -30,9 +37,12 @@ from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
 from rooms.person import PersonId
 
-__all__ = ["ClusterTransport"]
+__all__ = ["ClusterTransport", "OWED_SEQ_SECONDS"]
 
 log = structlog.get_logger(__name__)
+
+#: After a watch whose snapshot failed, when its floor's watchers hear ``floor.seq``.
+OWED_SEQ_SECONDS: Final = 1.0
 
 
 def floor_channel(floor_id: str) -> str:
@@ -57,6 +67,7 @@ class ClusterTransport:
         # One owned sender keeps local deliveries (and bus work) in the order made.
         self._work: asyncio.Queue[Any] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
+        self._owed: dict[str, asyncio.TimerHandle] = {}  # floor -> its owed floor.seq
 
     @property
     def outbox(self) -> Any:
@@ -67,6 +78,9 @@ class ClusterTransport:
         self._sender = asyncio.create_task(self._send_forever(), name="cluster-sender")
 
     async def close(self) -> None:
+        for handle in self._owed.values():
+            handle.cancel()
+        self._owed.clear()
         await cancel_and_wait(self._gap_task)
         await cancel_and_wait(self._sender)
 
@@ -106,8 +120,18 @@ class ClusterTransport:
             self._deliver(floor_id, self._order.start(floor_id, seq, time.monotonic()))
 
     def watch_aborted(self, floor_id: str) -> None:
-        """The snapshot of a watch could not be read (the store away)."""
+        """The snapshot of a watch could not be read (the store away): the watcher's
+        view stays stale until a ``floor.seq``, owed from now."""
         self._deliver(floor_id, self._order.abort(floor_id, time.monotonic()))
+        if floor_id not in self._owed:
+            loop = asyncio.get_running_loop()
+            self._owed[floor_id] = loop.call_later(OWED_SEQ_SECONDS, self._pay_owed, floor_id)
+
+    def _pay_owed(self, floor_id: str) -> None:
+        del self._owed[floor_id]
+        if floor_id in self._floor_watchers:
+            seq = self._order.delivered().get(floor_id, 0)
+            self._spawn(self.local.send_floor_event(floor_id, "floor.seq", {"floor_id": floor_id, "seq": seq}))
 
     async def unwatch(self, sid: str, floor_id: str) -> None:
         await self.local.unwatch(sid, floor_id)
@@ -156,6 +180,11 @@ class ClusterTransport:
 
     def watched_floors(self) -> list[str]:
         return list(self._floor_watchers)
+
+    def delivered_seqs(self) -> dict[str, int]:
+        """Per watched floor, the highest seq delivered here: after Redis lost its
+        data, each floor's seq must go above it (``RedisPresenceStore.raise_seq``)."""
+        return self._order.delivered()
 
     def resync_floor(self, floor_id: str, seq: int) -> None:
         """After an outage: the floor is at ``seq`` in the store. Whatever was held

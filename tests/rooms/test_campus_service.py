@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -624,3 +624,34 @@ async def test_changes_heard_from_another_node_are_marked_remote(campus: CampusS
     await campus.apply_remote(CampusChange("room_deleted", "altbach-eg", room=room))
     await campus.apply_remote(CampusChange("floor_deleted", "altbach-eg", floor=floor))
     assert events.changes and all(change.remote for change in events.changes)
+
+
+# -- a store that lost its data (cluster: Redis back empty) ----------------------
+
+
+async def test_a_store_that_lost_everything_gets_back_what_memory_holds(
+    campus: CampusService, store: MemoryCampusStore, events: Recorder
+) -> None:
+    made = await campus.create_room(
+        ADMIN_A, "altbach-eg", name="Neu", kind=RoomKind.PROJECT, rect=Rect(600, 300, 100, 100)
+    )
+    before = await snapshot(store)
+    store.__init__()  # type: ignore[misc]  # emptied, as Redis restarted without its data
+    written = await campus.restore_store()
+    assert await snapshot(store) == before and made.id in before.rooms
+    assert written == 3 + 1 + 3 + 5
+    assert await campus.restore_store() == 0  # nothing missing: nothing written twice
+    assert events.kinds == [("room_upserted", made.id)]  # a restore is no change to announce
+
+
+async def test_a_restore_keeps_what_the_store_has_and_adds_only_what_it_lacks(
+    campus: CampusService, store: MemoryCampusStore
+) -> None:
+    before = await snapshot(store)
+    changed = replace(before.rooms["projekt-raum"], name="Umbenannt anderswo")
+    store.__init__()  # type: ignore[misc]
+    for floor in before.floors.values():
+        await store.put_floor(floor)
+    await store.put_room(changed)  # written by another node after the loss
+    assert await campus.restore_store() == 3 + 1 + 3
+    assert (await snapshot(store)).rooms["projekt-raum"].name == "Umbenannt anderswo"

@@ -64,10 +64,20 @@ class ServerProcess:
             time.sleep(0.05)  # polling a readiness endpoint, bounded by the deadline
         raise TimeoutError(f"server on port {self.port} not ready after {timeout}s")
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but does nothing (a VM migration, a long GC)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Signal the process and wait for it; SIGKILL if it does not go in time."""
         assert self.proc is not None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process would not handle sig
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)

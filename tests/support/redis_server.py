@@ -1,6 +1,7 @@
 """A real redis-server for tests: on a free loopback port, in a temporary
 directory, started once and stopped by PID. Tests isolate themselves with a
-unique key prefix rather than a server each."""
+unique key prefix rather than a server each; outage tests stop and start one of
+their own (with its data, or ``empty``), always on the same port."""
 
 from __future__ import annotations
 
@@ -27,10 +28,18 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    def start(self, timeout: float = 10.0, *, empty: bool = False) -> RedisServer:
+        """Start (again) on the same port. ``empty``: drop whatever the data directory
+        holds first (an append-only file), like a Redis that lost its disk or a
+        failover to an empty replica."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: ./scripts/test installs it (apt-get install redis-server)")
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"redis-server on {self.port} is running: stop() it first")
+        if empty:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--protected-mode", "yes"],

@@ -100,7 +100,7 @@ export class OfficeSession extends EventTarget {
     socket.on("floor.diffs", (frame) => this._onDiffs(frame));
     socket.on("floor.seq", ({ floor_id: floorId, seq }) => {
       const view = this.view;
-      if (view && view.floorId === floorId && !view.stale && seq > view.seq) this.watch(floorId);
+      if (view && view.floorId === floorId && (view.stale || seq > view.seq)) this.watch(floorId); // behind, or a refused resync
     });
     socket.on("presence.location", (where) => this._setLocation({ floor_id: where.floor_id, room_id: where.room_id }));
     socket.on("session.degraded", ({ degraded }) => this._emit("degraded", { degraded }));

@@ -18,22 +18,23 @@ from aiohttp import web
 
 from presence_server import metrics_http, portal_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
-from presence_server.calls import CallService
+from presence_server.calls.service import CallService
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.bus_redis import RedisBus
-from presence_server.cluster.calls_redis import RedisCallStore
+from presence_server.calls.store_redis import RedisCallStore
 from presence_server.eio_lean import LeanEngineServer
-from presence_server.cluster.knocks_redis import RedisKnockStore
+from presence_server.knocks.store_redis import RedisKnockStore
 from presence_server.cluster.membership import Membership
 from presence_server.cluster.node import ClusterNode, new_node_id
-from presence_server.cluster.presence_redis import RedisPresenceStore
+from presence_server.presence.store_redis import RedisPresenceStore
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import ConfigError, Settings
 from presence_server.cors import cors_middleware
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
-from presence_server.knock_store import KnockStore, MemoryKnockStore
-from presence_server.knocking import KnockService
+from presence_server.knocks.store import KnockStore
+from presence_server.knocks.store_memory import MemoryKnockStore
+from presence_server.knocks.service import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
@@ -48,7 +49,8 @@ from rooms.person import PersonId
 from rooms.seed import load_seed
 from rooms.store import CampusStore
 from rooms.store_factory import make_campus_store
-from signalling.call_store import CallStore, MemoryCallStore
+from presence_server.calls.store import CallStore
+from presence_server.calls.store_memory import MemoryCallStore
 
 __all__ = ["build_app", "run_server"]
 

@@ -23,8 +23,8 @@ from presence_server import metrics
 from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
-from presence_server.calls import CallService
-from presence_server.knocking import KnockService
+from presence_server.calls.service import CallService
+from presence_server.knocks.service import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status

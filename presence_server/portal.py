@@ -8,7 +8,7 @@ person's floor and room are shown only if the caller may see that floor;
 their status is shown to everyone who may see the person — a finder that
 cannot say "free now" would not answer its question.
 
-The directory (:mod:`presence_server.directory`) is fed by presence hooks:
+The directory (:mod:`presence_server.directory.store`) is fed by presence hooks:
 every connect and token refresh stores the token's profile; when the person
 goes offline the entry is forgotten (``portal.directory_retention_days = 0``,
 the default) or kept that many days. Status, location and calls are never
@@ -24,8 +24,8 @@ from typing import Any, Callable, Final
 
 import structlog
 
-from presence_server.calls import CallService
-from presence_server.directory import DirectoryStore
+from presence_server.calls.service import CallService
+from presence_server.directory.store import DirectoryStore
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.store import Member
 from presence_server.tasks import cancel_and_wait

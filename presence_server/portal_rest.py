@@ -25,9 +25,10 @@ from pydantic import BaseModel, ValidationError
 from presence_server import portal_metrics as pm
 from presence_server import rest_models as rm
 from presence_server.badge_svg import SVG_HEADERS, render_badge
-from presence_server.cluster.directory_redis import RedisDirectoryStore
+from presence_server.directory.store_redis import RedisDirectoryStore
 from presence_server.cors import ORIGIN_RULES, OriginRules
-from presence_server.directory import DirectoryStore, MemoryDirectoryStore
+from presence_server.directory.store import DirectoryStore
+from presence_server.directory.store_memory import MemoryDirectoryStore
 from presence_server.messages import validation_error
 from presence_server.portal import PortalService
 from presence_server.rest import authenticate

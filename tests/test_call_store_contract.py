@@ -12,11 +12,12 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from presence_server.cluster.calls_redis import RedisCallStore
+from presence_server.calls.store_redis import RedisCallStore
 from rooms.actors import Actor, Profile, Role
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId, person_id
-from signalling.call_store import CallStore, MemoryCallStore
+from presence_server.calls.store import CallStore
+from presence_server.calls.store_memory import MemoryCallStore
 from signalling.calls import CallKind, RingOutcome, Topology
 from tests.support.redis_slots import record_script_slots
 

@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from presence_server.cluster.bus import decode_envelope
-from presence_server.cluster.presence_redis import TOMBSTONE_MS, RedisPresenceStore
+from presence_server.presence.store_redis import TOMBSTONE_MS, RedisPresenceStore
 from presence_server.presence.state import FloorDiff, Status
 from rooms.actors import Actor, Profile, Role
 from rooms.errors import DomainError, ErrorCode

@@ -20,7 +20,7 @@ Rules (the same for every store; docs/protocol.md states them for clients):
   sequence so a floor recreated under the same id continues it.
 
 Implementations: :mod:`presence_server.presence.store_memory` (one node) and
-the Redis store (cluster mode; see docs/cluster.md).
+:mod:`presence_server.presence.store_redis` (cluster mode; see docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Calls, rings and notes in Redis: the :class:`~signalling.call_store.CallStore`
+"""Calls, rings and notes in Redis: the :class:`~presence_server.calls.store.CallStore`
 shared by every node of a cluster (docs/calls.md).
 
 Key layout (``P`` is the prefix, ``"vo:"`` by default), all in one hash tag::
@@ -20,7 +20,7 @@ next to presence traffic (a join, a ring, an answer per conversation; the relay
 check is one ``HMGET``), so one slot carries a state-wide deployment; it is the
 place to shard (by cooperation) if that ever stops being true.
 
-Each operation is one script (:mod:`presence_server.cluster.calls_lua`), so
+Each operation is one script (:mod:`presence_server.calls.store_redis_lua`), so
 every contract of :class:`~signalling.calls.CallBook` holds across nodes: the
 first ``resolve`` of a ring deletes it and wins, a mesh is checked and joined in
 one step. Nothing here expires by TTL: calls end when their members leave, and
@@ -35,7 +35,7 @@ from typing import Any, Final, Iterable
 
 import msgpack
 
-from presence_server.cluster.calls_lua import SCRIPTS
+from presence_server.calls.store_redis_lua import SCRIPTS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
@@ -62,7 +62,7 @@ _KEYS: Final = ("calls", "user_call", "room_call", "seq", "rings", "ringing", "d
 
 
 class RedisCallStore(ScriptedRedis):
-    """:class:`~signalling.call_store.CallStore` in Redis, for cluster mode.
+    """:class:`~presence_server.calls.store.CallStore` in Redis, for cluster mode.
 
     ``now`` is the callers' wall clock, as everywhere in the call contract; nodes
     are expected to keep their clocks in sync (NTP), as ring deadlines compare them.

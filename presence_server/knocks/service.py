@@ -1,6 +1,6 @@
 """Doorknocks: who hears a knock, who may answer, and the one outcome.
 
-The :class:`~presence_server.knock_store.KnockStore` decides outcomes (one per
+The :class:`~presence_server.knocks.store.KnockStore` decides outcomes (one per
 knock, cluster-wide); this service adds the people (occupants or owners), the
 expiry sweep and the delivery. Every outcome is
 delivered once, as ``knock.outcome``, to the knocker and to everyone who heard
@@ -21,7 +21,7 @@ from typing import Any, Callable
 import structlog
 
 from presence_server import metrics
-from presence_server.knock_store import KnockStore, new_knock_id
+from presence_server.knocks.store import KnockStore, new_knock_id
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status

@@ -1,7 +1,7 @@
 """The Lua scripts of the Redis call store, one string each.
 
 Every script gets the same nine keys, all in the ``{calls}`` hash tag (see
-:mod:`presence_server.cluster.calls_redis` for the layout and why one slot),
+:mod:`presence_server.calls.store_redis` for the layout and why one slot),
 and answers with one msgpack blob: a map with ``err`` (an error code and a
 detail) or the result. Records are msgpack arrays, so Lua reads and writes
 them with the ``cmsgpack`` library Redis ships:

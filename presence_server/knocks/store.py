@@ -15,8 +15,9 @@ Contract:
 * Knock ids name their floor (``k-<token>@<floor>``) so a store can find a
   knock's home without an index.
 
-Implementations: :class:`MemoryKnockStore` (one node: the pure
-:class:`rooms.knocks.KnockBook`) and the Redis store (cluster mode).
+Implementations: :class:`~presence_server.knocks.store_memory.MemoryKnockStore`
+(one node: the pure :class:`rooms.knocks.KnockBook`) and
+:class:`~presence_server.knocks.store_redis.RedisKnockStore` (cluster mode).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Protocol
 
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
-from rooms.knocks import Knock, KnockBook, KnockOutcome, Resolution
+from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.person import PersonId
 
-__all__ = ["KnockStore", "MemoryKnockStore", "new_knock_id", "floor_of"]
+__all__ = ["KnockStore", "new_knock_id", "floor_of"]
 
 
 def new_knock_id(floor_id: str) -> str:
@@ -94,70 +95,3 @@ class KnockStore(Protocol):
 
     async def due(self, now: float) -> list[Knock]:
         """Unclaimed pending knocks whose time is up."""
-
-
-class MemoryKnockStore:
-    """One node: the pure :class:`KnockBook` behind the async contract."""
-
-    def __init__(self, *, timeout: float, cooldown: float) -> None:
-        self.book = KnockBook(timeout=timeout, cooldown=cooldown)
-        self.timeout = timeout
-        self.cooldown = cooldown
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def add(
-        self,
-        knock_id: str,
-        knocker: Actor,
-        *,
-        room_id: str,
-        floor_id: str,
-        recipients: frozenset[PersonId],
-        to_owners: bool,
-        message: str,
-        now: float,
-    ) -> Knock:
-        return self.book.open(
-            knock_id, knocker, room_id=room_id, floor_id=floor_id, recipients=recipients,
-            to_owners=to_owners, message=message, now=now,
-        )
-
-    async def get(self, knock_id: str) -> Knock:
-        return self.book.get(knock_id)
-
-    async def claim(self, knock_id: str) -> Knock:
-        return self.book.claim(knock_id)
-
-    async def release(self, knock_id: str) -> None:
-        self.book.release(knock_id)
-
-    async def resolve(
-        self,
-        knock_id: str,
-        outcome: KnockOutcome,
-        *,
-        now: float,
-        by: PersonId | None = None,
-        reason: str | None = None,
-        claimed: bool = False,
-    ) -> Resolution:
-        resolution = self.book.resolve(knock_id, outcome, now=now, by=by, reason=reason, claimed=claimed)
-        self.book.forget_cooldowns(now)
-        return resolution
-
-    async def pending_of(self, person: PersonId) -> Knock | None:
-        return self.book.pending_of(person)
-
-    async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]:
-        return self.book.pending_for_room(room_id)
-
-    async def incoming(self, person: PersonId) -> list[Knock]:
-        return [k for k in self.book.pending() if person in k.recipients]
-
-    async def due(self, now: float) -> list[Knock]:
-        return self.book.due(now)

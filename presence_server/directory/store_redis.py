@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from presence_server.cluster.redis_scripted import ScriptedRedis
-from presence_server.directory import person_from_dict, person_to_dict
+from presence_server.directory.store import person_from_dict, person_to_dict
 from rooms.people import Person
 
 __all__ = ["RedisDirectoryStore", "SWEEP_BATCH"]

@@ -1,4 +1,4 @@
-"""Pending knocks in Redis: the :class:`~presence_server.knock_store.KnockStore`
+"""Pending knocks in Redis: the :class:`~presence_server.knocks.store.KnockStore`
 shared by every node of a cluster (docs/cluster.md).
 
 Key layout (``P`` is the prefix, ``"vo:"`` by default)::
@@ -13,7 +13,7 @@ Key layout (``P`` is the prefix, ``"vo:"`` by default)::
     P{u:<user>}:incoming   SET   knock ids the user was asked to answer   TTL timeout + SLACK_MS
     P{knocks}:deadlines    ZSET  knock id -> expires_at: the index ``due`` reads
 
-Scripts (Lua in :mod:`presence_server.cluster.knocks_lua`), each atomic and
+Scripts (Lua in :mod:`presence_server.knocks.store_redis_lua`), each atomic and
 given the keys of one hash tag only (Redis Cluster rule):
 
 * floor slot, KEYS ``knocks, claimed, resolved``; a claim counts while younger
@@ -57,10 +57,10 @@ import msgpack
 import structlog
 from redis.exceptions import RedisError
 
-from presence_server.cluster.knocks_lua import SCRIPTS
+from presence_server.knocks.store_redis_lua import SCRIPTS
 from presence_server.cluster.redis_scripted import ScriptedRedis
-from presence_server.cluster.presence_redis import _pack_actor, _unpack_actor
-from presence_server.knock_store import floor_of
+from presence_server.presence.store_redis import _pack_actor, _unpack_actor
+from presence_server.knocks.store import floor_of
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockOutcome, Resolution
@@ -84,7 +84,7 @@ _REFUSED: Final = {b"claimed": ErrorCode.KNOCK_RESOLVED, b"resolved": ErrorCode.
 
 
 class RedisKnockStore(ScriptedRedis):
-    """:class:`~presence_server.knock_store.KnockStore` in Redis, for cluster mode.
+    """:class:`~presence_server.knocks.store.KnockStore` in Redis, for cluster mode.
 
     Keeps the whole contract across nodes (see the module docstring), with one
     addition: a claim lapses after :data:`CLAIM_LEASE_MS`, so a node that dies

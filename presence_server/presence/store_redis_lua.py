@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis presence store, one string each.
 
-Kept apart from :mod:`presence_server.cluster.presence_redis` (which says which
+Kept apart from :mod:`presence_server.presence.store_redis` (which says which
 operation runs which scripts, and why they converge) so each file reads in one
 go. Every script touches the keys of one hash tag only.
 """

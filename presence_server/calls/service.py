@@ -8,7 +8,7 @@ another, ``call.ring`` to every session of a callee and ``call.ring_outcome`` to
 both parties. Media never passes the server. Leaving the room, or going offline
 after the grace period, leaves the call; a ring nobody answers expires.
 
-Where calls live is the :class:`~signalling.call_store.CallStore` given:
+Where calls live is the :class:`~presence_server.calls.store.CallStore` given:
 this node's memory, or Redis in cluster mode, where every node sees the same
 calls and rings and a ring still has exactly one outcome. Signals and call
 events reach members on other nodes through the outbox's user channels, which
@@ -35,7 +35,7 @@ from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId
-from signalling.call_store import CallStore
+from presence_server.calls.store import CallStore
 from signalling.calls import Call, RingOutcome, RingResolution
 from signalling.turn import ice_servers
 

@@ -90,7 +90,7 @@ from typing import Any, Final
 
 import msgpack
 
-from presence_server.cluster.presence_lua import SCRIPTS, TOMBSTONE_MS
+from presence_server.presence.store_redis_lua import SCRIPTS, TOMBSTONE_MS
 from presence_server.cluster.redis_scripted import ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member

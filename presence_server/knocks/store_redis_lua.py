@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis knock store, one string each.
 
-Kept apart from :mod:`presence_server.cluster.knocks_redis` (which says which
+Kept apart from :mod:`presence_server.knocks.store_redis` (which says which
 operation runs which scripts, and what each guarantees) so each file reads in
 one go. Every script touches the keys of one hash tag only: floor scripts
 ``P{f:<floor>}:knocks, claimed, resolved``, user scripts ``P{u:<user>}:knock,

@@ -17,10 +17,10 @@ it against each):
   before ``seen_before``, so a "gone" that races a reconnect elsewhere cannot
   delete the newer entry.
 
-Implementations: :class:`MemoryDirectoryStore` (one node only: another node
-cannot see it, and it is empty after a restart) and
-:class:`~presence_server.cluster.directory_redis.RedisDirectoryStore` (cluster
-mode).
+Implementations: :class:`~presence_server.directory.store_memory.MemoryDirectoryStore`
+(one node only: another node cannot see it, and it is empty after a restart)
+and :class:`~presence_server.directory.store_redis.RedisDirectoryStore`
+(cluster mode).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from rooms.actors import Profile
 from rooms.people import Person
 
-__all__ = ["DirectoryStore", "MemoryDirectoryStore", "person_to_dict", "person_from_dict"]
+__all__ = ["DirectoryStore", "person_to_dict", "person_from_dict"]
 
 
 class DirectoryStore(Protocol):
@@ -74,48 +74,3 @@ def person_to_dict(person: Person, expires_at: float) -> dict[str, Any]:
 def person_from_dict(d: dict[str, Any]) -> Person:
     profile = Profile(d.get("department"), d.get("job_title"), tuple(d.get("skills") or ()))
     return Person(d["user_id"], d["municipality"], d["name"], profile, float(d["seen"]))
-
-
-class MemoryDirectoryStore:
-    """The directory in this process. Single node only; forgotten on restart."""
-
-    def __init__(self) -> None:
-        # municipality -> user id -> (person, expires_at)
-        self._entries: dict[str, dict[str, tuple[Person, float]]] = {}
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def put(self, person: Person, *, ttl: float) -> None:
-        self._entries.setdefault(person.municipality, {})[person.user_id] = (person, person.seen + ttl)
-
-    async def forget(self, municipality: str, user_id: str, *, seen_before: float) -> bool:
-        users = self._entries.get(municipality, {})
-        entry = users.get(user_id)
-        if entry is None or entry[0].seen > seen_before:
-            return False
-        del users[user_id]
-        return True
-
-    async def get(self, municipality: str, user_id: str, *, now: float) -> Person | None:
-        entry = self._entries.get(municipality, {}).get(user_id)
-        return entry[0] if entry is not None and entry[1] > now else None
-
-    async def people(self, municipalities: Iterable[str], *, now: float) -> list[Person]:
-        return [
-            person
-            for mid in set(municipalities)
-            for person, expires_at in self._entries.get(mid, {}).values()
-            if expires_at > now
-        ]
-
-    async def sweep(self, *, now: float) -> int:
-        dropped = 0
-        for users in self._entries.values():
-            for user_id in [u for u, (_, expires_at) in users.items() if expires_at <= now]:
-                del users[user_id]
-                dropped += 1
-        return dropped

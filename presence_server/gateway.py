@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
@@ -32,7 +31,7 @@ from presence_server.ratelimit import TokenBucket
 from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
 __all__ = ["Gateway", "MAX_WATCHED_FLOORS"]
@@ -174,7 +173,7 @@ class Gateway(PresenceHooks):
             del self._sessions[sid]
             self._transport.detach(sid)
             self._release(actor)
-            if not isinstance(failure, STORE_UNAVAILABLE):
+            if not isinstance(failure, StoreUnavailable):
                 raise
             exc = DomainError(ErrorCode.UNAVAILABLE)
             metrics.ERRORS.labels(exc.code.value).inc()
@@ -202,7 +201,7 @@ class Gateway(PresenceHooks):
         metrics.SESSIONS.dec()
         try:
             await self._presence.disconnect(sid, session.actor.person_id)
-        except STORE_UNAVAILABLE:
+        except StoreUnavailable:
             # The store is away: the session stays registered there until the
             # node re-registers its sessions after the outage and removes it.
             log.warning("disconnect_unregistered", sid=sid)
@@ -256,7 +255,7 @@ class Gateway(PresenceHooks):
             metrics.ERRORS.labels(exc.code.value).inc()
             log.info("request_refused", request=event, code=exc.code.value, detail=exc.detail)
             return _failure(exc, session.lang)
-        except STORE_UNAVAILABLE as exc:
+        except StoreUnavailable as exc:
             metrics.ERRORS.labels(ErrorCode.UNAVAILABLE.value).inc()
             log.warning("request_unavailable", request=event, error=repr(exc))
             return _failure(DomainError(ErrorCode.UNAVAILABLE), session.lang)

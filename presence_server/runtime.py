@@ -8,6 +8,7 @@ import socketio
 from aiohttp import web
 
 from presence_server.auth import TokenVerifier
+from presence_server.backends import Backends
 from presence_server.calls.service import CallService
 from presence_server.cluster.node import ClusterNode
 from presence_server.config import Settings
@@ -23,6 +24,7 @@ __all__ = ["Runtime", "RUNTIME"]
 @dataclass(slots=True)
 class Runtime:
     settings: Settings
+    backends: Backends
     sio: socketio.AsyncServer
     campus: CampusService
     outbox: Outbox

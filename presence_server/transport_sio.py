@@ -17,10 +17,10 @@ from typing import Any, Mapping, Protocol
 import socketio
 
 from presence_server.fanout import FloorFanout
-from presence_server.outbox import Outbox
+from presence_server.outbox import Outbox, Transport
 from rooms.person import PersonId
 
-__all__ = ["GatewayTransport", "SocketIOTransport", "floor_room"]
+__all__ = ["GatewayTransport", "NodeTransport", "SocketIOTransport", "floor_room"]
 
 
 class GatewayTransport(Protocol):
@@ -37,6 +37,11 @@ class GatewayTransport(Protocol):
     async def unwatch(self, sid: str, floor_id: str) -> None: ...
 
     def post_welcome(self, sid: str, payload: dict[str, Any]) -> None: ...
+
+
+class NodeTransport(Transport, GatewayTransport, Protocol):
+    """A node's whole transport: delivery for the outbox, sessions and watches for
+    the gateway (:class:`SocketIOTransport`, or the cluster transport around it)."""
 
 
 def floor_room(floor_id: str) -> str:

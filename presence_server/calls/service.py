@@ -26,14 +26,13 @@ from typing import Any, Callable, Final
 import structlog
 
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.config import Settings
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 from presence_server.calls.store import CallStore
 from signalling.calls import Call, RingOutcome, RingResolution
@@ -206,7 +205,7 @@ class CallService(PresenceHooks):
                         await self._resolved(await self.store.expire(ring_id, now))
                     except DomainError:
                         pass  # answered in the same moment, or another node expired it
-            except STORE_UNAVAILABLE:
+            except StoreUnavailable:
                 log.warning("ring_sweep_store_unavailable")  # the next sweep catches up
 
     @staticmethod

@@ -36,7 +36,7 @@ from typing import Any, Final, Iterable
 import msgpack
 
 from presence_server.calls.store_redis_lua import SCRIPTS
-from presence_server.cluster.redis_scripted import ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId
@@ -72,7 +72,7 @@ class RedisCallStore(ScriptedRedis):
 
     def __init__(
         self,
-        url: str,
+        redis: RedisLink | str,
         *,
         prefix: str = "vo:",
         max_mesh: int,
@@ -81,7 +81,7 @@ class RedisCallStore(ScriptedRedis):
         note_max_chars: int = DEFAULT_NOTE_MAX_CHARS,
         notes_per_callee: int = DEFAULT_NOTES_PER_CALLEE,
     ) -> None:
-        super().__init__(url, prefix=prefix)
+        super().__init__(redis, prefix=prefix)
         self.max_mesh = max_mesh
         self.ring_timeout = ring_timeout
         self.sfu = sfu

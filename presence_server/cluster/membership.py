@@ -19,67 +19,61 @@ when ``alive`` expires and ends the grace periods it had started.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Coroutine, Final
 
-import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
+from presence_server.presence.store import ClusterPresenceStore
 from presence_server.tasks import cancel_and_wait
+from rooms.errors import StoreUnavailable
 from rooms.person import PersonId
+from rooms.redis_link import RedisLink
 
-__all__ = ["Membership", "NodeSessions"]
+__all__ = ["Membership", "DeadSession", "DeadLinger"]
 
 log = structlog.get_logger(__name__)
 
-
-class NodeSessions(Protocol):
-    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
-        """(person, session id) of every session the node registered."""
-
-    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
-        """(person, since) of the grace periods the node had started."""
-
-    async def forget_node(self, node_id: str) -> None:
-        """Drop the node's lists (after its sessions were removed)."""
+#: ``on_dead_session(node, person, sid)``: remove a session a dead node held.
+DeadSession = Callable[[str, PersonId, str], Awaitable[None]]
+#: ``on_dead_linger(person, since)``: end a grace period a dead node had started.
+DeadLinger = Callable[[PersonId, float], Awaitable[None]]
 
 
 class Membership:
     def __init__(
         self,
-        url: str,
+        redis: RedisLink,
         *,
         prefix: str,
         node_id: str,
-        sessions: NodeSessions,
-        on_dead_session: Callable[[str, PersonId, str], Awaitable[None]],
-        on_dead_linger: Callable[[PersonId, float], Awaitable[None]],
+        sessions: ClusterPresenceStore,
         heartbeat: float = 1.0,
         ttl: float = 5.0,
         check: float = 2.0,
     ) -> None:
-        self.node_id = node_id
-        self._url = url
+        self.node_id: Final = node_id
+        self._link = redis
         self._prefix = prefix
         self._sessions = sessions
-        self._on_dead_session = on_dead_session
-        self._on_dead_linger = on_dead_linger
         self._heartbeat = heartbeat
         self._ttl = ttl
         self._check = check
-        self._client: aioredis.Redis | None = None
+        self._on_dead_session: DeadSession | None = None
+        self._on_dead_linger: DeadLinger | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.reaped: list[str] = []  # node ids this node reaped (for metrics and tests)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    async def start(self) -> None:
-        self._client = aioredis.from_url(self._url, decode_responses=True)
+    async def start(self, *, on_dead_session: DeadSession, on_dead_linger: DeadLinger) -> None:
+        """Announce this node (one heartbeat now), then beat and look for dead nodes."""
+        self._on_dead_session, self._on_dead_linger = on_dead_session, on_dead_linger
+        await self._link.open()  # shared: already open in a running node
         await self._beat()
         self._tasks = [
-            asyncio.create_task(self._every(self._heartbeat, self._beat), name="cluster-heartbeat"),
-            asyncio.create_task(self._every(self._check, self._reap_dead), name="cluster-reaper"),
+            asyncio.create_task(self._every(self._heartbeat, self._beat)(), name="cluster-heartbeat"),
+            asyncio.create_task(self._every(self._check, self._reap_dead)(), name="cluster-reaper"),
         ]
 
     async def close(self, *, handover_seconds: float) -> None:
@@ -87,47 +81,52 @@ class Membership:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
-        if self._client is not None:
+        if self._link.is_open:
             try:
                 ttl_ms = max(1, int(handover_seconds * 1000))
-                await self._client.set(self._key("node", self.node_id, "alive"), "draining", px=ttl_ms)
-            except RedisError:
+                await self._link.client.set(self._key("node", self.node_id, "alive"), "draining", px=ttl_ms)
+            except StoreUnavailable:
                 log.warning("cluster_handover_failed", node=self.node_id)  # reaped after the TTL anyway
-            await self._client.aclose()
-            self._client = None
 
-    async def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await job()
-            except (RedisError, OSError) as exc:  # Redis away: the bus reports it; try again
-                log.debug("cluster_membership_redis_error", error=str(exc))
-            except Exception:
-                log.exception("cluster_membership_failed")
+    def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    await job()
+                except StoreUnavailable as exc:  # Redis away: the bus reports it; try again
+                    log.debug("cluster_membership_store_unavailable", error=str(exc))
+                except Exception:
+                    log.exception("cluster_membership_failed")
+
+        return loop
 
     async def _beat(self) -> None:
-        assert self._client is not None
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._link.client.pipeline(transaction=False)
         pipe.set(self._key("node", self.node_id, "alive"), "1", px=int(self._ttl * 1000))
         pipe.sadd(self._key("nodes"), self.node_id)
         await pipe.execute()
 
     async def _reap_dead(self) -> None:
-        assert self._client is not None
-        for node in await self._client.smembers(self._key("nodes")):
-            if node == self.node_id or await self._client.exists(self._key("node", node, "alive")):
+        client = self._link.client
+        for raw in await client.smembers(self._key("nodes")):
+            node = raw.decode()
+            if node == self.node_id or await client.exists(self._key("node", node, "alive")):
                 continue
             # Exactly one survivor reaps: the one that sets the flag first.
-            if not await self._client.set(self._key("node", node, "reaper"), self.node_id, nx=True, ex=60):
+            if not await client.set(self._key("node", node, "reaper"), self.node_id, nx=True, ex=60):
                 continue
-            sessions = await self._sessions.node_sessions(node)
-            lingering = await self._sessions.node_lingering(node)
-            log.warning("cluster_node_dead", node=node, sessions=len(sessions), lingering=len(lingering))
-            for person, sid in sessions:
-                await self._on_dead_session(node, person, sid)
-            for person, since in lingering:  # grace periods the dead node would have ended
-                await self._on_dead_linger(person, since)
-            await self._sessions.forget_node(node)
-            await self._client.srem(self._key("nodes"), node)
+            await self._reap(node)
+            await client.srem(self._key("nodes"), node)
             self.reaped.append(node)
+
+    async def _reap(self, node: str) -> None:
+        assert self._on_dead_session is not None and self._on_dead_linger is not None, "start() first"
+        sessions = await self._sessions.node_sessions(node)
+        lingering = await self._sessions.node_lingering(node)
+        log.warning("cluster_node_dead", node=node, sessions=len(sessions), lingering=len(lingering))
+        for person, sid in sessions:
+            await self._on_dead_session(node, person, sid)
+        for person, since in lingering:  # grace periods the dead node would have ended
+            await self._on_dead_linger(person, since)
+        await self._sessions.forget_node(node)

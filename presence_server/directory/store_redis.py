@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Final
 
-from presence_server.cluster.redis_scripted import ScriptedRedis
+from rooms.redis_link import ScriptedRedis
 from presence_server.directory.store import person_from_dict, person_to_dict
 from rooms.people import Person
 
@@ -66,6 +66,10 @@ return dropped
 
 
 class RedisDirectoryStore(ScriptedRedis):
+    """:class:`~presence_server.directory.store.DirectoryStore` in Redis, for cluster
+    mode (layout and scripts: the module docstring). An outage raises
+    :class:`~rooms.errors.StoreUnavailable`."""
+
     SCRIPTS = {"put": _PUT, "forget": _FORGET, "drop_expired": _DROP_EXPIRED}
 
     def _hash(self, municipality: str) -> str:

@@ -58,11 +58,11 @@ import structlog
 from redis.exceptions import RedisError
 
 from presence_server.knocks.store_redis_lua import SCRIPTS
-from presence_server.cluster.redis_scripted import ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis
 from presence_server.presence.store_redis import _pack_actor, _unpack_actor
 from presence_server.knocks.store import floor_of
 from rooms.actors import Actor
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.person import PersonId
 
@@ -89,16 +89,16 @@ class RedisKnockStore(ScriptedRedis):
     Keeps the whole contract across nodes (see the module docstring), with one
     addition: a claim lapses after :data:`CLAIM_LEASE_MS`, so a node that dies
     mid-admit cannot hold a knock forever. ``now`` is the callers' wall clock;
-    leases and the memory of resolved ids use Redis's clock. Redis errors
-    propagate unchanged, except after a decided ``resolve``.
+    leases and the memory of resolved ids use Redis's clock. An outage
+    raises :class:`~rooms.errors.StoreUnavailable`, except after a decided ``resolve``.
     """
 
     SCRIPTS = SCRIPTS
 
-    def __init__(self, url: str, *, prefix: str = "vo:", timeout: float, cooldown: float) -> None:
+    def __init__(self, redis: RedisLink | str, *, prefix: str = "vo:", timeout: float, cooldown: float) -> None:
         self.timeout = timeout
         self.cooldown = cooldown
-        super().__init__(url, prefix=prefix)
+        super().__init__(redis, prefix=prefix)
         self._deadlines: Final = f"{prefix}{{knocks}}:deadlines"
         self._ttl_ms: Final = math.ceil(timeout * 1000) + SLACK_MS
         self._cooldown_ms: Final = max(1, math.ceil(cooldown * 1000))
@@ -165,7 +165,7 @@ class RedisKnockStore(ScriptedRedis):
         human_decline = outcome is KnockOutcome.DECLINED and by is not None and self.cooldown > 0
         try:
             await self._settle(knock, repr(now + self.cooldown) if human_decline else "", now)
-        except (RedisError, OSError):  # decided already; what is left behind heals (module docstring)
+        except (StoreUnavailable, RedisError):  # decided already; what is left behind heals (module docstring)
             log.warning("knock_settle_failed", knock=knock_id, outcome=outcome.value, exc_info=True)
         return Resolution(knock, outcome, by=by, reason=reason)
 
@@ -246,7 +246,7 @@ class RedisKnockStore(ScriptedRedis):
             else:  # the deadline, if any, is ours or (ZADD NX) not touched; due() sweeps it
                 await self._run("u_settle", self._user_keys(knock.knocker.person_id),
                                 [knock.id, "", "", repr(now), self._cooldown_ms])
-        except (RedisError, OSError):  # the pointer's TTL and due() clean up after us
+        except (StoreUnavailable, RedisError):  # the pointer's TTL and due() clean up after us
             log.warning("knock_take_back_failed", knock=knock.id, exc_info=True)
 
     async def _is_resolved(self, knock_id: str) -> bool:

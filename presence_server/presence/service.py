@@ -16,7 +16,6 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.outbox import Outbox
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member, PresenceStore
@@ -24,7 +23,7 @@ from presence_server.tasks import cancel_and_wait
 from rooms.access import check_door, is_room_owner
 from rooms.actors import Actor
 from rooms.campus import CampusChange, CampusService
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.model import Room
 from rooms.person import PersonId
 
@@ -162,7 +161,7 @@ class PresenceService:
     async def _expire(self, person: PersonId, since: float) -> None:
         try:
             diffs, gone = await self.store.expire(person, since)
-        except STORE_UNAVAILABLE:
+        except StoreUnavailable:
             # The store is away: try again shortly; the grace period only gets longer.
             loop = asyncio.get_running_loop()
             self._linger_timers[person] = loop.call_later(_RETRY_SECONDS, self._spawn_expire, person, since)

@@ -32,7 +32,7 @@ from presence_server.presence.state import FloorDiff, Status
 from rooms.actors import Actor
 from rooms.person import PersonId
 
-__all__ = ["Member", "PresenceStore"]
+__all__ = ["Member", "PresenceStore", "ClusterPresenceStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,9 @@ class Member:
 
 
 class PresenceStore(Protocol):
+    """See the module docstring. An outage of a shared store raises
+    :class:`~rooms.errors.StoreUnavailable` from any method."""
+
     async def open(self) -> None:
         """Connect / prepare. Idempotent."""
 
@@ -111,3 +114,32 @@ class PresenceStore(Protocol):
 
     async def drop_floor(self, floor_id: str) -> list[PersonId]:
         """Empty a deleted floor (its members end up nowhere); returns who was on it."""
+
+
+class ClusterPresenceStore(PresenceStore, Protocol):
+    """What cluster mode needs of a presence store besides the contract above.
+
+    A shared store knows which node registered each session and which grace
+    periods each node started, so the survivors can clean up after a node that
+    died (:class:`~presence_server.cluster.membership.Membership`) and a node
+    can compare its sessions with the store's after an outage. Only a store
+    every node sees can keep this: the memory store has no such side.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """The node whose sessions this store object registers."""
+
+    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
+        """(person, session id) of every session ``node_id`` registered and has not removed."""
+
+    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
+        """(person, since) of the grace periods ``node_id`` started and has not ended."""
+
+    async def reap_session(
+        self, node_id: str, person: PersonId, sid: str, now: float
+    ) -> tuple[list[FloorDiff], float | None]:
+        """Remove a session a dead node held, like :meth:`disconnect` (same return)."""
+
+    async def forget_node(self, node_id: str) -> None:
+        """Drop the node's lists (after its sessions were removed)."""

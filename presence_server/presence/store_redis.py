@@ -91,7 +91,7 @@ from typing import Any, Final
 import msgpack
 
 from presence_server.presence.store_redis_lua import SCRIPTS, TOMBSTONE_MS
-from presence_server.cluster.redis_scripted import ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis
 from presence_server.presence.state import FloorDiff, Status
 from presence_server.presence.store import Member
 from rooms.access import room_full
@@ -147,16 +147,16 @@ class RedisPresenceStore(ScriptedRedis):
     takes its sequence numbers and publishes in one script. ``disconnect`` and
     ``set_status`` find a session through this node's index: call them on the
     node that holds the session (the one whose ``node_id`` connected it). Sids
-    must be unique across the cluster (Socket.IO's are random). Redis errors
-    propagate unchanged. Stores with different prefixes share a server without
+    must be unique across the cluster (Socket.IO's are random). An outage
+    raises :class:`~rooms.errors.StoreUnavailable`. Stores with different prefixes share a server without
     seeing each other.
     """
 
     SCRIPTS = SCRIPTS
 
-    def __init__(self, url: str, *, prefix: str = "vo:", node_id: str) -> None:
+    def __init__(self, redis: RedisLink | str, *, prefix: str = "vo:", node_id: str) -> None:
         self.node_id: Final = node_id
-        super().__init__(url, prefix=prefix)
+        super().__init__(redis, prefix=prefix)
         self._node_sids, self._node_sessions, self._node_lingering = self._node_keys(node_id)
 
     def _node_keys(self, node_id: str) -> tuple[str, str, str]:

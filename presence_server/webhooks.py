@@ -54,7 +54,7 @@ import structlog
 from presence_server import __version__
 from presence_server import portal_metrics as pm
 from presence_server.config import Settings
-from presence_server.presence.state import FloorDiff
+from presence_server.diffs import FloorDiff
 from presence_server.tasks import cancel_and_wait
 from presence_server.webhook_guard import DestinationPolicy, DestinationRefused, GuardedResolver
 from rooms import access

@@ -11,22 +11,33 @@ out of order. Per watched floor this keeps the next sequence number expected:
   seconds pass: then the gap is given up and the held diffs are released, so
   clients see the gap and resync by snapshot instead of waiting forever.
 
+What it orders are items of one floor: a typed :class:`FloorDiff` (this
+node's own) or a :class:`DiffsText` (another node's, as it crossed the bus,
+covering seq ``first`` to ``last``). Items are held and released whole, by
+their first sequence number, so remote text is never parsed; the one
+exception is a text that straddles what was delivered (an item can only do
+that after a gap was given up), which is parsed and trimmed.
+
 Pure: no I/O, no clock of its own; the caller passes ``now``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from presence_server.presence.state import FloorDiff
+from presence_server.diffs import DiffsText, FloorDiff, first_seq, last_seq
 
-__all__ = ["FloorOrder"]
+__all__ = ["FloorOrder", "Item"]
+
+#: What is ordered: one diff of this node, or a run of another node's as text.
+Item = FloorDiff | DiffsText
 
 
 @dataclass(slots=True)
 class _Floor:
     next_seq: int | None  # None: subscribed, snapshot not read yet - collect, release nothing
-    held: dict[int, FloorDiff] = field(default_factory=dict)
+    held: dict[int, Item] = field(default_factory=dict)  # first seq -> item
     held_since: float | None = None
 
 
@@ -40,7 +51,7 @@ class FloorOrder:
         """Subscribed, snapshot not yet read: keep every diff until :meth:`start`."""
         self._floors.setdefault(floor_id, _Floor(None))
 
-    def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[FloorDiff]:
+    def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[Item]:
         """Order a floor whose state up to ``after_seq`` is known (a snapshot);
         returns diffs collected meanwhile that now follow in order."""
         floor = self._floors.get(floor_id)
@@ -49,7 +60,7 @@ class FloorOrder:
             return []
         if floor.next_seq is None or after_seq + 1 > floor.next_seq:
             floor.next_seq = after_seq + 1
-            floor.held = {s: d for s, d in floor.held.items() if s > after_seq}
+            floor.held = {s: d for s, d in floor.held.items() if last_seq(d) > after_seq}
             floor.held_since = None
         return self._release(floor, now)
 
@@ -59,23 +70,23 @@ class FloorOrder:
     def is_ordering(self, floor_id: str) -> bool:
         return floor_id in self._floors
 
-    def offer(self, diffs: list[FloorDiff], now: float) -> list[FloorDiff]:
-        """Diffs of one floor, in any order; returns those now deliverable, in order."""
-        if not diffs:
+    def offer(self, items: Sequence[Item], now: float) -> list[Item]:
+        """Items of one floor, in any order; returns those now deliverable, in order."""
+        if not items:
             return []
-        floor = self._floors.get(diffs[0].floor_id)
+        floor = self._floors.get(items[0].floor_id)
         if floor is None:
             return []  # nobody here watches it
-        for diff in diffs:
-            if floor.next_seq is None or diff.seq >= floor.next_seq:
-                floor.held.setdefault(diff.seq, diff)
+        for item in items:
+            if floor.next_seq is None or last_seq(item) >= floor.next_seq:
+                floor.held.setdefault(first_seq(item), item)
         if floor.next_seq is None:
             return []
         return self._release(floor, now)
 
-    def due(self, now: float) -> list[FloorDiff]:
+    def due(self, now: float) -> list[Item]:
         """Give up gaps held longer than ``hold``; returns what that releases."""
-        released: list[FloorDiff] = []
+        released: list[Item] = []
         for floor in self._floors.values():
             if floor.next_seq is None:
                 continue
@@ -90,11 +101,26 @@ class FloorOrder:
         return min(starts) + self.hold if starts else None
 
     @staticmethod
-    def _release(floor: _Floor, now: float) -> list[FloorDiff]:
+    def _release(floor: _Floor, now: float) -> list[Item]:
         assert floor.next_seq is not None
-        out: list[FloorDiff] = []
+        out: list[Item] = []
+        _trim(floor)
         while floor.next_seq in floor.held:
-            out.append(floor.held.pop(floor.next_seq))
-            floor.next_seq += 1
+            item = floor.held.pop(floor.next_seq)
+            out.append(item)
+            floor.next_seq = last_seq(item) + 1
+            _trim(floor)
         floor.held_since = (floor.held_since or now) if floor.held else None
         return out
+
+
+def _trim(floor: _Floor) -> None:
+    """Drop held items wholly delivered; split a text that straddles ``next_seq``
+    into its diffs and keep those still to come."""
+    assert floor.next_seq is not None
+    for first in [s for s in floor.held if s < floor.next_seq]:
+        item = floor.held.pop(first)
+        if last_seq(item) >= floor.next_seq and isinstance(item, DiffsText):
+            for diff in item.parse():
+                if diff.seq >= floor.next_seq:
+                    floor.held.setdefault(diff.seq, diff)

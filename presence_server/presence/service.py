@@ -17,7 +17,8 @@ import structlog
 
 from presence_server import metrics
 from presence_server.outbox import Outbox
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from presence_server.presence.store import Member, PresenceStore
 from presence_server.tasks import cancel_and_wait
 from rooms.access import check_door, is_room_owner

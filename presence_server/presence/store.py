@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from rooms.actors import Actor
 from rooms.person import PersonId
 

@@ -23,10 +23,11 @@ Every script gets the keys of one hash tag only (Redis Cluster rule): user
 scripts ``presence, sessions, floors``; floor scripts ``seq, members,
 occupancy, gone, gone_at``; the node script its two keys. A floor script that
 stamps diffs publishes them itself, on ``P + "f:" + floor`` as the bus envelope
-``{n: node, b: {floor_id, diffs_json}}``, so Redis delivers a floor's diffs in
-sequence order. ``diffs_json`` is ``[FloorDiff.to_wire(), ...]`` as JSON: Lua
-tables cannot hold a null, and receivers can forward the text unchanged. The
-caller gets the same diffs back and delivers them locally first.
+``{n: node, b: {floor_id, first, last, diffs_json}}``, so Redis delivers a
+floor's diffs in sequence order. ``diffs_json`` is ``[FloorDiff.to_wire(), ...]``
+as JSON (Lua tables cannot hold a null) covering seq ``first`` to ``last``:
+receivers order by those two and forward the text to their sockets unchanged.
+The caller gets the same diffs back, typed, and delivers them locally first.
 
 Versions instead of locks. A user's sessions, effective status and location
 live in the user's slot, their entry on a floor in the floor's slot. Every user
@@ -92,7 +93,8 @@ import msgpack
 
 from presence_server.presence.store_redis_lua import SCRIPTS, TOMBSTONE_MS
 from rooms.redis_link import RedisLink, ScriptedRedis
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from presence_server.presence.store import Member
 from rooms.access import room_full
 from rooms.actors import Actor
@@ -424,7 +426,7 @@ class RedisPresenceStore(ScriptedRedis):
     async def _floor_raw(self, script: str, floor_id: str, *args: Any) -> tuple[str, list[FloorDiff], list[Any]]:
         channel = f"{self._prefix}f:{floor_id}"
         reply = await self._run(script, self._floor_keys(floor_id), [channel, self.node_id, floor_id, *args])
-        diffs = [_diff(floor_id, wire) for wire in json.loads(reply[1])] if reply[1] else []
+        diffs = [FloorDiff.from_wire(floor_id, wire) for wire in json.loads(reply[1])] if reply[1] else []
         return reply[0].decode(), diffs, reply[2] if len(reply) > 2 else []
 
 
@@ -463,7 +465,3 @@ def _wire(record: list[Any]) -> dict[str, Any]:
     return {**json.loads(record[6]), "status": record[3].decode(), "text": record[4].decode(),
             "room_id": record[2].decode() or None}
 
-
-def _diff(floor_id: str, wire: dict[str, Any]) -> FloorDiff:
-    seq, type_ = wire.pop("seq"), wire.pop("type")
-    return FloorDiff(floor_id, seq, type_, wire)

@@ -21,11 +21,14 @@ TOMBSTONE_MS: Final = 60_000
 _FLOOR_LIB: Final = """
 local TOMB_MS = @TOMB_MS@
 local out = {}
+local first, last = nil, nil  -- the seq range this script stamped (consecutive: one INCR each)
 local function int(n) return string.format('%d', n) end
 local function jroom(room) if room == '' then return 'null' end return cjson.encode(room) end
 local function user_json(user) return ',"person":' .. cjson.encode(user) end
 local function stamp(kind, body)
     local seq = redis.call('INCR', KEYS[1])
+    first = first or seq
+    last = seq
     out[#out + 1] = '{"seq":' .. int(seq) .. ',"type":' .. cjson.encode(kind) .. body .. '}'
 end
 -- m = {lv, av, room, status, text, actor, public}; public is a JSON object
@@ -46,7 +49,8 @@ end
 local function publish()
     if #out == 0 then return '' end
     local diffs = '[' .. table.concat(out, ',') .. ']'
-    redis.call('PUBLISH', ARGV[1], cmsgpack.pack({n = ARGV[2], b = {floor_id = ARGV[3], diffs_json = diffs}}))
+    redis.call('PUBLISH', ARGV[1], cmsgpack.pack({n = ARGV[2],
+        b = {floor_id = ARGV[3], first = first, last = last, diffs_json = diffs}}))
     return diffs
 end
 local function occupy(room, delta)

@@ -7,7 +7,6 @@ and every background task has an owner that cancels it.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -31,6 +30,7 @@ from presence_server.origins import OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from presence_server.runtime import RUNTIME, Runtime
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import NodeTransport, SocketIOTransport
 from rooms.campus import CampusService
@@ -170,7 +170,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if rt.cluster is not None:
         await rt.cluster.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
-    sweeper = asyncio.create_task(expirer.run(), name="room-expiry")
+    sweeper = supervised("room_expiry", expirer.run)
     rt.ready = True
     log.info(
         "server_started",

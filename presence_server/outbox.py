@@ -27,6 +27,7 @@ import structlog
 
 from presence_server import metrics
 from presence_server.diffs import FloorDiff
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.person import PersonId
 
@@ -118,7 +119,7 @@ class Outbox:
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._drain_forever(), name="outbox-drain")
+            self._task = supervised("outbox_drain", self._drain_forever)
 
     async def flushed(self) -> None:
         """Wait until everything posted so far has been handed to the transport."""
@@ -133,6 +134,9 @@ class Outbox:
         self._task = None
 
     async def _drain_forever(self) -> None:
+        # (Re)started: what was posted while no drain ran goes out first.
+        if self._floors or self._direct or self._closed_floors:
+            self._kick()
         while True:
             await self._wakeup.wait()
             if self._window > 0:

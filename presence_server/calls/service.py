@@ -30,6 +30,7 @@ from presence_server.config import Settings
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
@@ -188,7 +189,7 @@ class CallService(PresenceHooks):
             metrics.CALL_SETUP_SECONDS.observe(time.monotonic() - max(known))
 
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._expire_rings_forever(), name="ring-expiry")
+        self._sweeper = supervised("ring_expiry", self._expire_rings_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._sweeper)
@@ -205,8 +206,8 @@ class CallService(PresenceHooks):
                         await self._resolved(await self.store.expire(ring_id, now))
                     except DomainError:
                         pass  # answered in the same moment, or another node expired it
-            except StoreUnavailable:
-                log.warning("ring_sweep_store_unavailable")  # the next sweep catches up
+            except StoreUnavailable:  # the next sweep catches up; anything else is a crash
+                log.warning("ring_sweep_store_unavailable")
 
     @staticmethod
     def _ended_with(call: Call, leaver: PersonId) -> set[PersonId]:

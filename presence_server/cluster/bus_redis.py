@@ -18,6 +18,7 @@ from redis.asyncio.client import PubSub
 
 from presence_server import metrics
 from presence_server.cluster.bus import MessageHandler, StateHandler, decode_envelope, encode_envelope
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.redis_link import RedisLink, translated
 
@@ -61,7 +62,7 @@ class RedisBus:
         await self._link.open()  # shared: already open in a running node
         self._started = True
         await self._connect()
-        self._reader = asyncio.create_task(self._read_forever(), name=f"bus-reader-{self.node_id}")
+        self._reader = supervised("bus_reader", self._read_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._reader)

@@ -19,11 +19,12 @@ when ``alive`` expires and ends the grace periods it had started.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Coroutine, Final
+from typing import Awaitable, Callable, Final
 
 import structlog
 
 from presence_server.presence.store import ClusterPresenceStore
+from presence_server.supervise import Loop, supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.errors import StoreUnavailable
 from rooms.person import PersonId
@@ -72,8 +73,8 @@ class Membership:
         await self._link.open()  # shared: already open in a running node
         await self._beat()
         self._tasks = [
-            asyncio.create_task(self._every(self._heartbeat, self._beat)(), name="cluster-heartbeat"),
-            asyncio.create_task(self._every(self._check, self._reap_dead)(), name="cluster-reaper"),
+            supervised("cluster_heartbeat", self._every(self._heartbeat, self._beat)),
+            supervised("cluster_reaper", self._every(self._check, self._reap_dead)),
         ]
 
     async def close(self, *, handover_seconds: float) -> None:
@@ -88,7 +89,7 @@ class Membership:
             except StoreUnavailable:
                 log.warning("cluster_handover_failed", node=self.node_id)  # reaped after the TTL anyway
 
-    def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> Callable[[], Coroutine[Any, Any, None]]:
+    def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> Loop:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(period)
@@ -96,8 +97,6 @@ class Membership:
                     await job()
                 except StoreUnavailable as exc:  # Redis away: the bus reports it; try again
                     log.debug("cluster_membership_store_unavailable", error=str(exc))
-                except Exception:
-                    log.exception("cluster_membership_failed")
 
         return loop
 

@@ -22,6 +22,7 @@ import structlog
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.presence.service import PresenceService
 from presence_server.presence.store import ClusterPresenceStore
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.campus import CampusService
 from rooms.changes import CampusChange
@@ -73,7 +74,7 @@ class ClusterNode:
         await self.bus.subscribe(CAMPUS_CHANNEL)
         self.transport.start()
         await self.membership.start(on_dead_session=self._reap_session, on_dead_linger=self._presence.reap_linger)
-        self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
+        self._campus_task = supervised("cluster_campus", self._apply_campus_forever)
         log.info("cluster_joined", node=self.node_id)
 
     async def close(self, *, handover_seconds: float) -> None:

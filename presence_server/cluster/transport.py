@@ -30,6 +30,7 @@ from presence_server.cluster.bus import Bus
 from presence_server.cluster.ordering import FloorOrder, Item
 from presence_server.diffs import DiffsText, FloorDiff
 from presence_server.outbox import Outbox
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
 from rooms.person import PersonId
@@ -67,8 +68,8 @@ class ClusterTransport:
         return self.local.outbox
 
     def start(self) -> None:
-        self._gap_task = asyncio.create_task(self._give_up_gaps(), name="cluster-reorder")
-        self._sender = asyncio.create_task(self._send_forever(), name="cluster-sender")
+        self._gap_task = supervised("gap_release", self._give_up_gaps)
+        self._sender = supervised("cluster_sender", self._send_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._gap_task)

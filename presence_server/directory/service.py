@@ -22,6 +22,7 @@ import structlog
 
 from presence_server.directory.store import DirectoryStore
 from presence_server.presence.service import PresenceHooks, PresenceService
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import StoreUnavailable
@@ -44,6 +45,7 @@ class DirectoryService(PresenceHooks):
         *,
         retention_days: float,
         online_ttl: float,
+        sweep_seconds: float = SWEEP_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``online_ttl``: how long an entry lives without a refresh while its person is
@@ -51,6 +53,7 @@ class DirectoryService(PresenceHooks):
         self.store = store
         self._retention = retention_days * _DAY
         self._online_ttl = max(online_ttl, self._retention)
+        self._sweep_seconds = sweep_seconds
         self._clock = clock
         self._sweeper: asyncio.Task[None] | None = None
         presence.add_hooks(self)
@@ -62,7 +65,7 @@ class DirectoryService(PresenceHooks):
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start the sweep (the store is opened by its owner, the backends)."""
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="directory-sweep")
+        self._sweeper = supervised("directory_sweep", self._sweep_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._sweeper)
@@ -70,13 +73,14 @@ class DirectoryService(PresenceHooks):
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self._sweep_seconds)
             try:
                 dropped = await self.store.sweep(now=self._clock())
-                if dropped:
-                    log.info("directory_swept", dropped=dropped)
-            except Exception:  # the store away: next round
-                log.warning("directory_sweep_failed", exc_info=True)
+            except StoreUnavailable as exc:  # the store away: next round
+                log.warning("directory_sweep_store_unavailable", error=str(exc))
+                continue
+            if dropped:
+                log.info("directory_swept", dropped=dropped)
 
     # ------------------------------------------------------------------ reads
     async def get(self, municipality: str, user_id: str) -> Person | None:

@@ -25,10 +25,11 @@ from presence_server.knocks.store import KnockStore, new_knock_id
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.access import is_room_owner
 from rooms.actors import Actor
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.model import DoorState, Room
 from rooms.person import PersonId
@@ -70,7 +71,7 @@ class KnockService(PresenceHooks):
                 log.exception("knock_observer_failed", kind=kind)
 
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._expire_forever(), name="knock-expiry")
+        self._sweeper = supervised("knock_expiry", self._expire_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._sweeper)
@@ -198,8 +199,8 @@ class KnockService(PresenceHooks):
             try:
                 for knock in await self.store.due(self._clock()):
                     await self._resolve_if_pending(knock.id, KnockOutcome.EXPIRED, "timeout")
-            except Exception:  # the store away (Redis outage): try again next round
-                log.warning("knock_expiry_failed", exc_info=True)
+            except StoreUnavailable as exc:  # try again next round; anything else is a crash
+                log.warning("knock_expiry_store_unavailable", error=str(exc))
 
     # ------------------------------------------------------ presence hooks
     async def room_emptied(self, floor_id: str, room_id: str) -> None:

@@ -157,7 +157,13 @@ class PresenceService:
         self._linger_timers.pop(person, None)
         task = asyncio.create_task(self._expire(person, since), name=f"expire-{person}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._expired)
+
+    def _expired(self, task: asyncio.Task[None]) -> None:
+        """An expiry task ended. One that failed is logged here: nobody awaits it."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            log.error("presence_expire_failed", task=task.get_name(), exc_info=failure)
 
     async def _expire(self, person: PersonId, since: float) -> None:
         try:

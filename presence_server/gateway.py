@@ -149,18 +149,19 @@ class Gateway(PresenceHooks):
         policy = self._origins.get(actor.municipality_id)
         if policy is not None and not policy(environ.get("HTTP_ORIGIN"), environ):
             # The handshake passed the union of all portals; this token's town allows fewer.
-            exc = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+            refusal = DomainError(ErrorCode.FORBIDDEN, "origin not allowed for this municipality")
+            metrics.ERRORS.labels(refusal.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang))
         # Counted before the first await below, so concurrent connects cannot overshoot.
         if not self._acquire(actor):
             limit = self._session_limit.max_sessions
-            exc = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
-            metrics.ERRORS.labels(exc.code.value).inc()
+            refusal = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
+            metrics.ERRORS.labels(refusal.code.value).inc()
             log.info(
-                "connect_refused", sid=sid, code=exc.code.value, person=actor.person_id, municipality=actor.municipality_id
+                "connect_refused", sid=sid, code=refusal.code.value, person=actor.person_id,
+                municipality=actor.municipality_id,
             )
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
@@ -175,9 +176,9 @@ class Gateway(PresenceHooks):
             self._release(actor)
             if not isinstance(failure, StoreUnavailable):
                 raise
-            exc = DomainError(ErrorCode.UNAVAILABLE)
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
+            refusal = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(refusal.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang)) from None
         metrics.SESSIONS.inc()
         self._transport.post_welcome(
             sid,

@@ -41,7 +41,16 @@ from redis.commands.core import AsyncScript
 
 from rooms.errors import StoreUnavailable
 
-__all__ = ["RedisLink", "ScriptedRedis", "translated", "POOL_CONNECTIONS", "POOL_WAIT_SECONDS"]
+__all__ = [
+    "RedisLink",
+    "ScriptedRedis",
+    "translated",
+    "as_bytes",
+    "as_text",
+    "scored",
+    "POOL_CONNECTIONS",
+    "POOL_WAIT_SECONDS",
+]
 
 #: Connections a node opens to Redis at most; more concurrent calls wait.
 POOL_CONNECTIONS: Final = 64
@@ -62,6 +71,26 @@ def translated() -> Iterator[None]:
         raise StoreUnavailable(f"redis: {exc or type(exc).__name__}") from exc
 
 
+def as_bytes(reply: object) -> bytes:
+    """One string reply of the link's client. redis-py types replies ``bytes | str``
+    (it may decode them); the link never does, so anything else is a bug here."""
+    if isinstance(reply, bytes):
+        return reply
+    raise TypeError(f"expected a bytes reply from Redis, got {type(reply).__name__}")
+
+
+def as_text(reply: object) -> str:
+    """One string reply, decoded (UTF-8): ids, names, numbers as text."""
+    return as_bytes(reply).decode()
+
+
+def scored(replies: object) -> list[tuple[bytes, float]]:
+    """The reply of a ``ZRANGE…`` with ``withscores=True``: (member, score) pairs."""
+    if not isinstance(replies, list):
+        raise TypeError(f"expected a list reply from Redis, got {type(replies).__name__}")
+    return [(as_bytes(member), float(score)) for member, score in replies]
+
+
 class _Pipeline(Pipeline):
     """A pipeline whose round trip translates outages like any command."""
 
@@ -76,7 +105,7 @@ class _Client(aioredis.Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         with translated():
-            return await super().execute_command(*args, **options)
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> _Pipeline:
         return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)

@@ -27,7 +27,7 @@ from typing import Any, Final
 import msgpack
 
 from rooms.model import Cooperation, Floor, Municipality, Room
-from rooms.redis_link import RedisLink, ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis, as_bytes
 from rooms.store import CampusData
 
 __all__ = ["RedisCampusStore"]
@@ -156,7 +156,7 @@ class RedisCampusStore(ScriptedRedis):
         client = self._redis()
         blob = _pack({**room.to_dict(), "created_at": room.created_at})
         for _ in range(_MAX_ATTEMPTS):
-            current: bytes | None = await client.hget(self._rooms_key, room.id)
+            current = _optional_bytes(await client.hget(self._rooms_key, room.id))
             old_floor = room.floor_id if current is None else _unpack(current)["floor_id"]
             keys = [
                 self._floors_key,
@@ -174,7 +174,7 @@ class RedisCampusStore(ScriptedRedis):
     async def delete_room(self, room_id: str) -> bool:
         client = self._redis()
         for _ in range(_MAX_ATTEMPTS):
-            current: bytes | None = await client.hget(self._rooms_key, room_id)
+            current = _optional_bytes(await client.hget(self._rooms_key, room_id))
             if current is None:
                 return False
             keys = [self._rooms_key, self._floor_rooms_key(_unpack(current)["floor_id"])]
@@ -186,6 +186,10 @@ class RedisCampusStore(ScriptedRedis):
 
     def _floor_rooms_key(self, floor_id: str) -> str:
         return self._floor_rooms_base + floor_id
+
+
+def _optional_bytes(reply: object) -> bytes | None:
+    return None if reply is None else as_bytes(reply)
 
 
 def _pack(value: dict[str, Any]) -> bytes:

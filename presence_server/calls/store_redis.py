@@ -31,12 +31,12 @@ its deadline, which every node's sweeper may resolve (one wins).
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Iterable
+from typing import Any, Callable, Final, Iterable
 
 import msgpack
 
 from presence_server.calls.store_redis_lua import SCRIPTS
-from rooms.redis_link import RedisLink, ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis, as_text
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId
@@ -112,7 +112,7 @@ class RedisCallStore(ScriptedRedis):
         if not users:
             return {}
         ids = await self._redis().hmget(self._keys[1], users)
-        return {user: cid.decode() for user, cid in zip(users, ids) if cid is not None}
+        return {user: as_text(cid) for user, cid in zip(users, ids) if cid is not None}
 
     async def stats(self) -> tuple[int, int]:
         pipe = self._redis().pipeline(transaction=False)
@@ -125,7 +125,7 @@ class RedisCallStore(ScriptedRedis):
         if sender == recipient:
             raise DomainError(ErrorCode.FORBIDDEN, "self")
         mine, theirs = await self._redis().hmget(self._keys[1], [sender, recipient])
-        if mine is None or mine.decode() != call_id or theirs != mine:
+        if mine is None or as_text(mine) != call_id or theirs != mine:
             raise DomainError(ErrorCode.NOT_IN_CALL)
 
     # ------------------------------------------------------------------ calls
@@ -158,7 +158,7 @@ class RedisCallStore(ScriptedRedis):
 
     async def due(self, now: float) -> list[str]:
         ids = await self._redis().zrangebyscore(self._keys[6], "-inf", repr(now))
-        return [i.decode() for i in ids]
+        return [as_text(i) for i in ids]
 
     async def expire(self, ring_id: str, now: float) -> RingResolution:
         return await self._resolve(ring_id, "", "expire", now)
@@ -169,7 +169,9 @@ class RedisCallStore(ScriptedRedis):
     async def cancel_all(self, caller: PersonId, now: float) -> list[RingResolution]:
         return await self._resolve_each(lambda ring: ring[1] == caller, caller, "cancel_all", now)
 
-    async def _resolve_each(self, match: Any, who: str, action: str, now: float) -> list[RingResolution]:
+    async def _resolve_each(
+        self, match: Callable[[list[Any]], bool], who: str, action: str, now: float
+    ) -> list[RingResolution]:
         """Resolve every pending ring ``match`` picks; one another node resolved
         in the meantime is simply not among the results."""
         pending = await self._redis().hgetall(self._keys[4])
@@ -177,7 +179,7 @@ class RedisCallStore(ScriptedRedis):
         for ring_id, raw in pending.items():
             if match(msgpack.unpackb(raw, raw=False)):
                 try:
-                    out.append(await self._resolve(ring_id.decode(), who, action, now))
+                    out.append(await self._resolve(as_text(ring_id), who, action, now))
                 except DomainError:
                     pass
         return out

@@ -68,7 +68,7 @@ class RedisBus:
         await cancel_and_wait(self._reader)
         self._reader = None
         if self._pubsub is not None:
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             self._pubsub = None
         if self._started and self._owns_link:
             await self._link.close()
@@ -107,7 +107,7 @@ class RedisBus:
         client = self._link.client
         async with self._lock:
             if self._pubsub is not None:
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             self._pubsub = client.pubsub(ignore_subscribe_messages=True)
             self._connected = False
             await client.ping()
@@ -119,7 +119,7 @@ class RedisBus:
     async def _read_forever(self) -> None:
         backoff = _BACKOFF_START
         while True:
-            if self._connected:
+            if self._connected and self._pubsub is not None:
                 try:
                     # Block until a message: a read with a timeout can be cut off in the
                     # middle of a message, and redis-py then holds that message back until

@@ -28,7 +28,7 @@ from presence_server.supervise import Loop, supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.errors import StoreUnavailable
 from rooms.person import PersonId
-from rooms.redis_link import RedisLink
+from rooms.redis_link import RedisLink, as_text
 
 __all__ = ["Membership", "DeadSession", "DeadLinger"]
 
@@ -109,7 +109,7 @@ class Membership:
     async def _reap_dead(self) -> None:
         client = self._link.client
         for raw in await client.smembers(self._key("nodes")):
-            node = raw.decode()
+            node = as_text(raw)
             if node == self.node_id or await client.exists(self._key("node", node, "alive")):
                 continue
             # Exactly one survivor reaps: the one that sets the flag first.

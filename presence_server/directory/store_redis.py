@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Final
 
-from rooms.redis_link import ScriptedRedis
+from rooms.redis_link import ScriptedRedis, as_text
 from presence_server.directory.store import person_from_dict, person_to_dict
 from rooms.people import Person
 
@@ -121,7 +121,7 @@ class RedisDirectoryStore(ScriptedRedis):
                 return dropped
             by_municipality: dict[str, list[str]] = defaultdict(list)
             for member in due:
-                mid, _, user_id = member.decode().partition("\0")
+                mid, _, user_id = as_text(member).partition("\0")
                 by_municipality[mid].append(user_id)
             for mid, users in by_municipality.items():
                 keys = [self._hash(mid), self._index]

@@ -58,7 +58,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from presence_server.knocks.store_redis_lua import SCRIPTS
-from rooms.redis_link import RedisLink, ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis, as_bytes, as_text, scored
 from presence_server.presence.store_redis import _pack_actor, _unpack_actor
 from presence_server.knocks.store import floor_of
 from rooms.actors import Actor
@@ -180,23 +180,23 @@ class RedisKnockStore(ScriptedRedis):
         knock_id = await self._redis().get(self._user_keys(person)[0])
         if knock_id is None:
             return None
-        return await self._pending(knock_id.decode())
+        return await self._pending(as_text(knock_id))
 
     async def pending_for_room(self, floor_id: str, room_id: str) -> list[Knock]:
         records = await self._redis().hgetall(self._floor_keys(floor_id)[0])
-        knocks = [_unpack(knock_id.decode(), record) for knock_id, record in records.items()]
+        knocks = [_unpack(as_text(knock_id), as_bytes(record)) for knock_id, record in records.items()]
         return sorted((k for k in knocks if k.room_id == room_id), key=_oldest_first)
 
     async def incoming(self, person: PersonId) -> list[Knock]:
         key = self._incoming_key(person)
-        ids = [m.decode() for m in await self._redis().smembers(key)]
+        ids = [as_text(m) for m in await self._redis().smembers(key)]
         found, over = await self._look_up(ids, keep={b"pending", b"claimed"})
         if over:  # resolved since (by a node that died before cleaning up)
             await self._redis().srem(key, *over)
         return sorted(found.values(), key=_oldest_first)
 
     async def due(self, now: float) -> list[Knock]:
-        entries = await self._redis().zrangebyscore(self._deadlines, "-inf", now, withscores=True)
+        entries = scored(await self._redis().zrangebyscore(self._deadlines, "-inf", now, withscores=True))
         ids = [knock_id.decode() for knock_id, _ in entries]
         found, over = await self._look_up(ids, keep={b"pending"})
         # A deadline with no record and no memory of one is swept only well past

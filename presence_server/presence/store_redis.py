@@ -92,7 +92,7 @@ from typing import Any, Final
 import msgpack
 
 from presence_server.presence.store_redis_lua import SCRIPTS, TOMBSTONE_MS
-from rooms.redis_link import RedisLink, ScriptedRedis
+from rooms.redis_link import RedisLink, ScriptedRedis, as_text
 from presence_server.diffs import FloorDiff
 from presence_server.presence.state import Status
 from presence_server.presence.store import Member
@@ -201,14 +201,14 @@ class RedisPresenceStore(ScriptedRedis):
         """(person, sid) of the sessions a node registered and has not removed."""
         _, sessions, _ = self._node_keys(node_id)
         members = await self._redis().smembers(sessions)
-        pairs = (m.decode().split("\x00", 1) for m in members)
+        pairs = (as_text(m).split("\x00", 1) for m in members)
         return [(PersonId(person), sid) for person, sid in pairs]
 
     async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
         """(person, since) of the grace periods a node had started and not ended."""
         _, _, lingering = self._node_keys(node_id)
         entries = await self._redis().hgetall(lingering)
-        return [(PersonId(person.decode()), float(since)) for person, since in entries.items()]
+        return [(PersonId(as_text(person)), float(since)) for person, since in entries.items()]
 
     async def reap_session(self, node_id: str, person: PersonId, sid: str, now: float) -> tuple[list[FloorDiff], float | None]:
         """Remove a session another node held (that node died). Like ``disconnect``."""
@@ -292,7 +292,7 @@ class RedisPresenceStore(ScriptedRedis):
 
     async def occupants(self, floor_id: str, room_id: str | None) -> list[Member]:
         members = await self._redis().hgetall(self._floor_keys(floor_id)[1])
-        records = {PersonId(p.decode()): msgpack.unpackb(blob, raw=True) for p, blob in members.items()}
+        records = {PersonId(as_text(p)): msgpack.unpackb(blob, raw=True) for p, blob in members.items()}
         inside = {user: r for user, r in records.items() if (r[2].decode() or None) == room_id}
         if not inside:
             return []
@@ -408,7 +408,7 @@ class RedisPresenceStore(ScriptedRedis):
 
     async def _user_of(self, sid: str) -> PersonId | None:
         person = await self._redis().hget(self._node_sids, sid)
-        return PersonId(person.decode()) if person is not None else None
+        return PersonId(as_text(person)) if person is not None else None
 
     async def _forget_session(self, sid: str, person: PersonId) -> None:
         pipe = self._redis().pipeline(transaction=True)

@@ -14,6 +14,11 @@ linger for the grace period like a page reload, and :meth:`close` hands over
 by letting ``alive`` live exactly that long more. Whoever of them reconnects to
 another node in time is simply back; for the others a survivor reaps the node
 when ``alive`` expires and ends the grace periods it had started.
+
+It talks to Redis over the node's shared :class:`~rooms.redis_link.RedisLink`
+and learns a node's sessions from the presence store's cluster side
+(:class:`~presence_server.presence.store.ClusterPresenceStore`). Both loops
+(heartbeat, reaper) run supervised; a Redis outage only skips a round.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ DeadLinger = Callable[[PersonId, float], Awaitable[None]]
 
 
 class Membership:
+    """This node's heartbeat, and the reaping of nodes whose heartbeat stopped."""
+
     def __init__(
         self,
         redis: RedisLink,

@@ -59,7 +59,6 @@ from redis.exceptions import RedisError
 
 from presence_server.knocks.store_redis_lua import SCRIPTS
 from rooms.redis_link import RedisLink, ScriptedRedis, as_bytes, as_text, scored
-from presence_server.presence.store_redis import _pack_actor, _unpack_actor
 from presence_server.knocks.store import floor_of
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
@@ -300,6 +299,17 @@ class RedisKnockStore(ScriptedRedis):
 
 
 # ------------------------------------------------------------------ encoding
+def _pack_actor(actor: Actor) -> bytes:
+    # The knocker inside a knock record: msgpack of Actor.to_record, as the presence
+    # store packs actors (records written before the families split read back alike).
+    packed: bytes = msgpack.packb(actor.to_record(), use_bin_type=True)
+    return packed
+
+
+def _unpack_actor(blob: bytes) -> Actor:
+    return Actor.from_record(msgpack.unpackb(blob, raw=False))
+
+
 def _pack(knock: Knock) -> bytes:
     return msgpack.packb(  # type: ignore[no-any-return]
         [_pack_actor(knock.knocker), knock.room_id, knock.floor_id, knock.message, knock.created_at,

@@ -49,7 +49,7 @@ _CONNECT_CONCURRENCY: Final = 48
 #: A status diff carrying a send time. ``[^{}]`` keeps the match inside one diff
 #: object: a ``joined`` diff nests its member (whose text may hold an old stamp)
 #: in braces and never matches. Diffs start with seq and type on one node and in
-#: cluster mode alike (presence/state.py, cluster/presence_lua.py).
+#: cluster mode alike (diffs.py FloorDiff.to_wire, presence/store_redis_lua.py).
 STATUS_STAMP: Final = re.compile(
     rb'"type":\s*"status"[^{}]*?"text":\s*"[^"]*' + re.escape(STAMP_MARK.encode()) + rb'([0-9]+\.[0-9]+)"')
 _DIFFS: Final = b'42["floor.diffs"'

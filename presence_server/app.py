@@ -7,10 +7,9 @@ and every background task has an owner that cancels it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import socketio
 import structlog
@@ -18,38 +17,27 @@ from aiohttp import web
 
 from presence_server import metrics_http, portal_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
-from presence_server.calls import CallService
-from presence_server.cluster.bus import Bus
-from presence_server.cluster.bus_redis import RedisBus
-from presence_server.cluster.calls_redis import RedisCallStore
-from presence_server.eio_lean import LeanEngineServer
-from presence_server.cluster.knocks_redis import RedisKnockStore
-from presence_server.cluster.membership import Membership, Rejoin
-from presence_server.cluster.node import ClusterNode, new_node_id
-from presence_server.cluster.presence_redis import RedisPresenceStore
-from presence_server.cluster.redis_scripted import drop_idle_connections
+from presence_server.backends import make_backends
+from presence_server.calls.service import CallService
+from presence_server.cluster.membership import Rejoin
+from presence_server.cluster.node import ClusterNode
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import ConfigError, Settings
 from presence_server.cors import cors_middleware
+from presence_server.eio_lean import LeanEngineServer
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
-from presence_server.knock_store import KnockStore, MemoryKnockStore
-from presence_server.knocking import KnockService
+from presence_server.knocks.service import KnockService
 from presence_server.origins import EngineOriginPolicy, OriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
-from presence_server.presence.store import PresenceStore
-from presence_server.presence.store_memory import MemoryPresenceStore
 from presence_server.runtime import RUNTIME, Runtime
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
-from presence_server.transport_sio import SocketIOTransport
+from presence_server.transport_sio import NodeTransport, SocketIOTransport
 from rooms.campus import CampusService
 from rooms.expiry import RoomExpirer
-from rooms.person import PersonId
 from rooms.seed import load_seed
-from rooms.store import CampusStore
-from rooms.store_factory import make_campus_store
-from signalling.call_store import CallStore, MemoryCallStore
 
 __all__ = ["build_app", "run_server"]
 
@@ -95,35 +83,27 @@ def build_app(settings: Settings) -> web.Application:
 
     fanout = FloorFanout(max_buffer=settings.fanout.max_send_buffer_bytes)
     local = SocketIOTransport(sio, fanout)
-    parts = _cluster_parts(settings, local) if settings.redis.url else _single_node_parts(settings, local)
-    transport, campus_store, presence_store, bus = parts
-    campus = CampusService(campus_store)
+    backends = make_backends(settings)
+    cluster_transport = (
+        ClusterTransport(local, backends.cluster.bus, reorder_hold=_REORDER_HOLD) if backends.cluster else None
+    )
+    transport: NodeTransport = cluster_transport or local
+    campus = CampusService(backends.campus)
     outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
     local.outbox = outbox
-    presence = PresenceService(campus, outbox, presence_store, grace_seconds=settings.presence.grace_seconds)
+    presence = PresenceService(campus, outbox, backends.presence, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
-    knock_timing = {"timeout": settings.knock.timeout_seconds, "cooldown": settings.knock.cooldown_seconds}
-    if settings.redis.url:
-        knock_store: KnockStore = RedisKnockStore(settings.redis.url, prefix=settings.redis.prefix, **knock_timing)
-    else:
-        knock_store = MemoryKnockStore(**knock_timing)
-    knocks = KnockService(presence, outbox, store=knock_store)
+    knocks = KnockService(presence, outbox, store=backends.knocks)
     verifier = TokenVerifier(settings.auth)
-    call_limits = {"max_mesh": settings.calls.max_mesh, "ring_timeout": settings.calls.ring_timeout_seconds}
-    if settings.redis.url:
-        call_store: CallStore = RedisCallStore(settings.redis.url, prefix=settings.redis.prefix, **call_limits)
-    else:
-        call_store = MemoryCallStore(**call_limits)
-    calls = CallService(presence, outbox, settings, call_store)
+    calls = CallService(presence, outbox, settings, backends.calls)
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
     )
-    runtime = Runtime(settings, sio, campus, outbox, presence, knocks, verifier, gateway, calls)
-    if bus is not None:
-        assert isinstance(transport, ClusterTransport)
-        membership = _membership(settings, bus.node_id, presence)
+    runtime = Runtime(settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls)
+    if backends.cluster is not None and cluster_transport is not None:
         runtime.cluster = ClusterNode(
-            bus, transport, campus, membership, on_state=_readiness(runtime), recover=lambda: _recover(runtime)
+            backends.cluster, cluster_transport, campus, presence,
+            on_state=_readiness(runtime), recover=lambda: _recover(runtime),
         )
     app[RUNTIME] = runtime
     # Before _lifecycle: a listener of its own is up while the server starts and stops.
@@ -143,47 +123,6 @@ async def _drain(app: web.Application) -> None:
     log.info("drained", sessions=drained)
 
 
-_Parts = tuple[Any, CampusStore, PresenceStore, Bus | None]
-
-
-def _single_node_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
-    store = make_campus_store(settings.storage.backend, sqlite_path=settings.storage.sqlite_path)
-    return local, store, MemoryPresenceStore(), None
-
-
-def _cluster_parts(settings: Settings, local: SocketIOTransport) -> _Parts:
-    """A Redis URL makes this node a cluster member: campus and presence in Redis."""
-    url, prefix = settings.redis.url, settings.redis.prefix
-    assert url is not None
-    node_id = new_node_id()
-    bus = RedisBus(url, node_id=node_id, prefix=prefix)
-    transport = ClusterTransport(local, bus, reorder_hold=_REORDER_HOLD)
-    store = make_campus_store("redis", redis_url=url, redis_prefix=prefix)
-    return transport, store, RedisPresenceStore(url, prefix=prefix, node_id=node_id), bus
-
-
-def _membership(settings: Settings, node_id: str, presence: PresenceService) -> Membership:
-    store = presence.store
-    assert isinstance(store, RedisPresenceStore)
-
-    async def on_dead_session(node: str, person: PersonId, sid: str) -> None:
-        diffs, since = await store.reap_session(node, person, sid, time.time())
-        await presence.reaped(person, diffs, since)
-
-    async def on_dead_linger(person: PersonId, since: float) -> None:
-        await presence.reaped(person, [], since)
-
-    assert settings.redis.url is not None
-    return Membership(
-        settings.redis.url,
-        prefix=settings.redis.prefix,
-        node_id=node_id,
-        sessions=store,
-        on_dead_session=on_dead_session,
-        on_dead_linger=on_dead_linger,
-    )
-
-
 def _readiness(runtime: Runtime) -> Callable[[bool], Awaitable[None]]:
     async def on_state(ok: bool) -> None:
         # Not ready while Redis is away or this node is fenced: a load balancer sends
@@ -200,12 +139,11 @@ async def _recover(runtime: Runtime) -> None:
     """Redis is back, or this node was fenced: make the store hold what this node
     holds, end the degraded state, then tell local watchers where each floor
     stands so stale views resync (docs/cluster.md, "Fencing and recovery")."""
-    assert runtime.cluster is not None
-    store = runtime.presence.store
-    assert isinstance(store, RedisPresenceStore)
+    assert runtime.cluster is not None, "only a cluster member recovers"
+    store = runtime.cluster.store
     node_id = runtime.cluster.node_id
     transport = runtime.cluster.transport
-    await drop_idle_connections()  # they died with the old server (idempotent if it did not restart)
+    await runtime.backends.drop_idle_connections()  # they died with the old server (idempotent if it did not restart)
     outcome = await runtime.cluster.membership.rejoin()
     if outcome is Rejoin.LOST:
         restored = await runtime.campus.restore_store()
@@ -252,26 +190,27 @@ def _allowed_origins(settings: Settings) -> list[str]:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
+    await rt.backends.open()  # Redis away at start-up: the start fails here
     seed_file = rt.settings.campus.seed_file
     try:
         seed = load_seed(Path(seed_file)) if seed_file else None
         await rt.campus.start(seed, legacy_owners=rt.settings.campus.legacy_owners)
-    except ValueError as exc:  # a bad seed file, or stored owners that cannot be migrated
-        raise ConfigError([f"campus: {exc}"]) from None
-    await rt.presence.store.open()
-    await rt.knocks.store.open()
-    await rt.calls.store.open()
+    except BaseException as exc:
+        await rt.backends.close()  # nothing else has started yet
+        if isinstance(exc, ValueError):  # a bad seed file, or stored owners that cannot be migrated
+            raise ConfigError([f"campus: {exc}"]) from None
+        raise
     rt.outbox.start()
     rt.knocks.start()
     rt.calls.start()
     if rt.cluster is not None:
         await rt.cluster.start()
     expirer = RoomExpirer(rt.campus, period=rt.settings.campus.expiry_sweep_seconds)
-    sweeper = asyncio.create_task(expirer.run(), name="room-expiry")
+    sweeper = supervised("room_expiry", expirer.run)
     rt.ready = True
     log.info(
         "server_started",
-        storage="redis" if rt.cluster else rt.settings.storage.backend,
+        storage=rt.backends.storage,
         node=rt.cluster.node_id if rt.cluster else None,
         municipalities=len(rt.campus.municipalities),
     )
@@ -288,10 +227,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.knocks.close()
         await rt.presence.close()
         await rt.outbox.close()
-        await rt.calls.store.close()
-        await rt.knocks.store.close()
-        await rt.presence.store.close()
         await rt.campus.close()
+        await rt.backends.close()
         log.info("server_stopped")
 
 

@@ -290,7 +290,7 @@ class TokenVerifier:
         return kid
 
     def _check(self, raw: str, verifier: _Verifier, key: Any) -> Identity:
-        options: dict[str, Any] = {
+        options: jwt.types.Options = {
             # Time claims are checked below against the injectable clock.
             "verify_exp": False,
             "verify_nbf": False,

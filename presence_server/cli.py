@@ -146,7 +146,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _summary(settings: Settings) -> str:
     munis = settings.auth.municipalities
     listed = ", ".join(f"{mid} ({conf.algorithm})" for mid, conf in sorted(munis.items())) or "none"
-    storage = settings.storage.backend
+    storage: str = settings.storage.backend
     if storage == "sqlite":
         storage += f" ({settings.storage.sqlite_path})"
     lines = [

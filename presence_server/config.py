@@ -301,7 +301,8 @@ class AuthSettings(_Section):
 
 
 class RedisSettings(_Section):
-    """Cluster mode (not wired yet): carried so a config written for it validates."""
+    """Cluster mode: set ``url`` and every store and the bus live in Redis
+    (read only by :func:`presence_server.backends.make_backends`)."""
 
     url: str | None = None
     prefix: str = "vo:"

@@ -24,7 +24,8 @@ from presence_server.webhook_guard import IPNetwork, never_allowed
 __all__ = ["WebhookSettings", "PortalSettings", "WEBHOOK_EVENTS", "check_webhook_names", "webhook_problems"]
 
 #: The event families a webhook may subscribe to (docs/portal.md).
-WEBHOOK_EVENTS: Final = ("presence", "knock")
+WebhookEvent = Literal["presence", "knock"]
+WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = ("presence", "knock")
 
 # Webhook names become parts of environment variable names, which arrive lower-cased.
 _WEBHOOK_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -42,7 +43,7 @@ class WebhookSettings(_Section):
     #: so a missing one is reported with every other problem); outside dev mode at
     #: least 32 bytes (checked by Settings, which knows dev_mode). Set it from the environment.
     secret: SecretStr | None = None
-    events: list[Literal["presence", "knock"]] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
     #: Non-global networks (CIDR) this receiver may resolve to: loopback for a relay on
     #: the same host, private ranges for a town intranet. Empty: public addresses only.
     #: Link-local, unspecified, multicast and reserved addresses stay refused

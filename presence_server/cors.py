@@ -120,10 +120,10 @@ async def cors_middleware(
         response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
         response.headers["Access-Control-Max-Age"] = _MAX_AGE
         return response
-    response = await handler(request)
-    if known and not response.prepared:
-        _allow(response, origin)
-    return response
+    answer = await handler(request)
+    if known and not answer.prepared:
+        _allow(answer, origin)
+    return answer
 
 
 def require_origin(request: web.Request, actor: Actor) -> None:

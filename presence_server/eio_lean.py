@@ -59,6 +59,9 @@ class LeanSocket(engineio.async_socket.AsyncSocket):
 
     _transport: asyncio.Transport | None = None  # set while the WebSocket is open
     _ping_timer: asyncio.TimerHandle | None = None
+    # Set by engine.io's socket (untyped); declared so their uses here are checked.
+    last_ping: float | None
+    connected: bool
 
     def __getattr__(self, name: str) -> Any:
         # The queue is dropped once the WebSocket is open; should anything still ask
@@ -188,7 +191,7 @@ def _release_handshake(environ: dict[str, Any]) -> None:
     """Free what only the handshake needed: most of the environ engine.io built
     from the request headers (python-socketio keeps it for the session's life),
     and aiohttp's HTTP parser, idle once the connection reads WebSocket frames."""
-    kept = {key: environ[key] for key in _KEPT_ENVIRON if key in environ}
+    kept: dict[str, Any] = {key: environ[key] for key in _KEPT_ENVIRON if key in environ}
     environ.clear()
     environ.update(kept)
     protocol = kept["aiohttp.request"].protocol

@@ -6,9 +6,13 @@ far more than the socket writes. For sessions connected straight over WebSocket
 (the transport clients are told to use), this module keeps the raw connection
 and writes floor frames to it directly:
 
-* the Socket.IO event is encoded once per change with python-socketio's and
-  python-engineio's own packet encoders, then framed once as a WebSocket text
-  frame (RFC 6455, server frames are unmasked);
+* the Socket.IO event is encoded once per frame, then framed once as a
+  WebSocket text frame (RFC 6455, server frames are unmasked). Floor diffs
+  arrive as JSON text (:func:`presence_server.diffs.floor_diffs_json`: remote
+  diffs exactly as they crossed the bus) and are wrapped in the Socket.IO and
+  Engine.IO headers by hand (``42["floor.diffs",<payload>]``, byte for byte
+  what python-socketio's encoders make); other events go through those
+  encoders;
 * delivery is one synchronous ``transport.write`` per watcher: no task, no queue,
   no await. aiohttp writes its own frames with synchronous writes too, so frames
   from both paths never interleave; an uncompressed frame is valid on a
@@ -25,6 +29,7 @@ them through python-socketio as before.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 from typing import Any, Callable, Final
 
@@ -35,7 +40,7 @@ import structlog
 from presence_server import metrics
 from presence_server.sendbuf import cut_off, is_backed_up, kernel_queued
 
-__all__ = ["FloorFanout", "encode_event_frame", "websocket_frame"]
+__all__ = ["FloorFanout", "encode_event_frame", "encode_json_event_frame", "websocket_frame"]
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +53,12 @@ def encode_event_frame(event: str, payload: Any) -> bytes:
     sio_packet = socketio.packet.Packet(socketio.packet.EVENT, data=[event, payload]).encode()
     text = engineio.packet.Packet(engineio.packet.MESSAGE, data=sio_packet).encode()
     return websocket_frame(text.encode() if isinstance(text, str) else text)
+
+
+def encode_json_event_frame(event: str, payload_json: str) -> bytes:
+    """As :func:`encode_event_frame`, for a payload that is JSON text already:
+    Engine.IO MESSAGE (4), Socket.IO EVENT (2) for the default namespace, no ack id."""
+    return websocket_frame(("42[" + json.dumps(event) + "," + payload_json + "]").encode())
 
 
 def websocket_frame(body: bytes, *, binary: bool = False) -> bytes:
@@ -104,10 +115,19 @@ class FloorFanout:
 
     def broadcast(self, floor_id: str, event: str, payload: Any) -> int:
         """Send one event to every direct watcher of the floor. Returns how many got it."""
-        watchers = self._floors.get(floor_id)
-        if not watchers:
+        if not self._floors.get(floor_id):
             return 0
-        frame = encode_event_frame(event, payload)
+        return self._write(floor_id, encode_event_frame(event, payload))
+
+    def broadcast_json(self, floor_id: str, event: str, payload_json: str) -> int:
+        """As :meth:`broadcast`, for a payload that is JSON text already."""
+        if not self._floors.get(floor_id):
+            return 0
+        return self._write(floor_id, encode_json_event_frame(event, payload_json))
+
+    def _write(self, floor_id: str, frame: bytes) -> int:
+        """One frame to every direct watcher of the floor, one synchronous write each."""
+        watchers = self._floors[floor_id]
         limit = self._max_buffer
         slow: list[str] = []
         sent = 0

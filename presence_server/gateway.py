@@ -20,11 +20,10 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
-from presence_server.calls import CallService
-from presence_server.knocking import KnockService
+from presence_server.calls.service import CallService
+from presence_server.knocks.service import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.session_expiry import ExpiryTimers
 from presence_server.presence.service import PresenceHooks, PresenceService
@@ -33,7 +32,7 @@ from presence_server.ratelimit import TokenBucket
 from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
 __all__ = ["Gateway", "MAX_WATCHED_FLOORS"]
@@ -151,9 +150,9 @@ class Gateway(PresenceHooks):
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         lang = _language(auth, environ)
         if self._degraded:  # the store cannot take a session now (or would lose it)
-            exc = DomainError(ErrorCode.UNAVAILABLE)
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+            refusal = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(refusal.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang))
         token = auth.get("token") if isinstance(auth, dict) else None
         # The page's origin, and the page that embeds it (the iframe page names its
         # parent): each must be allowed, first for anyone, then for the token's town.
@@ -173,12 +172,13 @@ class Gateway(PresenceHooks):
         # Counted before the first await below, so concurrent connects cannot overshoot.
         if not self._acquire(actor):
             limit = self._session_limit.max_sessions
-            exc = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
-            metrics.ERRORS.labels(exc.code.value).inc()
+            refusal = DomainError(ErrorCode.TOO_MANY_SESSIONS, f"at most {limit} per person", limit=limit)
+            metrics.ERRORS.labels(refusal.code.value).inc()
             log.info(
-                "connect_refused", sid=sid, code=exc.code.value, person=actor.person_id, municipality=actor.municipality_id
+                "connect_refused", sid=sid, code=refusal.code.value, person=actor.person_id,
+                municipality=actor.municipality_id,
             )
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang))
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang))
         limits = self._settings.limits
         session = Session(sid, identity, lang, TokenBucket(limits.events_per_second, limits.burst))
         self._sessions[sid] = session
@@ -191,11 +191,11 @@ class Gateway(PresenceHooks):
             del self._sessions[sid]
             self._transport.detach(sid)
             self._release(actor)
-            if not isinstance(failure, STORE_UNAVAILABLE):
+            if not isinstance(failure, StoreUnavailable):
                 raise
-            exc = DomainError(ErrorCode.UNAVAILABLE)
-            metrics.ERRORS.labels(exc.code.value).inc()
-            raise socketio.exceptions.ConnectionRefusedError(exc.code.value, exc.to_wire(lang)) from None
+            refusal = DomainError(ErrorCode.UNAVAILABLE)
+            metrics.ERRORS.labels(refusal.code.value).inc()
+            raise socketio.exceptions.ConnectionRefusedError(refusal.code.value, refusal.to_wire(lang)) from None
         metrics.SESSIONS.inc()
         self._expiry.schedule(sid, self._deadline(identity))
         self._transport.post_welcome(
@@ -221,7 +221,7 @@ class Gateway(PresenceHooks):
         metrics.SESSIONS.dec()
         try:
             await self._presence.disconnect(sid, session.actor.person_id)
-        except STORE_UNAVAILABLE:
+        except StoreUnavailable:
             # The store is away: the session stays registered there until the
             # node re-registers its sessions after the outage and removes it.
             log.warning("disconnect_unregistered", sid=sid)
@@ -277,7 +277,7 @@ class Gateway(PresenceHooks):
             metrics.ERRORS.labels(exc.code.value).inc()
             log.info("request_refused", request=event, code=exc.code.value, detail=exc.detail)
             return _failure(exc, session.lang)
-        except STORE_UNAVAILABLE as exc:
+        except StoreUnavailable as exc:
             metrics.ERRORS.labels(ErrorCode.UNAVAILABLE.value).inc()
             log.warning("request_unavailable", request=event, error=repr(exc))
             return _failure(DomainError(ErrorCode.UNAVAILABLE), session.lang)

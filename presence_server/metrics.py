@@ -22,6 +22,7 @@ __all__ = [
     "KNOCKS",
     "BROADCAST_LATENCY",
     "CAMPUS_CHANGES",
+    "LOOP_RESTARTS",
     "DELIVERY_FAILURES",
     "FANOUT_DELIVERIES",
     "SLOW_CLIENTS",
@@ -100,6 +101,14 @@ RING_ANSWER_SECONDS: Final = Histogram(
 )
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY
+)
+
+LOOP_RESTARTS: Final = Counter(
+    "vo_loop_restarts_total",
+    "Background loops restarted after a crash, by loop (presence_server.supervise): "
+    "anything above zero is a bug to look at in the logs (loop_crashed).",
+    ["loop"],
+    registry=REGISTRY,
 )
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST

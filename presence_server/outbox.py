@@ -7,7 +7,8 @@ the changes. One drain task owned by the outbox hands them to the
 
 * floor diffs are grouped per floor into one ``floor.diffs`` frame per drain
   cycle (a burst on a floor goes out as one frame; within a frame diffs keep
-  their sequence order);
+  their sequence order). They reach the transport typed; the transport
+  serialises them once, at the socket edge;
 * direct events (to a user's sessions or to one session) keep their FIFO order.
 
 The domain never sees a socket id, a Socket.IO room or a Redis channel: it
@@ -20,18 +21,17 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Final, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
 import structlog
 
 from presence_server import metrics
-from presence_server.presence.state import FloorDiff
+from presence_server.diffs import FloorDiff
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.person import PersonId
 
-__all__ = ["Transport", "Outbox", "FLOOR_DIFFS_EVENT"]
-
-FLOOR_DIFFS_EVENT: Final = "floor.diffs"
+__all__ = ["Transport", "Outbox"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,8 @@ log = structlog.get_logger(__name__)
 class Transport(Protocol):
     """Delivers events to audiences on this node. Must not raise for a vanished audience."""
 
-    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None: ...
+    async def send_diffs(self, floor_id: str, diffs: Sequence[FloorDiff]) -> None:
+        """One ``floor.diffs`` frame with ``diffs`` (one floor, in sequence order)."""
 
     async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None: ...
 
@@ -118,7 +119,7 @@ class Outbox:
     # -------------------------------------------------------------- lifecycle
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._drain_forever(), name="outbox-drain")
+            self._task = supervised("outbox_drain", self._drain_forever)
 
     async def flushed(self) -> None:
         """Wait until everything posted so far has been handed to the transport."""
@@ -133,6 +134,9 @@ class Outbox:
         self._task = None
 
     async def _drain_forever(self) -> None:
+        # (Re)started: what was posted while no drain ran goes out first.
+        if self._floors or self._direct or self._closed_floors:
+            self._kick()
         while True:
             await self._wakeup.wait()
             if self._window > 0:
@@ -150,16 +154,16 @@ class Outbox:
         # Each send is isolated: one failing audience must not cost the others
         # their frames (a lost floor frame heals by resync; a lost knock would not).
         for floor_id, diffs in floors.items():
-            payload = {"floor_id": floor_id, "diffs": [d.to_wire() for d in diffs]}
-            if await self._send(self._transport.send_floor, floor_id, FLOOR_DIFFS_EVENT, payload):
+            if await self._send(self._transport.send_diffs(floor_id, diffs), floor_id, "floor.diffs"):
                 metrics.BROADCAST_LATENCY.observe(time.perf_counter() - since[floor_id])
                 for diff in diffs:
                     metrics.EVENTS_OUT.labels(diff.type).inc()
         for item in direct:
             if item.kind == "person":
-                sent = await self._send(self._send_person, item.target, item.event, item.payload)
+                sending = self._transport.send_person(PersonId(item.target), item.event, item.payload)
             else:
-                sent = await self._send(self._transport.send_session, item.target, item.event, item.payload)
+                sending = self._transport.send_session(item.target, item.event, item.payload)
+            sent = await self._send(sending, item.target, item.event)
             if sent:
                 metrics.EVENTS_OUT.labels(item.event).inc()
         for floor_id in closed:
@@ -168,17 +172,12 @@ class Outbox:
             except Exception:
                 log.exception("outbox_close_floor_failed", floor=floor_id)
 
-    async def _send_person(self, target: str, event: str, payload: dict[str, Any]) -> None:
-        await self._transport.send_person(PersonId(target), event, payload)  # posted by post_person
-
     @staticmethod
-    async def _send(
-        send: Callable[[str, str, dict[str, Any]], Awaitable[None]], target: str, event: str, payload: dict[str, Any]
-    ) -> bool:
+    async def _send(sending: Awaitable[None], target: str, kind: str) -> bool:
         try:
-            await send(target, event, payload)
+            await sending
             return True
         except Exception:
             metrics.DELIVERY_FAILURES.inc()
-            log.exception("outbox_send_failed", target=target, kind=event)
+            log.exception("outbox_send_failed", target=target, kind=kind)
             return False

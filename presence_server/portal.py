@@ -1,5 +1,5 @@
 """What portals read without a socket: floor occupancy, one person's badge, and
-the specialist finder; and the people directory that feeds the last two.
+the specialist finder.
 
 Visibility is the campus's: a floor is shown only to those who may see it
 (otherwise ``not_found``, as for a missing floor), and people only to those who
@@ -8,27 +8,21 @@ person's floor and room are shown only if the caller may see that floor;
 their status is shown to everyone who may see the person — a finder that
 cannot say "free now" would not answer its question.
 
-The directory (:mod:`presence_server.directory`) is fed by presence hooks:
-every connect and token refresh stores the token's profile; when the person
-goes offline the entry is forgotten (``portal.directory_retention_days = 0``,
-the default) or kept that many days. Status, location and calls are never
-stored there; they are read live from the presence store and the call book.
+The people directory (:mod:`presence_server.directory.service`) holds profiles
+of people seen; status, location and calls are read live from the presence
+store and the call store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
-from typing import Any, Callable, Final
+from typing import Any, Final
 
-import structlog
-
-from presence_server.calls import CallService
-from presence_server.directory import DirectoryStore
-from presence_server.presence.service import PresenceHooks, PresenceService
+from presence_server.calls.service import CallService
+from presence_server.directory.service import DirectoryService
+from presence_server.presence.service import PresenceService
 from presence_server.presence.store import Member
-from presence_server.tasks import cancel_and_wait
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId, person_id
@@ -43,90 +37,27 @@ from rooms.people import (
     visible_municipalities,
 )
 
-__all__ = ["PortalService", "MAX_RANKED", "SWEEP_SECONDS", "OFFLINE"]
-
-log = structlog.get_logger(__name__)
+__all__ = ["PortalService", "MAX_RANKED", "OFFLINE"]
 
 #: At most this many matches are ranked (presence read for each); more are cut by name first.
 MAX_RANKED: Final = 1000
 #: Presence reads in flight at once while ranking (bounds Redis connections).
 _LOOKUP_CONCURRENCY: Final = 32
-#: How often expired directory entries are deleted.
-SWEEP_SECONDS: Final = 60.0
 #: The status shown for someone offline.
 OFFLINE: Final = "offline"
-_DAY: Final = 86400.0
 
 
-class PortalService(PresenceHooks):
+class PortalService:
     def __init__(
         self,
         presence: PresenceService,
         calls: CallService,
-        directory: DirectoryStore,
-        *,
-        retention_days: float,
-        online_ttl: float,
-        clock: Callable[[], float] = time.time,
+        directory: DirectoryService,
     ) -> None:
-        """``online_ttl``: how long an entry lives without a refresh while its person is
-        online (a bound for entries whose "gone" never arrived, e.g. during an outage)."""
         self._presence = presence
         self._campus = presence.campus
         self._calls = calls
         self.directory = directory
-        self._retention = retention_days * _DAY
-        self._online_ttl = max(online_ttl, self._retention)
-        self._clock = clock
-        self._sweeper: asyncio.Task[None] | None = None
-        presence.add_hooks(self)
-
-    @property
-    def keeps_offline(self) -> bool:
-        return self._retention > 0
-
-    # ------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        await self.directory.open()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="directory-sweep")
-
-    async def close(self) -> None:
-        await cancel_and_wait(self._sweeper)
-        self._sweeper = None
-        await self.directory.close()
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            try:
-                dropped = await self.directory.sweep(now=self._clock())
-                if dropped:
-                    log.info("directory_swept", dropped=dropped)
-            except Exception:  # the store away: next round
-                log.warning("directory_sweep_failed", exc_info=True)
-
-    # ------------------------------------------------------- presence hooks
-    async def actor_seen(self, actor: Actor) -> None:
-        if actor.is_guest:
-            return  # visitors are not part of the staff directory
-        try:
-            await self.directory.put(Person.of(actor, self._clock()), ttl=self._online_ttl)
-        except Exception:
-            # A directory outage must not cost anyone their connection; the next
-            # connect or token refresh writes the entry again.
-            log.warning("directory_put_failed", person=actor.person_id, municipality=actor.municipality_id, exc_info=True)
-
-    async def presence_ended(self, actor: Actor, since: float) -> None:
-        if actor.is_guest:
-            return
-        try:
-            if self.keeps_offline:
-                await self.directory.put(Person.of(actor, self._clock()), ttl=self._retention)
-            else:
-                # Seen after the linger began means they are back (on another node).
-                await self.directory.forget(actor.municipality_id, actor.user_id, seen_before=since)
-        except Exception:
-            log.warning("directory_end_failed", person=actor.person_id, municipality=actor.municipality_id, exc_info=True)
 
     # ------------------------------------------------------------ occupancy
     async def occupancy(self, actor: Actor, floor_id: str) -> dict[str, Any]:
@@ -167,7 +98,7 @@ class PortalService(PresenceHooks):
         if member is not None:
             person = Person.of(member.actor, 0.0)
         else:
-            person = await self.directory.get(municipality_id, user_id, now=self._clock())
+            person = await self.directory.get(municipality_id, user_id)
         if person is None:
             raise DomainError(ErrorCode.NOT_FOUND, "user")
         in_call = await self._calls.store.calls_of([pid]) if member is not None else {}
@@ -182,10 +113,9 @@ class PortalService(PresenceHooks):
         """
         if criteria.empty:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, "give q, skill, department or job_title")
-        now = self._clock()
         municipalities = visible_municipalities(actor, self._campus.cooperations)
         found = [
-            p for p in await self.directory.people(municipalities, now=now)
+            p for p in await self.directory.people(municipalities)
             if matches(p, criteria) and p.id != actor.person_id
         ]  # fmt: skip
         if len(found) > MAX_RANKED:
@@ -196,7 +126,7 @@ class PortalService(PresenceHooks):
         in_call = await self._calls.store.calls_of([m.person for m in members if m is not None])
         ranked: list[tuple[Any, dict[str, Any]]] = []
         for person, member in zip(found, members):
-            if member is None and not self.keeps_offline:
+            if member is None and not self.directory.keeps_offline:
                 continue  # a stale entry of someone gone: online only
             if member is not None:
                 person = Person(person.user_id, person.municipality, member.actor.display_name,

@@ -9,8 +9,9 @@ Endpoints (docs/rest.md, docs/portal.md):
   identity provider and need not be unique across towns;
 * ``GET /api/v1/people/search`` — the specialist finder.
 
-:func:`install` builds the directory store (memory, or Redis in cluster mode),
-the :class:`~presence_server.portal.PortalService` and the webhook dispatcher,
+:func:`install` builds the :class:`~presence_server.directory.service.DirectoryService`
+(on the directory store the backends chose), the
+:class:`~presence_server.portal.PortalService` and the webhook dispatcher,
 hooks them to presence, outbox and knocks, adds the routes and owns their
 start and stop.
 """
@@ -25,9 +26,8 @@ from pydantic import BaseModel, ValidationError
 from presence_server import portal_metrics as pm
 from presence_server import rest_models as rm
 from presence_server.badge_svg import SVG_HEADERS, render_badge
-from presence_server.cluster.directory_redis import RedisDirectoryStore
 from presence_server.cors import ORIGIN_RULES, OriginRules
-from presence_server.directory import DirectoryStore, MemoryDirectoryStore
+from presence_server.directory.service import DirectoryService
 from presence_server.messages import validation_error
 from presence_server.portal import PortalService
 from presence_server.rest import authenticate
@@ -36,9 +36,10 @@ from presence_server.webhooks import WebhookDispatcher
 from rooms.errors import DomainError, ErrorCode
 from rooms.people import SearchCriteria
 
-__all__ = ["install", "PORTAL", "WEBHOOKS"]
+__all__ = ["install", "PORTAL", "DIRECTORY", "WEBHOOKS"]
 
 PORTAL: Final = web.AppKey("portal", PortalService)
+DIRECTORY: Final = web.AppKey("directory", DirectoryService)
 WEBHOOKS: Final = web.AppKey("webhooks", WebhookDispatcher)
 
 
@@ -90,25 +91,18 @@ async def people_search(request: web.Request) -> web.Response:
     return _ok(results=results)
 
 
-def _directory_store(app: web.Application) -> DirectoryStore:
-    settings = app[RUNTIME].settings
-    if settings.redis.url:
-        return RedisDirectoryStore(settings.redis.url, prefix=settings.redis.prefix)
-    return MemoryDirectoryStore()
-
-
 def install(app: web.Application) -> None:
     """Add the portal features to an app built by :func:`presence_server.app.build_app`."""
     rt = app[RUNTIME]
     settings = rt.settings
     app[ORIGIN_RULES] = OriginRules.from_settings(settings)
-    app[PORTAL] = PortalService(
+    app[DIRECTORY] = directory = DirectoryService(
         rt.presence,
-        rt.calls,
-        _directory_store(app),
+        rt.backends.directory,
         retention_days=settings.portal.directory_retention_days,
         online_ttl=settings.auth.max_token_ttl_seconds + settings.presence.grace_seconds,
     )
+    app[PORTAL] = PortalService(rt.presence, rt.calls, directory)
     webhooks = WebhookDispatcher.from_settings(settings, rt.campus)
     app[WEBHOOKS] = webhooks
     rt.outbox.add_observer(webhooks.on_diffs)
@@ -121,12 +115,13 @@ def install(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    # Runs after the core lifecycle started (and stops before it stops).
-    portal, webhooks = app[PORTAL], app[WEBHOOKS]
-    await portal.start()
+    # Runs after the core lifecycle started (and stops before it stops); the
+    # directory store itself is opened and closed with the other backends.
+    directory, webhooks = app[DIRECTORY], app[WEBHOOKS]
+    directory.start()
     await webhooks.start()
     try:
         yield
     finally:
         await webhooks.close()
-        await portal.close()
+        await directory.close()

@@ -15,7 +15,6 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server import rest_models as rm
 from presence_server.auth import Identity, mint_token
 from presence_server.cors import require_origin
@@ -24,7 +23,7 @@ from presence_server.messages import validation_error
 from presence_server.openapi import openapi_document
 from presence_server.runtime import RUNTIME, Runtime
 from presence_server.vendor import add_vendor_routes
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.model import OwnerKind, Rect
 
 __all__ = ["setup", "error_middleware", "HTTP_STATUS", "authenticate"]
@@ -81,7 +80,7 @@ async def error_middleware(
         return await handler(request)
     except DomainError as exc:
         return _error_response(request, exc)
-    except STORE_UNAVAILABLE:
+    except StoreUnavailable:
         return _error_response(request, DomainError(ErrorCode.UNAVAILABLE))
     except web.HTTPException as exc:
         code = _AIOHTTP_ERRORS.get(exc.status)

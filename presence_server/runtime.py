@@ -8,11 +8,12 @@ import socketio
 from aiohttp import web
 
 from presence_server.auth import TokenVerifier
-from presence_server.calls import CallService
+from presence_server.backends import Backends
+from presence_server.calls.service import CallService
 from presence_server.cluster.node import ClusterNode
 from presence_server.config import Settings
 from presence_server.gateway import Gateway
-from presence_server.knocking import KnockService
+from presence_server.knocks.service import KnockService
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from rooms.campus import CampusService
@@ -23,6 +24,7 @@ __all__ = ["Runtime", "RUNTIME"]
 @dataclass(slots=True)
 class Runtime:
     settings: Settings
+    backends: Backends
     sio: socketio.AsyncServer
     campus: CampusService
     outbox: Outbox

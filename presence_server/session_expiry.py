@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -29,7 +30,7 @@ class ExpiryTimers:
     """Per-session deadlines (unix time). ``on_expiry(sid)`` runs once a deadline has
     passed, in a task this object owns; it is not called for a cancelled deadline."""
 
-    def __init__(self, on_expiry: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, on_expiry: Callable[[str], Coroutine[Any, Any, None]]) -> None:
         self._on_expiry = on_expiry
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -53,7 +54,7 @@ class ExpiryTimers:
 
     def _fire(self, sid: str) -> None:
         self._timers.pop(sid, None)
-        task = asyncio.get_running_loop().create_task(self._on_expiry(sid), name=f"session-expiry-{sid}")
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._on_expiry(sid), name=f"session-expiry-{sid}")
         self._running.add(task)
         task.add_done_callback(self._finished)
 

@@ -16,11 +16,12 @@ from typing import Any, Mapping, Protocol
 
 import socketio
 
+from presence_server.diffs import FLOOR_DIFFS_EVENT, Diffs, floor_diffs_json, floor_diffs_payload
 from presence_server.fanout import FloorFanout
-from presence_server.outbox import Outbox
+from presence_server.outbox import Outbox, Transport
 from rooms.person import PersonId
 
-__all__ = ["GatewayTransport", "SocketIOTransport", "floor_room"]
+__all__ = ["GatewayTransport", "NodeTransport", "SocketIOTransport", "floor_room"]
 
 
 class GatewayTransport(Protocol):
@@ -39,6 +40,11 @@ class GatewayTransport(Protocol):
     async def unwatch(self, sid: str, floor_id: str) -> None: ...
 
     def post_welcome(self, sid: str, payload: dict[str, Any]) -> None: ...
+
+
+class NodeTransport(Transport, GatewayTransport, Protocol):
+    """A node's whole transport: delivery for the outbox, sessions and watches for
+    the gateway (:class:`SocketIOTransport`, or the cluster transport around it)."""
 
 
 def floor_room(floor_id: str) -> str:
@@ -103,14 +109,19 @@ class SocketIOTransport:
                 del self._polling[floor_id]
 
     # ------------------------------------------------------------- delivery
-    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
-        self.fanout.broadcast(floor_id, event, payload)
+    async def send_diffs(self, floor_id: str, diffs: Diffs) -> None:
+        """One ``floor.diffs`` frame, serialised here once for every direct watcher
+        (remote diffs spliced in as they came off the bus)."""
+        if self.fanout.watchers(floor_id):
+            self.fanout.broadcast_json(floor_id, FLOOR_DIFFS_EVENT, floor_diffs_json(floor_id, diffs))
         if floor_id in self._polling:
-            await self._sio.emit(event, payload, to=floor_room(floor_id))
+            await self._sio.emit(FLOOR_DIFFS_EVENT, floor_diffs_payload(floor_id, diffs), to=floor_room(floor_id))
 
     async def send_floor_event(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
         """An event other than diffs to a floor's watchers here (e.g. ``floor.seq``)."""
-        await self.send_floor(floor_id, event, payload)
+        self.fanout.broadcast(floor_id, event, payload)
+        if floor_id in self._polling:
+            await self._sio.emit(event, payload, to=floor_room(floor_id))
 
     async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None:
         for sid in list(self._user_sids.get(person, ())):

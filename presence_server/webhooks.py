@@ -38,6 +38,7 @@ computed anew for each attempt over the exact body bytes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -54,7 +55,8 @@ import structlog
 from presence_server import __version__
 from presence_server import portal_metrics as pm
 from presence_server.config import Settings
-from presence_server.presence.state import FloorDiff
+from presence_server.diffs import FloorDiff
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from presence_server.webhook_guard import DestinationPolicy, DestinationRefused, GuardedResolver
 from rooms import access
@@ -170,8 +172,9 @@ class WebhookDispatcher:
     async def start(self) -> None:
         if not self.targets or self._workers:
             return
-        self._workers = [asyncio.create_task(self._work(t), name=f"webhook-{t.municipality}-{t.name}")
-                         for t in self.targets]
+        self._workers = [
+            supervised(f"webhook:{t.municipality}/{t.name}", functools.partial(self._work, t)) for t in self.targets
+        ]
 
     async def close(self) -> None:
         for task in self._workers:

@@ -355,7 +355,7 @@ class CampusService:
                 await self._store.put_floor(floor)
             for room in missing[3]:
                 await self._store.put_room(room)
-            return sum(map(len, missing))
+            return sum(len(entries) for entries in missing)
 
     async def apply_remote(self, change: CampusChange) -> None:
         """Take in a change another node already stored: memory and listeners only.

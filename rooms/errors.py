@@ -4,6 +4,9 @@ Domain code raises :class:`DomainError`; the gateway and the REST API turn it in
 ``{"ok": false, "error": {"code": ..., "message": ...}}``. Codes are part of the
 protocol (``docs/protocol.md``); messages are for people and exist in English and
 German (see :data:`MESSAGES`).
+
+A store that cannot reach its backend raises :class:`StoreUnavailable`, whatever
+the backend; the edges answer it with ``unavailable``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Final
 
-__all__ = ["ErrorCode", "DomainError", "MESSAGES", "message_for"]
+__all__ = ["ErrorCode", "DomainError", "StoreUnavailable", "StoreForgot", "MESSAGES", "message_for"]
 
 
 class ErrorCode(str, enum.Enum):
@@ -129,3 +132,24 @@ class DomainError(Exception):
         if self.extra:
             err.update(self.extra)
         return err
+
+
+class StoreUnavailable(Exception):
+    """A store cannot reach its backend right now (Redis away, a failover under way).
+
+    Every store raises this, and only this, for an outage; the Redis stores
+    translate redis-py's connection errors into it in one place
+    (:mod:`rooms.redis_link`), so nothing above the stores needs to know which
+    backend it talks to. The gateway and the REST API answer ``unavailable``
+    (retry later); background loops log it and try again on their next round.
+
+    Deliberately not a :class:`DomainError`: nothing was refused, the same call
+    may succeed in a moment, and code that reads a DomainError as "another
+    answer won" (knock and ring races) must not swallow an outage as one.
+    """
+
+
+class StoreForgot(StoreUnavailable):
+    """Redis no longer holds a session this node holds: the node was declared dead
+    (fenced) or Redis lost its data. Answered ``unavailable`` like an outage; the
+    node registers the session again as soon as it notices (within a heartbeat)."""

@@ -14,6 +14,7 @@ from typing import Callable
 
 from rooms.campus import CampusService
 from rooms.changes import CampusChange
+from rooms.errors import StoreUnavailable
 
 __all__ = ["RoomExpirer"]
 
@@ -33,13 +34,15 @@ class RoomExpirer:
             self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled."""
+        """Until cancelled. A store outage is logged and retried next round; any
+        other error ends the run (the server runs it supervised: logged, counted,
+        restarted)."""
         while True:
             try:
                 for room in await self._campus.expire_rooms(self._clock()):
                     log.info("room expired: %s on %s", room.id, room.floor_id)
-            except Exception:  # keep sweeping; the next round retries
-                log.exception("room expiry failed")
+            except StoreUnavailable as exc:  # the next round retries
+                log.warning("room expiry: store unavailable (%s)", exc)
             due = self._campus.next_expiry()
             delay = self._period if due is None else min(self._period, max(0.0, due - self._clock()))
             self._wake.clear()

@@ -129,7 +129,7 @@ def _parse(doc: Mapping[str, Any]) -> CampusSeed:
 
 def _parse_room(entry: Mapping[str, Any], floor: Floor) -> Room:
     # Required fields default to None so that their check, not a TypeError, reports them.
-    raw = {"name": None, "kind": None, "rect": None, "door": "open", "capacity": 8, "owners": []}
+    raw: dict[str, Any] = {"name": None, "kind": None, "rect": None, "door": "open", "capacity": 8, "owners": []}
     raw.update((k, v) for k, v in entry.items() if k != "id")
     if isinstance(raw["owners"], list):
         # Seeds written for release 0.1 list bare user ids: on a municipality's floor

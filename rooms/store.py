@@ -1,4 +1,4 @@
-"""Where the campus is kept: the storage contract and its factory.
+"""Where the campus is kept: the storage contract.
 
 Contract for every implementation:
 
@@ -7,10 +7,12 @@ Contract for every implementation:
 * ``delete_floor`` removes the floor's rooms with it.
 * Values round-trip exactly: what ``put_*`` stored, ``load`` returns equal.
 * Backends do no validation or authorisation; :class:`rooms.campus.CampusService` does.
+* A backend that cannot be reached raises :class:`rooms.errors.StoreUnavailable`.
 
 Implementations: :mod:`rooms.store_memory` (single process, nothing survives a
 restart), :mod:`rooms.store_sqlite` (the embedded default, one file) and
-:mod:`rooms.store_redis` (cluster mode: all nodes share one campus).
+:mod:`rooms.store_redis` (cluster mode: all nodes share one campus), picked
+by :func:`presence_server.backends.make_backends` like every other store.
 """
 
 from __future__ import annotations

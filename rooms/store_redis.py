@@ -25,12 +25,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 import msgpack
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 
 from rooms.model import Cooperation, Floor, Municipality, Room
+from rooms.redis_link import RedisLink, ScriptedRedis, as_bytes
 from rooms.store import CampusData
 
 __all__ = ["RedisCampusStore"]
@@ -95,67 +92,28 @@ return 1
 """
 
 
-class RedisCampusStore:
+class RedisCampusStore(ScriptedRedis):
     """:class:`rooms.store.CampusStore` in Redis, shared by every node of a cluster.
 
     Contract as in :mod:`rooms.store`: each method is one atomic Redis command,
     script or MULTI/EXEC, so on error nothing was changed, and ``load`` reads all
     four hashes as of one moment. ``put_room`` raises ``KeyError`` if the room's
-    floor does not exist, as the other stores do. Connection errors from
-    redis-py propagate unchanged; whether to retry is the caller's decision.
-    Durability is whatever the Redis server is configured for (AOF, RDB).
-    Stores with different prefixes share a server without seeing each other.
+    floor does not exist, as the other stores do. An outage raises
+    :class:`~rooms.errors.StoreUnavailable`; whether to retry is the caller's
+    decision. Durability is whatever the Redis server is configured for (AOF,
+    RDB). Stores with different prefixes share a server without seeing each other.
     """
 
-    def __init__(self, url: str, *, prefix: str = "vo:") -> None:
-        self._url = url
-        self._prefix = prefix
-        self._client: aioredis.Redis | None = None
-        self._put_room: AsyncScript | None = None
-        self._delete_room: AsyncScript | None = None
-        self._delete_floor: AsyncScript | None = None
+    SCRIPTS = {"put_room": _PUT_ROOM, "delete_room": _DELETE_ROOM, "delete_floor": _DELETE_FLOOR}
+
+    def __init__(self, redis: RedisLink | str, *, prefix: str = "vo:") -> None:
+        super().__init__(redis, prefix=prefix)
         base = f"{prefix}{HASH_TAG}:"
         self._municipalities_key: Final = base + "municipalities"
         self._cooperations_key: Final = base + "cooperations"
         self._floors_key: Final = base + "floors"
         self._rooms_key: Final = base + "rooms"
         self._floor_rooms_base: Final = base + "floor_rooms:"
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @property
-    def prefix(self) -> str:
-        return self._prefix
-
-    async def open(self) -> None:
-        if self._client is not None:
-            return
-        # An idle connection is PINGed before use and a command retried once on a new
-        # one: after a Redis restart every pooled connection is dead. Campus writes are
-        # idempotent (a replayed put finds the room as written and stops).
-        client = aioredis.Redis.from_url(
-            self._url, decode_responses=False, health_check_interval=1, retry=Retry(NoBackoff(), 1)
-        )
-        try:
-            await client.ping()  # fail here, at start-up, not on the first edit
-        except BaseException:
-            await client.aclose()
-            raise
-        # Registered once per client: a Script keeps its SHA and loads itself on
-        # the first NOSCRIPT (a restarted or failed-over server has none cached).
-        self._put_room = client.register_script(_PUT_ROOM)
-        self._delete_room = client.register_script(_DELETE_ROOM)
-        self._delete_floor = client.register_script(_DELETE_FLOOR)
-        self._client = client
-
-    async def close(self) -> None:
-        if self._client is None:
-            return
-        client, self._client = self._client, None
-        self._put_room = self._delete_room = self._delete_floor = None
-        await client.aclose()
 
     async def load(self) -> CampusData:
         # MULTI/EXEC: the four reads run back to back with no write in between.
@@ -191,16 +149,14 @@ class RedisCampusStore:
         await self._redis().hset(self._floors_key, floor.id, _pack(floor.to_dict()))
 
     async def delete_floor(self, floor_id: str) -> bool:
-        script = self._script(self._delete_floor)
         keys = [self._floors_key, self._rooms_key, self._floor_rooms_key(floor_id)]
-        return int(await script(keys=keys, args=[floor_id])) == 1
+        return int(await self._run("delete_floor", keys, [floor_id])) == 1
 
     async def put_room(self, room: Room) -> None:
         client = self._redis()
-        script = self._script(self._put_room)
         blob = _pack({**room.to_dict(), "created_at": room.created_at})
         for _ in range(_MAX_ATTEMPTS):
-            current: bytes | None = await client.hget(self._rooms_key, room.id)
+            current = _optional_bytes(await client.hget(self._rooms_key, room.id))
             old_floor = room.floor_id if current is None else _unpack(current)["floor_id"]
             keys = [
                 self._floors_key,
@@ -208,7 +164,7 @@ class RedisCampusStore:
                 self._floor_rooms_key(room.floor_id),
                 self._floor_rooms_key(old_floor),
             ]
-            result = int(await script(keys=keys, args=[room.id, room.floor_id, blob, current or b""]))
+            result = int(await self._run("put_room", keys, [room.id, room.floor_id, blob, current or b""]))
             if result == 1:
                 return
             if result == 0:
@@ -217,13 +173,12 @@ class RedisCampusStore:
 
     async def delete_room(self, room_id: str) -> bool:
         client = self._redis()
-        script = self._script(self._delete_room)
         for _ in range(_MAX_ATTEMPTS):
-            current: bytes | None = await client.hget(self._rooms_key, room_id)
+            current = _optional_bytes(await client.hget(self._rooms_key, room_id))
             if current is None:
                 return False
             keys = [self._rooms_key, self._floor_rooms_key(_unpack(current)["floor_id"])]
-            if int(await script(keys=keys, args=[room_id, current])) == 1:
+            if int(await self._run("delete_room", keys, [room_id, current])) == 1:
                 return True
         raise RuntimeError(f"room {room_id!r} kept changing under delete_room; gave up after {_MAX_ATTEMPTS} attempts")
 
@@ -232,15 +187,9 @@ class RedisCampusStore:
     def _floor_rooms_key(self, floor_id: str) -> str:
         return self._floor_rooms_base + floor_id
 
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            raise RuntimeError("RedisCampusStore is not open: call .open() first")
-        return self._client
 
-    def _script(self, script: AsyncScript | None) -> AsyncScript:
-        if script is None:
-            raise RuntimeError("RedisCampusStore is not open: call .open() first")
-        return script
+def _optional_bytes(reply: object) -> bytes | None:
+    return None if reply is None else as_bytes(reply)
 
 
 def _pack(value: dict[str, Any]) -> bytes:

@@ -12,11 +12,12 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from presence_server.cluster.calls_redis import RedisCallStore
+from presence_server.calls.store_redis import RedisCallStore
 from rooms.actors import Actor, Profile, Role
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId, person_id
-from signalling.call_store import CallStore, MemoryCallStore
+from presence_server.calls.store import CallStore
+from presence_server.calls.store_memory import MemoryCallStore
 from signalling.calls import CallKind, RingOutcome, Topology
 from tests.support.redis_slots import record_script_slots
 
@@ -346,7 +347,7 @@ async def test_the_redis_store_touches_one_hash_slot_per_script(redis_server, re
 
 
 async def test_a_burst_past_the_pool_size_waits_for_connections_instead_of_failing(redis_server, redis_prefix) -> None:  # type: ignore[no-untyped-def]
-    from presence_server.cluster.redis_scripted import POOL_CONNECTIONS
+    from rooms.redis_link import POOL_CONNECTIONS
 
     store = RedisCallStore(redis_server.url, prefix=redis_prefix, max_mesh=3, ring_timeout=30)
     await store.open()

@@ -6,8 +6,9 @@ from typing import AsyncIterator
 
 import pytest
 
-from presence_server.cluster.directory_redis import SWEEP_BATCH, RedisDirectoryStore
-from presence_server.directory import DirectoryStore, MemoryDirectoryStore
+from presence_server.directory.store_redis import SWEEP_BATCH, RedisDirectoryStore
+from presence_server.directory.store import DirectoryStore
+from presence_server.directory.store_memory import MemoryDirectoryStore
 from rooms.actors import Profile
 from rooms.people import Person
 from tests.support.redis_slots import record_script_slots

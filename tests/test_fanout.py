@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 from prometheus_client.parser import text_string_to_metric_families
 
 from presence_server import metrics
-from presence_server.fanout import encode_event_frame
+from presence_server.diffs import DiffsText, FloorDiff, floor_diffs_json, floor_diffs_payload
+from presence_server.fanout import encode_event_frame, encode_json_event_frame
 from rooms.person import PersonId
 from signalling.client import OfficeClient
 from tests.conftest import OfficeServer, StartServer
@@ -35,6 +36,30 @@ def test_an_event_frame_is_a_websocket_text_frame_with_a_socketio_event() -> Non
     assert small[2:4] == b"42"
     large = encode_event_frame("floor.diffs", {"x": "y" * 70_000})
     assert large[1] == 127 and int.from_bytes(large[2:10], "big") == len(large) - 10
+
+
+def test_a_floor_frame_is_encoded_once_and_equals_what_python_socketio_would_send() -> None:
+    ours = FloorDiff("f", 4, "status", {"person": "altbach/anna", "status": "busy", "text": "Grüße"})
+    # Another node's diffs as its floor script published them (cjson leaves UTF-8 unescaped).
+    theirs = DiffsText("f", 5, 6, '[{"seq":5,"type":"left","person":"bergheim/ben"},'
+                                  '{"seq":6,"type":"status","person":"x/y","status":"away","text":"Tschüss"}]')
+    payload = floor_diffs_payload("f", [ours, theirs])
+    assert [w["seq"] for w in payload["diffs"]] == [4, 5, 6]
+    text = floor_diffs_json("f", [ours, theirs])
+    assert json.loads(text) == payload
+    assert theirs.text[1:-1] in text  # spliced as it came, not re-encoded
+    # Typed diffs only: byte for byte python-socketio's own encoding.
+    assert encode_json_event_frame("floor.diffs", floor_diffs_json("f", [ours])) == encode_event_frame(
+        "floor.diffs", floor_diffs_payload("f", [ours])
+    )
+    assert floor_diffs_json("f", [DiffsText("f", 7, 6, "[]")]) == '{"floor_id":"f","diffs":[]}'
+
+
+def test_a_remote_floor_removal_is_recognised_in_the_text_and_only_there() -> None:
+    removed = DiffsText("f", 9, 9, '[{"seq":9,"type":"floor_removed"}]')
+    teasing = json.dumps([{"seq": 9, "type": "status", "person": "a/b", "status": "busy",
+                           "text": '"type":"floor_removed"'}], separators=(",", ":"))
+    assert removed.removes_floor and not DiffsText("f", 9, 9, teasing).removes_floor
 
 
 async def test_websocket_watchers_get_frames_through_the_direct_path(office: OfficeServer) -> None:

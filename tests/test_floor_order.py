@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
 import pytest
 
-from presence_server.cluster.ordering import FloorOrder
-from presence_server.presence.state import FloorDiff
+from presence_server.cluster.ordering import FloorOrder, Item
+from presence_server.diffs import DiffsText, FloorDiff, first_seq, last_seq
 
 
 def d(seq: int, floor: str = "f") -> FloorDiff:
     return FloorDiff(floor, seq, "moved", {"person": "m/u", "from": None, "room_id": None})
 
 
-def seqs(diffs: list[FloorDiff]) -> list[int]:
-    return [x.seq for x in diffs]
+def seqs(items: list[Item]) -> list[int]:
+    """Every sequence number the items cover, in order."""
+    return [s for x in items for s in range(first_seq(x), last_seq(x) + 1)]
 
 
 def test_in_order_diffs_pass_straight_through() -> None:
@@ -165,3 +167,29 @@ def test_diffs_between_subscribing_and_the_snapshot_are_kept_until_it_is_read() 
     assert order.due(now=5) == []  # nothing is given up before the start is known
     assert seqs(order.start("f", after_seq=7, now=0.1)) == [8, 9]  # 7 was in the snapshot
     assert seqs(order.offer([d(10)], now=0.2)) == [10]
+
+
+def text(first: int, last: int, floor: str = "f") -> DiffsText:
+    """Another node's diffs first..last, as the floor script published them."""
+    wires = [{"seq": s, "type": "moved", "person": "seefeld/u", "from": None, "room_id": "r"} for s in range(first, last + 1)]
+    return DiffsText(floor, first, last, json.dumps(wires))
+
+
+def test_another_nodes_text_is_ordered_whole_and_passed_on_as_it_came() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    remote = text(12, 14)
+    assert order.offer([remote], now=0) == []  # waits for 11 (ours, on its way)
+    released = order.offer([d(11)], now=0.01)
+    assert released[0] == d(11) and released[1] is remote  # the very text, not a re-encoding
+    assert seqs(order.offer([d(15)], now=0.02)) == [15]
+    assert order.offer([text(13, 14)], now=0.03) == []  # delivered already
+
+
+def test_a_text_that_straddles_a_given_up_gap_is_trimmed_to_what_is_new() -> None:
+    order = FloorOrder(hold=0.2)
+    order.start("f", after_seq=10)
+    order.offer([d(13)], now=1.0)
+    assert seqs(order.due(now=1.3)) == [13]  # 11 and 12 given up
+    late = order.offer([text(12, 14)], now=1.4)  # a run that began inside the gap
+    assert seqs(late) == [14] and isinstance(late[0], FloorDiff)

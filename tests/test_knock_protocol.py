@@ -50,7 +50,7 @@ async def test_an_admitted_knocker_is_moved_into_the_room_and_everyone_sees_one_
 
 
 async def test_a_knock_id_is_k_dash_twelve_url_safe_characters_at_its_floor(office: OfficeServer) -> None:
-    """docs/protocol.md §3: the floor part routes the knock in a cluster (knock_store.floor_of)."""
+    """docs/protocol.md §3: the floor part routes the knock in a cluster (knocks.store.floor_of)."""
     lea, ben = await occupied_meeting_room(office)
     knock = await ben.knock(MEETING)
     assert re.fullmatch(r"k-[A-Za-z0-9_-]{12}@" + FLOOR, knock["knock_id"]), knock["knock_id"]

@@ -7,8 +7,9 @@ from typing import AsyncIterator
 
 import pytest
 
-from presence_server.cluster.knocks_redis import RedisKnockStore
-from presence_server.knock_store import KnockStore, MemoryKnockStore, floor_of, new_knock_id
+from presence_server.knocks.store_redis import RedisKnockStore
+from presence_server.knocks.store import KnockStore, floor_of, new_knock_id
+from presence_server.knocks.store_memory import MemoryKnockStore
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import KnockOutcome

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from presence_server.cluster.knocks_redis import (
+from presence_server.knocks.store_redis import (
     CLAIM_LEASE_MS,
     RESOLVED_LIMIT,
     RESOLVED_MS,
     SLACK_MS,
     RedisKnockStore,
 )
-from presence_server.knock_store import new_knock_id
+from presence_server.knocks.store import new_knock_id
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.knocks import Knock, KnockOutcome

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from presence_server.cluster.membership import Membership, Rejoin
 from rooms.person import PersonId
+from rooms.redis_link import RedisLink
 from tests.support.redis_server import RedisServer
 
 TTL = 5.0
@@ -63,19 +64,21 @@ async def pair(
     redis_server: RedisServer, redis_prefix: str
 ) -> AsyncIterator[tuple[Membership, Membership, Lists, Clock]]:
     lists, clock = Lists(), Clock()
+    links = [RedisLink(redis_server.url) for _ in range(2)]  # one link per node, as in a cluster
     made = [
         Membership(
-            redis_server.url, prefix=redis_prefix, node_id=name, sessions=lists,
-            on_dead_session=lists.on_dead_session, on_dead_linger=lists.on_dead_linger,
+            link, prefix=redis_prefix, node_id=name, sessions=lists,  # type: ignore[arg-type]
             heartbeat=3600, check=3600, ttl=TTL, clock=clock,
         )
-        for name in ("node-a", "node-b")
+        for link, name in zip(links, ("node-a", "node-b"))
     ]
     for member in made:
-        await member.start()
+        await member.start(on_dead_session=lists.on_dead_session, on_dead_linger=lists.on_dead_linger)
     yield made[0], made[1], lists, clock
     for member in made:
         await member.close(handover_seconds=0.001)
+    for link in links:
+        await link.close()
 
 
 def alive_key(prefix: str, node: str) -> str:

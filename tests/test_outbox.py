@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
+from presence_server.diffs import FloorDiff
 from presence_server.outbox import Outbox
-from presence_server.presence.state import FloorDiff
 
 
 class RecordingTransport:
     """A real Transport implementation that records instead of sending."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.sent: list[tuple[str, str, str, Any]] = []
 
-    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
+    async def send_diffs(self, floor_id: str, diffs: Sequence[FloorDiff]) -> None:
         await asyncio.sleep(0)  # yield, as a real transport does
-        self.sent.append(("floor", floor_id, event, payload))
+        self.sent.append(("floor", floor_id, "floor.diffs", list(diffs)))
 
     async def send_person(self, user_id: str, event: str, payload: dict[str, Any]) -> None:
         self.sent.append(("user", user_id, event, payload))
@@ -53,7 +54,7 @@ async def test_a_burst_on_one_floor_goes_out_as_one_frame_in_sequence_order() ->
     outbox.post_person("u", "knock.incoming", {"n": 1})
     outbox.post_person("u", "knock.outcome", {"n": 2})
     await asyncio.wait_for(outbox.flushed(), 1)
-    floors = [(t[1], [d["seq"] for d in t[3]["diffs"]]) for t in transport.sent if t[0] == "floor"]
+    floors = [(t[1], [d.seq for d in t[3]]) for t in transport.sent if t[0] == "floor"]
     assert floors == [("a", [1, 2]), ("b", [1])]
     assert [t[2] for t in transport.sent if t[0] == "user"] == ["knock.incoming", "knock.outcome"]
     await outbox.close()
@@ -64,10 +65,10 @@ async def test_changes_posted_during_a_flush_follow_in_a_later_frame() -> None:
     outbox = Outbox(transport)
     outbox.start()
     outbox.post_diffs([diff("a", 1)])
-    await asyncio.sleep(0)  # let the drain start; it yields inside send_floor
+    await asyncio.sleep(0)  # let the drain start; it yields inside send_diffs
     outbox.post_diffs([diff("a", 2)])
     await asyncio.wait_for(outbox.flushed(), 1)
-    seqs = [d["seq"] for t in transport.sent for d in t[3]["diffs"]]
+    seqs = [d.seq for t in transport.sent for d in t[3]]
     assert seqs == [1, 2]
     await outbox.close()
 

@@ -21,11 +21,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from presence_server.cluster.bus import decode_envelope
-from presence_server.cluster.errors import StoreForgot
-from presence_server.cluster.presence_redis import TOMBSTONE_MS, RedisPresenceStore
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.presence.store_redis import TOMBSTONE_MS, RedisPresenceStore
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from rooms.actors import Actor, Profile, Role
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreForgot
 from rooms.person import PersonId, person_id
 from tests.support.redis_server import RedisServer
 from tests.support.redis_slots import record_script_slots
@@ -274,8 +274,10 @@ async def test_a_floors_diffs_are_published_in_sequence_order_as_the_stores_retu
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
         assert message is not None, f"only {len(received)} of {len(returned)} diffs arrived"
         node, body = decode_envelope(message["data"])
-        assert set(body) == {"floor_id", "diffs_json"} and body["floor_id"] == "f"
-        received.extend((node, wire) for wire in json.loads(body["diffs_json"]))
+        assert set(body) == {"floor_id", "first", "last", "diffs_json"} and body["floor_id"] == "f"
+        wires = json.loads(body["diffs_json"])
+        assert [w["seq"] for w in wires] == list(range(body["first"], body["last"] + 1))  # the range it names
+        received.extend((node, wire) for wire in wires)
     await pubsub.aclose()
 
     assert [wire["seq"] for _, wire in received] == list(range(1, len(returned) + 1))
@@ -297,6 +299,7 @@ async def test_evacuating_a_room_is_one_step_on_the_floor(nodes, raw, redis_pref
     assert message is not None
     _, body = decode_envelope(message["data"])
     assert json.loads(body["diffs_json"]) == [d.to_wire() for d in diffs]  # all of them, in one publish
+    assert (body["first"], body["last"]) == (4, 6)
     assert sorted(moved) == ["seefeld/u0", "seefeld/u1", "seefeld/u2"] and [d.seq for d in diffs] == [4, 5, 6]
     for i in range(3):
         assert (await b.member(u(i))).room_id is None

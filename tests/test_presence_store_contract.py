@@ -11,8 +11,9 @@ from typing import AsyncIterator
 
 import pytest
 
-from presence_server.cluster.presence_redis import RedisPresenceStore
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.presence.store_redis import RedisPresenceStore
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from presence_server.presence.store import PresenceStore
 from presence_server.presence.store_memory import MemoryPresenceStore
 from rooms.actors import Actor, Profile

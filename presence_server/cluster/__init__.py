@@ -1,1 +1,1 @@
-"""Cluster mode: the bus between nodes and the state they share in Redis."""
+"""Cluster mode: the bus between nodes, membership, ordering, the cluster transport and node."""

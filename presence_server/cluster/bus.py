@@ -32,7 +32,8 @@ StateHandler = Callable[[bool], Awaitable[None]]
 
 
 def encode_envelope(node_id: str, body: dict[str, Any]) -> bytes:
-    return msgpack.packb({"n": node_id, "b": body}, use_bin_type=True)
+    packed: bytes = msgpack.packb({"n": node_id, "b": body}, use_bin_type=True)
+    return packed
 
 
 def decode_envelope(data: bytes) -> tuple[str, dict[str, Any]]:

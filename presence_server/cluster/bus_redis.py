@@ -1,8 +1,8 @@
-"""The bus over Redis pub/sub (redis-py asyncio).
+"""The bus over Redis pub/sub (redis-py asyncio), on the node's shared :class:`~rooms.redis_link.RedisLink`.
 
-One connection subscribes (channels are added and removed as local watchers
-come and go); publishing uses the client's pool and pipelines a batch of
-messages into one round trip. When Redis goes away the reader backs off with
+One connection of the link's pool subscribes (channels are added and removed
+as local watchers come and go); publishing uses the same pool and pipelines a
+batch of messages into one round trip. When Redis goes away the reader backs off with
 jitter up to a cap, reconnects, subscribes to every channel it had, and reports
 the outage and the recovery through ``on_state`` so the node can resync.
 """
@@ -13,12 +13,14 @@ import asyncio
 import random
 from typing import Any, Final
 
-import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import PubSub
 
 from presence_server import metrics
 from presence_server.cluster.bus import MessageHandler, StateHandler, decode_envelope, encode_envelope
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
+from rooms.redis_link import RedisLink, translated
 
 __all__ = ["RedisBus"]
 
@@ -29,12 +31,18 @@ _BACKOFF_CAP: Final = 5.0
 
 
 class RedisBus:
-    def __init__(self, url: str, *, node_id: str, prefix: str = "vo:") -> None:
+    """:class:`~presence_server.cluster.bus.Bus` over Redis pub/sub. Given a URL it
+    makes and owns a link of its own; given a link it shares it (and leaves
+    closing it to the link's owner). ``publish`` raises
+    :class:`~rooms.errors.StoreUnavailable` while Redis is away."""
+
+    def __init__(self, redis: RedisLink | str, *, node_id: str, prefix: str = "vo:") -> None:
         self.node_id = node_id
-        self._url = url
+        self._owns_link = isinstance(redis, str)
+        self._link = RedisLink(redis) if isinstance(redis, str) else redis
         self._prefix = prefix
-        self._client: aioredis.Redis | None = None
-        self._pubsub: Any = None
+        self._started = False
+        self._pubsub: PubSub | None = None
         self._channels: set[str] = set()  # bus channel names (without prefix)
         self._on_message: MessageHandler | None = None
         self._on_state: StateHandler | None = None
@@ -51,25 +59,26 @@ class RedisBus:
 
     async def start(self, on_message: MessageHandler, on_state: StateHandler) -> None:
         self._on_message, self._on_state = on_message, on_state
-        self._client = aioredis.from_url(self._url, decode_responses=False, socket_keepalive=True)
+        await self._link.open()  # shared: already open in a running node
+        self._started = True
         await self._connect()
-        self._reader = asyncio.create_task(self._read_forever(), name=f"bus-reader-{self.node_id}")
+        self._reader = supervised("bus_reader", self._read_forever)
 
     async def close(self) -> None:
         await cancel_and_wait(self._reader)
         self._reader = None
         if self._pubsub is not None:
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             self._pubsub = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._started and self._owns_link:
+            await self._link.close()
+        self._started = False
         self._connected = False
 
     async def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        if not messages or self._client is None:
+        if not messages or not self._started:
             return
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._link.client.pipeline(transaction=False)
         for channel, body in messages:
             pipe.publish(self._key(channel), encode_envelope(self.node_id, body))
         await pipe.execute()
@@ -81,7 +90,8 @@ class RedisBus:
                 return
             self._channels.add(channel)
             if self._connected and self._pubsub is not None:
-                await self._pubsub.subscribe(self._key(channel))
+                with translated():  # Redis away: the caller answers unavailable
+                    await self._pubsub.subscribe(self._key(channel))
 
     async def unsubscribe(self, channel: str) -> None:
         async with self._lock:
@@ -89,17 +99,18 @@ class RedisBus:
                 return
             self._channels.discard(channel)
             if self._connected and self._pubsub is not None:
-                await self._pubsub.unsubscribe(self._key(channel))
+                with translated():
+                    await self._pubsub.unsubscribe(self._key(channel))
 
     # ---------------------------------------------------------------- reading
     async def _connect(self) -> None:
-        assert self._client is not None
+        client = self._link.client
         async with self._lock:
             if self._pubsub is not None:
-                await self._pubsub.aclose()
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
             self._connected = False
-            await self._client.ping()
+            await client.ping()
             # A pubsub with no channel has no connection yet; a private
             # node channel keeps it open and lets others address this node.
             await self._pubsub.subscribe(self._key("node:" + self.node_id), *map(self._key, self._channels))
@@ -108,7 +119,7 @@ class RedisBus:
     async def _read_forever(self) -> None:
         backoff = _BACKOFF_START
         while True:
-            if self._connected:
+            if self._connected and self._pubsub is not None:
                 try:
                     # Block until a message: a read with a timeout can be cut off in the
                     # middle of a message, and redis-py then holds that message back until

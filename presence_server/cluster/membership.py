@@ -42,6 +42,11 @@ linger for the grace period like a page reload, and :meth:`close` hands over
 by letting ``alive`` live exactly that long more. Whoever of them reconnects to
 another node in time is simply back; for the others a survivor reaps the node
 when ``alive`` expires and ends the grace periods it had started.
+
+It talks to Redis over the node's shared :class:`~rooms.redis_link.RedisLink`
+and learns a node's sessions from the presence store's cluster side
+(:class:`~presence_server.presence.store.ClusterPresenceStore`). Both loops
+(heartbeat, reaper) run supervised; a Redis outage only skips a round.
 """
 
 from __future__ import annotations
@@ -50,20 +55,25 @@ import asyncio
 import enum
 import secrets
 import time
-from typing import Awaitable, Callable, Final, Protocol
+from typing import Awaitable, Callable, Final
 
-import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from presence_server.presence.store import ClusterPresenceStore
+from presence_server.supervise import Loop, supervised
 from presence_server.tasks import cancel_and_wait
+from rooms.errors import StoreUnavailable
 from rooms.person import PersonId
+from rooms.redis_link import RedisLink, as_text
 
-__all__ = ["Membership", "NodeSessions", "Rejoin"]
+__all__ = ["Membership", "DeadSession", "DeadLinger", "Rejoin"]
 
 log = structlog.get_logger(__name__)
+
+#: ``on_dead_session(node, person, sid)``: remove a session a dead node held.
+DeadSession = Callable[[str, PersonId, str], Awaitable[None]]
+#: ``on_dead_linger(person, since)``: end a grace period a dead node had started.
+DeadLinger = Callable[[PersonId, float], Awaitable[None]]
 
 #: How long a reaper's claim holds; a reaper that dies mid-way is replaced after it.
 REAPER_SECONDS: Final = 60
@@ -106,44 +116,33 @@ class Rejoin(enum.Enum):
 _SEVERITY: Final = {Rejoin.KEPT: 0, Rejoin.FENCED: 1, Rejoin.LOST: 2}
 
 
-class NodeSessions(Protocol):
-    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
-        """(person, session id) of every session the node registered."""
-
-    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
-        """(person, since) of the grace periods the node had started."""
-
-    async def forget_node(self, node_id: str) -> None:
-        """Drop the node's lists (after its sessions were removed)."""
-
 
 class Membership:
+    """This node's heartbeat, and the reaping of nodes whose heartbeat stopped."""
+
     def __init__(
         self,
-        url: str,
+        redis: RedisLink,
         *,
         prefix: str,
         node_id: str,
-        sessions: NodeSessions,
-        on_dead_session: Callable[[str, PersonId, str], Awaitable[None]],
-        on_dead_linger: Callable[[PersonId, float], Awaitable[None]],
+        sessions: ClusterPresenceStore,
         heartbeat: float = 1.0,
         ttl: float = 5.0,
         check: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.node_id = node_id
-        self._url = url
+        self.node_id: Final = node_id
+        self._link = redis
         self._prefix = prefix
         self._sessions = sessions
-        self._on_dead_session = on_dead_session
-        self._on_dead_linger = on_dead_linger
-        self._on_fenced: Callable[[], None] = lambda: None
         self._heartbeat = heartbeat
         self._ttl = ttl
         self._check = check
         self._clock = clock
-        self._client: aioredis.Redis | None = None
+        self._on_dead_session: DeadSession | None = None
+        self._on_dead_linger: DeadLinger | None = None
+        self._on_fenced: Callable[[], None] = lambda: None
         self._tasks: list[asyncio.Task[None]] = []
         self._token: str | None = None  # this registration; None while fenced
         self._incarnation: str | None = None
@@ -171,20 +170,16 @@ class Membership:
     def registered(self) -> bool:
         return self._token is not None
 
-    async def start(self) -> None:
-        # Fail fast: a command that waits out an outage in retries would hide it from
-        # the reaper's "seen silent while in contact" rule. One retry covers a pooled
-        # connection that a Redis restart closed.
-        self._client = aioredis.from_url(
-            self._url, decode_responses=True, retry=Retry(NoBackoff(), 1),
-            socket_timeout=self._ttl, socket_connect_timeout=self._ttl,
-        )
+    async def start(self, *, on_dead_session: DeadSession, on_dead_linger: DeadLinger) -> None:
+        """Register this node (one heartbeat now), then beat and look for dead nodes."""
+        self._on_dead_session, self._on_dead_linger = on_dead_session, on_dead_linger
+        await self._link.open()  # shared: already open in a running node
         await self._adopt_incarnation()
         if not await self._register():
             raise RuntimeError(f"node id {self.node_id} is being reaped")  # ids are unique per start
         self._tasks = [
-            asyncio.create_task(self._every(self._heartbeat, self._beat), name="cluster-heartbeat"),
-            asyncio.create_task(self._every(self._check, self._reap_dead), name="cluster-reaper"),
+            supervised("cluster_heartbeat", self._every(self._heartbeat, self._beat)),
+            supervised("cluster_reaper", self._every(self._check, self._reap_dead)),
         ]
 
     async def close(self, *, handover_seconds: float) -> None:
@@ -192,15 +187,12 @@ class Membership:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
-        if self._client is not None:
-            if self._token is not None:
-                try:
-                    ttl_ms = max(1, int(handover_seconds * 1000))
-                    await self._client.set(self._node_keys(self.node_id)[1], "draining", px=ttl_ms)
-                except RedisError:
-                    log.warning("cluster_handover_failed", node=self.node_id)  # reaped after the TTL anyway
-            await self._client.aclose()
-            self._client = None
+        if self._link.is_open and self._token is not None:
+            try:
+                ttl_ms = max(1, int(handover_seconds * 1000))
+                await self._link.client.set(self._node_keys(self.node_id)[1], "draining", px=ttl_ms)
+            except StoreUnavailable:
+                log.warning("cluster_handover_failed", node=self.node_id)  # reaped after the TTL anyway
 
     def redis_state(self, connected: bool) -> None:
         """The bus saw Redis go (or come back): an outage ends this node's contact."""
@@ -211,36 +203,41 @@ class Membership:
         self._expires.clear()
         self._absent_since.clear()
 
-    async def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await job()
-            except (RedisError, OSError) as exc:  # Redis away: the bus reports it; try again
-                self._lost_contact()
-                log.debug("cluster_membership_redis_error", error=str(exc))
-            except Exception:
-                self._lost_contact()
-                log.exception("cluster_membership_failed")
+    def _every(self, period: float, job: Callable[[], Awaitable[None]]) -> Loop:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    await job()
+                except StoreUnavailable as exc:  # Redis away: the bus reports it; try again
+                    self._lost_contact()
+                    log.debug("cluster_membership_store_unavailable", error=str(exc))
+                except Exception:
+                    self._lost_contact()
+                    raise  # supervised: logged, counted, restarted with back-off
+
+        return loop
 
     # ------------------------------------------------------------ registration
     async def _register(self) -> bool:
-        assert self._client is not None
+        client = self._link.client
         token = secrets.token_hex(8)
         epoch, alive, reaper = self._node_keys(self.node_id)
-        if not await self._client.eval(_REGISTER, 3, epoch, alive, reaper, token, int(self._ttl * 1000)):
+        registered = await client.eval(_REGISTER, 3, epoch, alive, reaper, token, int(self._ttl * 1000))
+        if not registered:
             return False
-        await self._client.sadd(self._key("nodes"), self.node_id)
+        await client.sadd(self._key("nodes"), self.node_id)
         self._token = token
         return True
 
     async def _adopt_incarnation(self) -> bool:
         """Remember Redis's data-set token (set one if none); True if it is not the
         one remembered, i.e. Redis lost its data since."""
-        assert self._client is not None
+        client = self._link.client
         key = self._key("cluster", "incarnation")
-        await self._client.set(key, secrets.token_hex(8), nx=True)
-        current = await self._client.get(key)
+        await client.set(key, secrets.token_hex(8), nx=True)
+        raw = await client.get(key)
+        current = None if raw is None else as_text(raw)
         lost = self._incarnation is not None and current != self._incarnation
         self._incarnation = current
         return lost
@@ -248,11 +245,10 @@ class Membership:
     async def rejoin(self) -> Rejoin:
         """Make sure this node is registered. ``KEPT`` if it still was; otherwise wait
         for any running reap to end, register anew and say why it had to
-        (``LOST``: Redis lost its data). Raises ``RedisError`` if Redis is away.
+        (``LOST``: Redis lost its data). Raises ``StoreUnavailable`` if Redis is away.
 
         The answer is the worst one since :meth:`settled`: a recovery cut off after
         the rejoin finds the node registered, yet must still do everything."""
-        assert self._client is not None
         if self._token is None or not await self._beat_once():
             self._token = None
             lost = await self._adopt_incarnation()
@@ -269,9 +265,10 @@ class Membership:
         self._unsettled = Rejoin.KEPT
 
     async def _beat_once(self) -> bool:
-        assert self._client is not None and self._token is not None
+        assert self._token is not None
         epoch, alive, _ = self._node_keys(self.node_id)
-        return bool(await self._client.eval(_BEAT, 2, epoch, alive, self._token, int(self._ttl * 1000)))
+        return bool(await self._link.client.eval(
+            _BEAT, 2, epoch, alive, self._token, int(self._ttl * 1000)))
 
     async def _beat(self) -> None:
         token = self._token
@@ -280,7 +277,7 @@ class Membership:
         if await self._beat_once():
             # Listed again in case the SADD after registering failed: alive was just
             # refreshed, so no reaper can be claiming this node now.
-            await self._client.sadd(self._key("nodes"), self.node_id)  # type: ignore[union-attr]
+            await self._link.client.sadd(self._key("nodes"), self.node_id)
             return
         if self._token != token:
             return  # a rejoin registered anew meanwhile
@@ -291,11 +288,12 @@ class Membership:
 
     # ----------------------------------------------------------------- reaping
     async def _reap_dead(self) -> None:
-        assert self._client is not None
+        client = self._link.client
         if self._token is None:
             return  # not a member right now: judge nobody
-        others = sorted(n for n in await self._client.smembers(self._key("nodes")) if n != self.node_id)
-        pipe = self._client.pipeline(transaction=False)
+        members = await client.smembers(self._key("nodes"))
+        others = sorted(n for n in (as_text(raw) for raw in members) if n != self.node_id)
+        pipe = client.pipeline(transaction=False)
         for node in others:
             pipe.pttl(self._node_keys(node)[1])
         remaining = await pipe.execute()
@@ -312,10 +310,12 @@ class Membership:
             await self._reap(node)
 
     async def _reap(self, node: str) -> None:
-        assert self._client is not None
+        assert self._on_dead_session is not None and self._on_dead_linger is not None, "start() first"
+        client = self._link.client
         epoch, alive, reaper = self._node_keys(node)
         # Exactly one survivor reaps: the one whose claim (and fence) succeeds.
-        if not await self._client.eval(_CLAIM, 3, alive, reaper, epoch, self.node_id, REAPER_SECONDS):
+        claimed = await client.eval(_CLAIM, 3, alive, reaper, epoch, self.node_id, REAPER_SECONDS)
+        if not claimed:
             return
         sessions = await self._sessions.node_sessions(node)
         lingering = await self._sessions.node_lingering(node)
@@ -325,7 +325,7 @@ class Membership:
         for person, since in lingering:  # grace periods the dead node would have ended
             await self._on_dead_linger(person, since)
         await self._sessions.forget_node(node)
-        pipe = self._client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         pipe.srem(self._key("nodes"), node)
         pipe.delete(reaper)  # last: the node, if it comes back, may register again
         await pipe.execute()

@@ -1,9 +1,11 @@
-"""This process as a member of a cluster: the bus, and what travels on it.
+"""This process as a member of a cluster: the bus, what travels on it, and membership.
 
-Owns the bus connection, publishes the campus changes made here on the
-``campus`` channel, takes in those made elsewhere, and hands floor and user
-messages to the :class:`ClusterTransport`. Campus changes are applied in the
-order received, one at a time.
+Starts and stops the bus and membership the backends made, publishes the
+campus changes made here on the ``campus`` channel, takes in those made
+elsewhere, and hands floor and user messages to the :class:`ClusterTransport`.
+Campus changes are applied in the order received, one at a time. When
+membership finds a dead node, its sessions are removed through the presence
+store's cluster side and the presence service tells everyone.
 
 Recovery has one owner: a task that runs ``recover`` (``app._recover``) when the
 bus is back after an outage or the membership finds this node fenced, one run
@@ -20,16 +22,22 @@ import os
 import random
 import secrets
 import socket
-from typing import Any, Awaitable, Callable, Final
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Final
 
 import structlog
 
-from presence_server.cluster.bus import Bus
-from presence_server.cluster.membership import Membership
 from presence_server.cluster.transport import ClusterTransport
+from presence_server.presence.service import PresenceService
+from presence_server.presence.store import ClusterPresenceStore
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.campus import CampusService
 from rooms.changes import CampusChange
+from rooms.person import PersonId
+
+if TYPE_CHECKING:
+    from presence_server.backends import ClusterBackends
 
 __all__ = ["ClusterNode", "new_node_id"]
 
@@ -49,17 +57,20 @@ def new_node_id() -> str:
 class ClusterNode:
     def __init__(
         self,
-        bus: Bus,
+        backends: ClusterBackends,
         transport: ClusterTransport,
         campus: CampusService,
-        membership: Membership,
+        presence: PresenceService,
         *,
         on_state: Callable[[bool], Awaitable[None]],
         recover: Callable[[], Awaitable[None]],
     ) -> None:
-        self.bus = bus
+        self.bus = backends.bus
+        self.membership = backends.membership
+        #: The presence store's cluster side: the sessions each node registered.
+        self.store: ClusterPresenceStore = backends.presence
         self.transport = transport
-        self.membership = membership
+        self._presence = presence
         self._campus = campus
         self._on_state = on_state
         self._recover = recover
@@ -69,7 +80,7 @@ class ClusterNode:
         self._recovery_task: asyncio.Task[None] | None = None
         self.recoveries = 0  # completed (for tests and logs)
         campus.add_listener(self)
-        membership.on_fenced(self.request_recovery)
+        self.membership.on_fenced(self.request_recovery)
 
     @property
     def node_id(self) -> str:
@@ -79,9 +90,10 @@ class ClusterNode:
         await self.bus.start(self._on_message, self._on_bus_state)
         await self.bus.subscribe(CAMPUS_CHANNEL)
         self.transport.start()
-        await self.membership.start()
-        self._campus_task = asyncio.create_task(self._apply_campus_forever(), name="cluster-campus")
-        self._recovery_task = asyncio.create_task(self._recover_forever(), name="cluster-recovery")
+        await self.membership.start(on_dead_session=self._reap_session, on_dead_linger=self._presence.reap_linger)
+        self._campus_task = supervised("cluster_campus", self._apply_campus_forever)
+        # Its own retry with back-off covers a failed recovery; supervised covers a bug around it.
+        self._recovery_task = supervised("cluster_recovery", self._recover_forever)
         log.info("cluster_joined", node=self.node_id)
 
     async def close(self, *, handover_seconds: float) -> None:
@@ -90,6 +102,11 @@ class ClusterNode:
         await self.membership.close(handover_seconds=handover_seconds)
         await self.transport.close()
         await self.bus.close()
+
+    async def _reap_session(self, node: str, person: PersonId, sid: str) -> None:
+        """A session of a node that died: removed without a grace period."""
+        diffs, since = await self.store.reap_session(node, person, sid, time.time())
+        await self._presence.reaped(person, diffs, since)
 
     # ------------------------------------------------------------- campus
     async def campus_changed(self, change: CampusChange) -> None:

@@ -21,22 +21,33 @@ diffs it also receives at or below its snapshot are skipped by the client
 (protocol.md §5). Only :meth:`resync` (after an outage) moves the stream forward
 on purpose. ``tests/test_floor_order.py`` checks this over random interleavings.
 
+What it orders are items of one floor: a typed :class:`FloorDiff` (this
+node's own) or a :class:`DiffsText` (another node's, as it crossed the bus,
+covering seq ``first`` to ``last``). Items are held and released whole, by
+their first sequence number, so remote text is never parsed; the one
+exception is a text that straddles what was delivered (an item can only do
+that after a gap was given up), which is parsed and trimmed.
+
 Pure: no I/O, no clock of its own; the caller passes ``now``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from presence_server.presence.state import FloorDiff
+from presence_server.diffs import DiffsText, FloorDiff, first_seq, last_seq
 
-__all__ = ["FloorOrder"]
+__all__ = ["FloorOrder", "Item"]
+
+#: What is ordered: one diff of this node, or a run of another node's as text.
+Item = FloorDiff | DiffsText
 
 
 @dataclass(slots=True)
 class _Floor:
     next_seq: int | None  # None: collecting while the first snapshots are read - release nothing
-    held: dict[int, FloorDiff] = field(default_factory=dict)
+    held: dict[int, Item] = field(default_factory=dict)  # first seq -> item
     held_since: float | None = None
     pending: int = 0  # snapshots being read while collecting
     base: int | None = None  # the oldest of those snapshots read so far
@@ -58,7 +69,7 @@ class FloorOrder:
             floor.pending += 1
         # Streaming already: the new watcher joins the stream as it is.
 
-    def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[FloorDiff]:
+    def start(self, floor_id: str, after_seq: int, now: float = 0.0) -> list[Item]:
         """A watcher's snapshot was read at ``after_seq``; returns diffs that may go
         now (only when this ends the collecting). A floor not prepared starts at once."""
         floor = self._floors.get(floor_id)
@@ -71,7 +82,7 @@ class FloorOrder:
         floor.pending -= 1
         return self._stream_if_ready(floor, now)
 
-    def abort(self, floor_id: str, now: float = 0.0) -> list[FloorDiff]:
+    def abort(self, floor_id: str, now: float = 0.0) -> list[Item]:
         """A prepared watch failed before its snapshot was read."""
         floor = self._floors.get(floor_id)
         if floor is None or floor.next_seq is not None:
@@ -79,7 +90,7 @@ class FloorOrder:
         floor.pending -= 1
         return self._stream_if_ready(floor, now)
 
-    def resync(self, floor_id: str, seq: int, now: float = 0.0) -> list[FloorDiff]:
+    def resync(self, floor_id: str, seq: int, now: float = 0.0) -> list[Item]:
         """The store says the floor is at ``seq`` (after an outage): whatever is held
         at or below it is given up and the stream continues after it."""
         floor = self._floors.get(floor_id)
@@ -87,12 +98,12 @@ class FloorOrder:
             return []
         if floor.next_seq is None or seq + 1 > floor.next_seq:
             floor.next_seq = seq + 1
-            floor.held = {s: d for s, d in floor.held.items() if s > seq}
+            floor.held = {s: d for s, d in floor.held.items() if last_seq(d) > seq}
             floor.held_since = None
             floor.pending, floor.base = 0, None
         return self._release(floor, now)
 
-    def _stream_if_ready(self, floor: _Floor, now: float) -> list[FloorDiff]:
+    def _stream_if_ready(self, floor: _Floor, now: float) -> list[Item]:
         if floor.pending > 0:
             return []
         if floor.base is None:  # every watch failed: nobody needs what was collected
@@ -100,7 +111,7 @@ class FloorOrder:
             floor.pending = 0
             return []
         floor.next_seq, floor.base = floor.base + 1, None
-        floor.held = {s: d for s, d in floor.held.items() if s >= floor.next_seq}
+        floor.held = {s: d for s, d in floor.held.items() if last_seq(d) >= floor.next_seq}
         floor.held_since = None
         return self._release(floor, now)
 
@@ -115,23 +126,23 @@ class FloorOrder:
         has released nothing)."""
         return {f: floor.next_seq - 1 for f, floor in self._floors.items() if floor.next_seq is not None}
 
-    def offer(self, diffs: list[FloorDiff], now: float) -> list[FloorDiff]:
-        """Diffs of one floor, in any order; returns those now deliverable, in order."""
-        if not diffs:
+    def offer(self, items: Sequence[Item], now: float) -> list[Item]:
+        """Items of one floor, in any order; returns those now deliverable, in order."""
+        if not items:
             return []
-        floor = self._floors.get(diffs[0].floor_id)
+        floor = self._floors.get(items[0].floor_id)
         if floor is None:
             return []  # nobody here watches it
-        for diff in diffs:
-            if floor.next_seq is None or diff.seq >= floor.next_seq:
-                floor.held.setdefault(diff.seq, diff)
+        for item in items:
+            if floor.next_seq is None or last_seq(item) >= floor.next_seq:
+                floor.held.setdefault(first_seq(item), item)
         if floor.next_seq is None:
             return []
         return self._release(floor, now)
 
-    def due(self, now: float) -> list[FloorDiff]:
+    def due(self, now: float) -> list[Item]:
         """Give up gaps held longer than ``hold``; returns what that releases."""
-        released: list[FloorDiff] = []
+        released: list[Item] = []
         for floor in self._floors.values():
             if floor.next_seq is None:
                 continue
@@ -146,11 +157,26 @@ class FloorOrder:
         return min(starts) + self.hold if starts else None
 
     @staticmethod
-    def _release(floor: _Floor, now: float) -> list[FloorDiff]:
+    def _release(floor: _Floor, now: float) -> list[Item]:
         assert floor.next_seq is not None
-        out: list[FloorDiff] = []
+        out: list[Item] = []
+        _trim(floor)
         while floor.next_seq in floor.held:
-            out.append(floor.held.pop(floor.next_seq))
-            floor.next_seq += 1
+            item = floor.held.pop(floor.next_seq)
+            out.append(item)
+            floor.next_seq = last_seq(item) + 1
+            _trim(floor)
         floor.held_since = (floor.held_since or now) if floor.held else None
         return out
+
+
+def _trim(floor: _Floor) -> None:
+    """Drop held items wholly delivered; split a text that straddles ``next_seq``
+    into its diffs and keep those still to come."""
+    assert floor.next_seq is not None
+    for first in [s for s in floor.held if s < floor.next_seq]:
+        item = floor.held.pop(first)
+        if last_seq(item) >= floor.next_seq and isinstance(item, DiffsText):
+            for diff in item.parse():
+                if diff.seq >= floor.next_seq:
+                    floor.held.setdefault(diff.seq, diff)

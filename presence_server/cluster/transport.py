@@ -1,9 +1,12 @@
 """The transport in cluster mode: this node's audiences plus the bus.
 
 Floor diffs made here come from the presence store, which has already
-published them to the other nodes inside its Lua scripts; diffs made elsewhere
-arrive from the bus. Both pass through :class:`FloorOrder`, so local watchers
-see every floor strictly in sequence order whichever node made a change.
+published them to the other nodes inside its Lua scripts; they arrive here
+typed, through the outbox. Diffs made elsewhere arrive from the bus as the
+JSON text the script published (:class:`~presence_server.diffs.DiffsText`)
+and are forwarded to local sockets as that text, never parsed on the way.
+Both pass through :class:`FloorOrder`, so local watchers see every floor
+strictly in sequence order whichever node made a change.
 
 Routing: the node subscribes to a floor's channel when its first local session
 watches the floor and unsubscribes after the last one leaves; likewise to a
@@ -25,14 +28,16 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Coroutine, Sequence
 from typing import Any, Final, Mapping
 
 import structlog
 
 from presence_server.cluster.bus import Bus
-from presence_server.cluster.ordering import FloorOrder
-from presence_server.outbox import FLOOR_DIFFS_EVENT
-from presence_server.presence.state import FloorDiff
+from presence_server.cluster.ordering import FloorOrder, Item
+from presence_server.diffs import DiffsText, FloorDiff
+from presence_server.outbox import Outbox
+from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from presence_server.transport_sio import SocketIOTransport
 from rooms.person import PersonId
@@ -65,17 +70,17 @@ class ClusterTransport:
         self._gap_task: asyncio.Task[None] | None = None
         self._gap_wakeup = asyncio.Event()
         # One owned sender keeps local deliveries (and bus work) in the order made.
-        self._work: asyncio.Queue[Any] = asyncio.Queue()
+        self._work: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._owed: dict[str, asyncio.TimerHandle] = {}  # floor -> its owed floor.seq
 
     @property
-    def outbox(self) -> Any:
+    def outbox(self) -> Outbox | None:
         return self.local.outbox
 
     def start(self) -> None:
-        self._gap_task = asyncio.create_task(self._give_up_gaps(), name="cluster-reorder")
-        self._sender = asyncio.create_task(self._send_forever(), name="cluster-sender")
+        self._gap_task = supervised("gap_release", self._give_up_gaps)
+        self._sender = supervised("cluster_sender", self._send_forever)
 
     async def close(self) -> None:
         for handle in self._owed.values():
@@ -160,9 +165,8 @@ class ClusterTransport:
             await self._bus.unsubscribe(channel)
 
     # ------------------------------------------------------------- delivery
-    async def send_floor(self, floor_id: str, event: str, payload: dict[str, Any]) -> None:
+    async def send_diffs(self, floor_id: str, diffs: Sequence[FloorDiff]) -> None:
         """This node's own diffs (already published by the store): order, deliver."""
-        diffs = [FloorDiff(floor_id, d["seq"], d["type"], _data(d)) for d in payload["diffs"]]
         self._deliver(floor_id, self._order.offer(diffs, time.monotonic()))
 
     async def send_person(self, person: PersonId, event: str, payload: dict[str, Any]) -> None:
@@ -197,21 +201,19 @@ class ClusterTransport:
     def on_bus_message(self, channel: str, body: dict[str, Any]) -> None:
         kind, _, name = channel.partition(":")
         if kind == "f":
-            diffs = [FloorDiff(name, d["seq"], d["type"], _data(d)) for d in json.loads(body["diffs_json"])]
-            self._deliver(name, self._order.offer(diffs, time.monotonic()))
+            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic()))
         elif kind == "u":
             self._spawn(self.local.send_person(PersonId(name), body["event"], body["payload"]))
 
-    def _deliver(self, floor_id: str, diffs: list[FloorDiff]) -> None:
-        if diffs:
-            self._spawn(self._send_local(floor_id, diffs))
+    def _deliver(self, floor_id: str, items: list[Item]) -> None:
+        if items:
+            self._spawn(self._send_local(floor_id, items))
         if self._order.next_deadline() is not None:
             self._gap_wakeup.set()
 
-    async def _send_local(self, floor_id: str, diffs: list[FloorDiff]) -> None:
-        payload = {"floor_id": floor_id, "diffs": [d.to_wire() for d in diffs]}
-        await self.local.send_floor(floor_id, FLOOR_DIFFS_EVENT, payload)
-        if any(d.type == "floor_removed" for d in diffs):
+    async def _send_local(self, floor_id: str, items: list[Item]) -> None:
+        await self.local.send_diffs(floor_id, items)
+        if any(d.type == "floor_removed" if isinstance(d, FloorDiff) else d.removes_floor for d in items):
             await self.local.close_floor(floor_id)  # after its last frame, as on one node
 
     async def _give_up_gaps(self) -> None:
@@ -228,7 +230,7 @@ class ClusterTransport:
             for floor_id in {d.floor_id for d in released}:
                 self._deliver(floor_id, [d for d in released if d.floor_id == floor_id])
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Queue work for the sender; it runs in the order queued."""
         self._work.put_nowait(coro)
 
@@ -241,5 +243,11 @@ class ClusterTransport:
                 log.exception("cluster_delivery_failed")
 
 
-def _data(wire: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in wire.items() if k not in ("seq", "type")}
+def _bus_diffs(floor_id: str, body: dict[str, Any]) -> list[Item]:
+    """A floor message as the floor scripts publish it: ``diffs_json`` with the
+    ``first`` and ``last`` seq it covers, kept as text. A message from a node
+    older than ``first``/``last`` (a rolling upgrade) is parsed instead."""
+    text = body["diffs_json"]
+    if "first" in body and "last" in body:
+        return [DiffsText(floor_id, int(body["first"]), int(body["last"]), text)]
+    return [FloorDiff.from_wire(floor_id, wire) for wire in json.loads(text)]

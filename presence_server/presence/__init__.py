@@ -1,1 +1,1 @@
-"""Presence: who is online, where, with which status."""
+"""Presence: the presence store contract, its memory and Redis stores, the pure state and the service."""

@@ -16,15 +16,15 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from presence_server import metrics
-from presence_server.cluster.errors import STORE_UNAVAILABLE
 from presence_server.outbox import Outbox
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from presence_server.presence.store import Member, PresenceStore
 from presence_server.tasks import cancel_and_wait
 from rooms.access import check_door, is_room_owner
 from rooms.actors import Actor
 from rooms.campus import CampusChange, CampusService
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.model import Room
 from rooms.person import PersonId
 
@@ -157,12 +157,18 @@ class PresenceService:
         self._linger_timers.pop(person, None)
         task = asyncio.create_task(self._expire(person, since), name=f"expire-{person}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._expired)
+
+    def _expired(self, task: asyncio.Task[None]) -> None:
+        """An expiry task ended. One that failed is logged here: nobody awaits it."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            log.error("presence_expire_failed", task=task.get_name(), exc_info=failure)
 
     async def _expire(self, person: PersonId, since: float) -> None:
         try:
             diffs, gone = await self.store.expire(person, since)
-        except STORE_UNAVAILABLE:
+        except StoreUnavailable:
             # The store is away: try again shortly; the grace period only gets longer.
             loop = asyncio.get_running_loop()
             self._linger_timers[person] = loop.call_later(_RETRY_SECONDS, self._spawn_expire, person, since)

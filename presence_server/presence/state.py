@@ -29,10 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final, Iterable
 
+from presence_server.diffs import FloorDiff
 from rooms.actors import Actor
 from rooms.person import PersonId
 
-__all__ = ["Status", "STATUS_PRIORITY", "FloorDiff", "UserPresence", "PresenceState"]
+__all__ = ["Status", "STATUS_PRIORITY", "UserPresence", "PresenceState"]
 
 
 class Status(str, enum.Enum):
@@ -49,19 +50,6 @@ STATUS_PRIORITY: Final[dict[Status, int]] = {
     Status.AVAILABLE: 1,
     Status.AWAY: 0,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class FloorDiff:
-    """One change on one floor. ``data`` is the wire payload besides seq and type."""
-
-    floor_id: str
-    seq: int
-    type: str  # joined | left | moved | status | room | room_removed | floor | floor_removed
-    data: dict[str, Any]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, **self.data}
 
 
 @dataclass(slots=True)

@@ -20,19 +20,20 @@ Rules (the same for every store; docs/protocol.md states them for clients):
   sequence so a floor recreated under the same id continues it.
 
 Implementations: :mod:`presence_server.presence.store_memory` (one node) and
-the Redis store (cluster mode; see docs/cluster.md).
+:mod:`presence_server.presence.store_redis` (cluster mode; see docs/cluster.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from presence_server.presence.state import FloorDiff, Status
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import Status
 from rooms.actors import Actor
 from rooms.person import PersonId
 
-__all__ = ["Member", "PresenceStore"]
+__all__ = ["Member", "PresenceStore", "ClusterPresenceStore", "Placer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ class Member:
 
 
 class PresenceStore(Protocol):
+    """See the module docstring. An outage of a shared store raises
+    :class:`~rooms.errors.StoreUnavailable` from any method."""
+
     async def open(self) -> None:
         """Connect / prepare. Idempotent."""
 
@@ -111,3 +115,54 @@ class PresenceStore(Protocol):
 
     async def drop_floor(self, floor_id: str) -> list[PersonId]:
         """Empty a deleted floor (its members end up nowhere); returns who was on it."""
+
+
+#: ``place(floor, room)``: where a remembered location stands now (the campus may
+#: have changed): the floor and room, the floor's hallway, or ``(None, None)``.
+Placer = Callable[[str | None, str | None], tuple[str | None, str | None]]
+
+
+class ClusterPresenceStore(PresenceStore, Protocol):
+    """What cluster mode needs of a presence store besides the contract above.
+
+    A shared store knows which node registered each session and which grace
+    periods each node started, so the survivors can clean up after a node that
+    died (:class:`~presence_server.cluster.membership.Membership`) and a node
+    can compare its sessions with the store's after an outage. Only a store
+    every node sees can keep this: the memory store has no such side.
+    """
+
+    @property
+    def node_id(self) -> str:
+        """The node whose sessions this store object registers."""
+
+    async def node_sessions(self, node_id: str) -> list[tuple[PersonId, str]]:
+        """(person, session id) of every session ``node_id`` registered and has not removed."""
+
+    async def node_lingering(self, node_id: str) -> list[tuple[PersonId, float]]:
+        """(person, since) of the grace periods ``node_id`` started and has not ended."""
+
+    async def reap_session(
+        self, node_id: str, person: PersonId, sid: str, now: float
+    ) -> tuple[list[FloorDiff], float | None]:
+        """Remove a session a dead node held, like :meth:`disconnect` (same return)."""
+
+    async def forget_node(self, node_id: str) -> None:
+        """Drop the node's lists (after its sessions were removed)."""
+
+    # ------------------------------------------------ recovery (docs/cluster.md)
+    async def restore(
+        self, sid: str, actor: Actor, now: float, *, place: Placer
+    ) -> tuple[list[FloorDiff], Member | None]:
+        """Register again a live session of this node that the store no longer holds
+        (fenced, or Redis lost its data), with what this node last knew of it.
+        ``None`` if it was still registered."""
+
+    async def raise_seq(self, floor_id: str, delivered: int) -> int:
+        """Lift the floor's seq above ``delivered`` unless it is above it; returns it."""
+
+    async def floor_seq(self, floor_id: str) -> int:
+        """The floor's current sequence number."""
+
+    def keep_only(self, sids: set[str]) -> None:
+        """Forget what is kept of sessions that ended while the store could not hear it."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from presence_server.presence.state import FloorDiff, PresenceState, Status, UserPresence
+from presence_server.diffs import FloorDiff
+from presence_server.presence.state import PresenceState, Status, UserPresence
 from presence_server.presence.store import Member
 from rooms.access import room_full
 from rooms.actors import Actor

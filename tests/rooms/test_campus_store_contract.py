@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from pathlib import Path
@@ -14,7 +12,6 @@ import pytest
 from rooms.person import PersonId
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.store import CampusStore
-from rooms.store_factory import make_campus_store
 from rooms.store_memory import MemoryCampusStore
 from rooms.store_redis import RedisCampusStore
 from rooms.store_sqlite import SCHEMA_VERSION, SqliteCampusStore
@@ -240,31 +237,3 @@ async def test_sqlite_refuses_a_file_from_a_newer_version(tmp_path: Path) -> Non
 async def test_sqlite_store_used_before_open_says_so(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"open\(\) first"):
         await SqliteCampusStore(tmp_path / "x.sqlite3").load()
-
-
-def test_factory_picks_the_backend_by_name(tmp_path: Path) -> None:
-    assert isinstance(make_campus_store("memory"), MemoryCampusStore)
-    sqlite_store = make_campus_store("sqlite", sqlite_path=str(tmp_path / "c.sqlite3"))
-    assert isinstance(sqlite_store, SqliteCampusStore)
-    assert sqlite_store.path == tmp_path / "c.sqlite3"
-    redis_store = make_campus_store("redis", redis_url="redis://127.0.0.1:6390/2", redis_prefix="x:")
-    assert isinstance(redis_store, RedisCampusStore)
-    assert (redis_store.url, redis_store.prefix) == ("redis://127.0.0.1:6390/2", "x:")
-    assert make_campus_store("redis", redis_url="redis://h/0").prefix == "vo:"  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="redis_url"):
-        make_campus_store("redis")
-    with pytest.raises(ValueError, match="memory, sqlite, redis"):
-        make_campus_store("etcd")
-
-
-def test_factory_loads_redis_only_for_the_redis_backend() -> None:
-    # A single-node install may lack the optional redis package altogether.
-    code = (
-        "import sys; from rooms.store_factory import make_campus_store; "
-        "make_campus_store('memory'); make_campus_store('sqlite', sqlite_path='unused.sqlite3'); "
-        "assert 'redis' not in sys.modules, 'redis imported'; "
-        "make_campus_store('redis', redis_url='redis://127.0.0.1:1/0'); "
-        "assert 'redis' in sys.modules"
-    )
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)

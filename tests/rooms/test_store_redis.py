@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.crc import key_slot
 
+from rooms.errors import StoreUnavailable
 from rooms.model import Floor, OwnerKind, Rect, Room, RoomKind
 from rooms.store_redis import RedisCampusStore
 from tests.rooms.test_campus_store_contract import FLOOR_A, FLOOR_P, ROOM_A, ROOM_B, ROOM_P, fill
@@ -240,10 +241,11 @@ async def test_scripts_reload_after_the_server_forgets_them(store: RedisCampusSt
     assert await store.delete_floor(FLOOR_A.id) is True
 
 
-async def test_open_against_no_server_raises_the_connection_error_and_stays_closed() -> None:
+async def test_open_against_no_server_raises_store_unavailable_and_stays_closed() -> None:
     s = RedisCampusStore(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(redis.exceptions.ConnectionError):
+    with pytest.raises(StoreUnavailable) as refused:
         await s.open()
+    assert isinstance(refused.value.__cause__, redis.exceptions.ConnectionError)  # translated, not lost
     with pytest.raises(RuntimeError, match=r"open\(\) first"):
         await s.load()
     await s.close()  # harmless after a failed open

@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.cluster import key_slot
 
-from presence_server.cluster.redis_scripted import ScriptedRedis
+from rooms.redis_link import ScriptedRedis
 
 __all__ = ["record_script_slots"]
 

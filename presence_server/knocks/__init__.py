@@ -1,0 +1,1 @@
+"""Doorknocks: the knock store contract, its memory and Redis stores, and the service."""

@@ -134,9 +134,12 @@ class Outbox:
         self._task = None
 
     async def _drain_forever(self) -> None:
-        # (Re)started: what was posted while no drain ran goes out first.
+        # (Re)started: what was posted while no drain ran goes out first; with
+        # nothing pending, whoever waits for flushed() must not wait for a crashed run.
         if self._floors or self._direct or self._closed_floors:
             self._kick()
+        else:
+            self._idle.set()
         while True:
             await self._wakeup.wait()
             if self._window > 0:

@@ -133,6 +133,8 @@ async def test_adding_and_removing_a_member_changes_their_view_live(office: Offi
     status, body = await office.rest("POST", f"/api/v1/projects/{project_id}/members", office.token(anna.me["user_id"], "altbach"),
                                      {"person": sven.person})  # fmt: skip
     assert status == 200 and body["project"]["members"] == [sven.person], body
+    told = await sven.next_event("project.updated", lambda e: e["project"]["id"] == project_id)
+    assert told["project"]["floor_id"] == floor_id
     await sven.watch(floor_id)
     await sven.move(floor_id, room)
     anna_view = await anna.watch(floor_id)

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from rooms import access
 from rooms.actors import Actor
+from rooms.audit import AuditSink, field_changes, floor_scopes
 from rooms.campus_state import CampusState
 from rooms.changes import CampusChange, CampusListener, ChangeKind
 from rooms.errors import DomainError, ErrorCode
@@ -51,8 +52,11 @@ _OWNER_FIELDS: Final = frozenset({"door"})
 class CampusService:
     """The campus as this node knows it. One per process; ``start`` before use."""
 
-    def __init__(self, store: CampusStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: CampusStore, *, clock: Callable[[], float] = time.time, audit: AuditSink | None = None
+    ) -> None:
         self._store = store
+        self._audit = audit  # told of every successful write (_audited); None: nothing recorded
         self._clock = clock
         self._listeners: list[CampusListener] = []
         self._write_lock = asyncio.Lock()
@@ -206,6 +210,7 @@ class CampusService:
             await self._store.put_floor(floor)
             self._state.put_floor(floor)
             await self._emit(CampusChange("floor_upserted", floor.id, floor=floor))
+            await self._audited(actor, "floor.created", None, floor)
             return floor
 
     async def update_floor(self, actor: Actor, floor_id: str, **changes: Any) -> Floor:
@@ -231,6 +236,7 @@ class CampusService:
             await self._store.put_floor(new)
             self._state.put_floor(new)
             await self._emit(CampusChange("floor_upserted", new.id, floor=new))
+            await self._audited(actor, "floor.updated", floor, new)
             return new
 
     async def delete_floor(self, actor: Actor, floor_id: str) -> Floor:
@@ -245,6 +251,7 @@ class CampusService:
             self._require_admin(actor, floor)
             await self._store.delete_floor(floor.id)
             await self._drop_floor(floor)
+            await self._audited(actor, "floor.deleted", floor, None)
             return floor
 
     async def create_room(
@@ -278,6 +285,7 @@ class CampusService:
             await self._store.put_room(room)
             self._state.put_room(room)
             await self._emit(CampusChange("room_upserted", floor.id, room=room))
+            await self._audited(actor, "room.created", None, room)
             return room
 
     async def update_room(self, actor: Actor, room_id: str, **changes: Any) -> Room:
@@ -303,6 +311,7 @@ class CampusService:
             await self._store.put_room(new)
             self._state.put_room(new)
             await self._emit(CampusChange("room_upserted", new.floor_id, room=new))
+            await self._audited(actor, "room.updated", room, new)  # door.changed when only the door did
             return new
 
     async def delete_room(self, actor: Actor, room_id: str) -> Room:
@@ -314,6 +323,7 @@ class CampusService:
             await self._store.delete_room(room.id)
             self._state.remove_room(room.id)
             await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+            await self._audited(actor, "room.deleted", room, None)
             return room
 
     async def expire_rooms(self, now: float | None = None) -> list[Room]:
@@ -330,6 +340,7 @@ class CampusService:
                 await self._store.delete_room(room.id)
                 self._state.remove_room(room.id)
                 await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+                await self._audited(None, "room.expired", room, None)
             return expired
 
     async def restore_store(self) -> int:
@@ -464,6 +475,36 @@ class CampusService:
                 # The change is stored and in memory: failing the caller would report
                 # a write that happened as one that did not.
                 log.exception("campus listener %r failed on %s %s", listener, change.kind, change.floor_id)
+
+    async def _audited(self, actor: Actor | None, action: str, old: Floor | Room | None, new: Floor | Room | None) -> None:
+        """Record a successful write in the audit trail: which fields changed (``old``
+        None: created, ``new`` None: deleted, where only the name is kept), readable by
+        the admins of the floor's owner (its municipality, or every member of its
+        cooperation). ``actor`` None is the system (expiry)."""
+        if self._audit is None:
+            return
+        subject = new if new is not None else old
+        if subject is None:
+            return
+        if isinstance(subject, Room):
+            floor = self._state.floors.get(subject.floor_id)
+            target = {"room": subject.id, "floor": subject.floor_id}
+            fields: tuple[str, ...] = ("name", "kind", "rect", "door", "capacity", "owners", "expires_at")
+        else:
+            floor, target = subject, {"floor": subject.id}
+            fields = ("name", "owner_kind", "owner_id", "width", "height", "position")
+        change = field_changes(
+            None if old is None else old.to_dict(), None if new is None else new.to_dict(), ("name",) if new is None else fields
+        )
+        if action == "room.updated" and set(change) == {"door"}:
+            action = "door.changed"
+        scopes = floor_scopes(floor, self._state.cooperations, fallback=() if actor is None else [actor.municipality_id])
+        try:
+            await self._audit.record(
+                action, actor=None if actor is None else actor.person_id, target=target, change=change, scopes=scopes
+            )
+        except Exception:  # the write happened: a broken audit must not report it as failed
+            log.exception("audit of %s on %s failed", action, target)
 
 
 def _reject_unknown(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:

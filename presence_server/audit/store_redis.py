@@ -104,10 +104,12 @@ class RedisAuditStore(ScriptedRedis):
         bound = "(" + entry_id_bound(before)
         client = self._redis()
         dropped = 0
+        previous: list[str] = []
         while True:
             ids = [as_text(i) for i in await client.zrangebylex(self._all, "-", bound, start=0, num=PURGE_BATCH)]
-            if not ids:
+            if not ids or ids == previous:  # nothing left, or nothing could be dropped: never spin
                 return dropped
+            previous = ids
             keys = {self._entries: None, self._all: None}
             for body in await client.hmget(self._entries, ids):
                 if body is not None:

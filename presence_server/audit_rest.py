@@ -21,13 +21,14 @@ coordinators will read theirs through
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from presence_server.audit.service import AuditLog
+from presence_server.audit_models import MAX_LIMIT, NDJSON, AuditQueryParams
 from presence_server.messages import validation_error
 from presence_server.rest import authenticate
 from presence_server.runtime import RUNTIME
@@ -38,30 +39,7 @@ __all__ = ["install", "AuditQueryParams", "NDJSON", "MAX_LIMIT"]
 
 log = structlog.get_logger(__name__)
 
-NDJSON: Final = "application/x-ndjson"
-#: The most entries one request returns (page on with ``after``).
-MAX_LIMIT: Final = 10_000
 _NO_STORE: Final = {"Cache-Control": "no-store"}
-
-
-class AuditQueryParams(BaseModel):
-    """``GET /api/v1/audit`` query parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    since: float | None = Field(default=None, ge=0, description="unix seconds, inclusive")
-    until: float | None = Field(default=None, ge=0, description="unix seconds, exclusive")
-    after: str | None = Field(
-        default=None, pattern=r"^[0-9]{16}-[0-9a-f]{8}$", description="an entry id: continue after it"
-    )
-    limit: int = Field(default=1000, ge=1, le=MAX_LIMIT)
-    format: Literal["json", "jsonl"] | None = None
-
-    @model_validator(mode="after")
-    def _range(self) -> AuditQueryParams:
-        if self.since is not None and self.until is not None and self.until < self.since:
-            raise ValueError("until must not lie before since")
-        return self
 
 
 def _params(request: web.Request) -> AuditQueryParams:

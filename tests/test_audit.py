@@ -201,3 +201,28 @@ async def test_the_metric_counts_entries_by_action(office: OfficeServer) -> None
     async with aiohttp.ClientSession() as http:
         async with http.get(office.url + "/metrics") as resp:
             assert 'vo_audit_entries_total{action="door.changed"}' in await resp.text()
+
+
+async def test_on_the_embedded_default_the_trail_is_a_sqlite_file_of_its_own_and_survives_a_restart(
+    start_server: Any, tmp_path: Any
+) -> None:
+    env = {"PRESENCE_STORAGE__BACKEND": "sqlite", "PRESENCE_STORAGE__SQLITE_PATH": str(tmp_path / "campus.sqlite3"),
+           "PRESENCE_AUDIT__SQLITE_PATH": str(tmp_path / "audit.sqlite3")}
+    first = await start_server(env)
+    since = time.time()
+    async with first.server_session(admin(first)) as http:
+        await call(http, "PATCH", "/api/v1/rooms/altbach-buero-anna", {"door": "locked"})
+    await first.server.close()
+    assert (tmp_path / "audit.sqlite3").is_file()
+    second = await start_server(env)
+    assert [e["action"] for e in await read(second, admin(second), since=since)] == ["door.changed"]
+
+
+async def test_the_openapi_document_describes_the_audit_endpoint(office: OfficeServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(office.url + "/openapi.json") as resp:
+            doc = await resp.json()
+    get = doc["paths"]["/api/v1/audit"]["get"]
+    assert {p["name"] for p in get["parameters"]} == {"since", "until", "after", "limit", "format"}
+    assert set(get["responses"]["200"]["content"]) == {"application/json", "application/x-ndjson"}
+    assert "403" in get["responses"] and "AuditEntryModel" in doc["components"]["schemas"]

@@ -5,7 +5,8 @@ and Redis, and the only reader of ``settings.redis``: everything else receives
 a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
 * One node (``redis.url`` unset): the campus and the audit trail in SQLite
-  (two files: ``storage.sqlite_path``, ``audit.sqlite_path``) or memory
+  (two files: ``storage.sqlite_path`` and ``audit.sqlite_path``, by default
+  ``audit.sqlite3`` beside it) or memory
   (``storage.backend``), presence, knocks, calls and the directory in this
   process's memory; no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
@@ -21,6 +22,7 @@ and then the link. The bus and membership are started by the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from presence_server.audit.store import AuditStore
@@ -122,7 +124,7 @@ def _local_audit(settings: Settings) -> AuditStore:
         return MemoryAuditStore()
     from presence_server.audit.store_sqlite import SqliteAuditStore
 
-    return SqliteAuditStore(settings.audit.sqlite_path)
+    return SqliteAuditStore(settings.audit.sqlite_path or Path(settings.storage.sqlite_path).with_name("audit.sqlite3"))
 
 
 def _local_campus(settings: Settings) -> CampusStore:

@@ -316,8 +316,8 @@ class AuditSettings(_Section):
     #: that keeps nothing would be none; 180 days by default).
     retention_days: int = Field(default=180, ge=1, le=3650)
     #: The trail's SQLite file when ``storage.backend = "sqlite"`` and there is no
-    #: Redis (a file of its own, next to the campus file by default).
-    sqlite_path: str = "var/audit.sqlite3"
+    #: Redis: a file of its own. None: ``audit.sqlite3`` beside ``storage.sqlite_path``.
+    sqlite_path: str | None = None
 
 
 # --- where the values come from -------------------------------------------------------

@@ -206,14 +206,13 @@ async def test_the_metric_counts_entries_by_action(office: OfficeServer) -> None
 async def test_on_the_embedded_default_the_trail_is_a_sqlite_file_of_its_own_and_survives_a_restart(
     start_server: Any, tmp_path: Any
 ) -> None:
-    env = {"PRESENCE_STORAGE__BACKEND": "sqlite", "PRESENCE_STORAGE__SQLITE_PATH": str(tmp_path / "campus.sqlite3"),
-           "PRESENCE_AUDIT__SQLITE_PATH": str(tmp_path / "audit.sqlite3")}
+    env = {"PRESENCE_STORAGE__BACKEND": "sqlite", "PRESENCE_STORAGE__SQLITE_PATH": str(tmp_path / "campus.sqlite3")}
     first = await start_server(env)
     since = time.time()
     async with first.server_session(admin(first)) as http:
         await call(http, "PATCH", "/api/v1/rooms/altbach-buero-anna", {"door": "locked"})
     await first.server.close()
-    assert (tmp_path / "audit.sqlite3").is_file()
+    assert (tmp_path / "audit.sqlite3").is_file()  # audit.sqlite_path's default: beside the campus file
     second = await start_server(env)
     assert [e["action"] for e in await read(second, admin(second), since=since)] == ["door.changed"]
 

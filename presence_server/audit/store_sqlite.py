@@ -1,6 +1,7 @@
 """The audit trail in SQLite: the embedded default of a single node (``storage.backend = "sqlite"``).
 
-A file of its own (``audit.sqlite_path``, default ``var/audit.sqlite3``), not a
+A file of its own (``audit.sqlite_path``, by default ``audit.sqlite3`` beside
+the campus file), not a
 table in the campus file: the campus file versions its schema in ``PRAGMA
 user_version`` and refuses versions it does not know, the two have different
 lives (the campus is the office, the trail a record about it, purged by age),

@@ -33,7 +33,7 @@ from presence_server.messages import validation_error
 from presence_server.rest import authenticate
 from presence_server.runtime import RUNTIME
 from rooms.audit import AuditEntry
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 
 __all__ = ["install", "AuditQueryParams", "NDJSON", "MAX_LIMIT"]
 
@@ -81,8 +81,16 @@ async def _export(
     await response.prepare(request)
     if first is not None:
         await response.write(_line(first))
-        async for entry in stream:  # an outage from here on ends the stream early (logged)
-            await response.write(_line(entry))
+        try:
+            async for entry in stream:
+                await response.write(_line(entry))
+        except StoreUnavailable as exc:
+            # The status is sent: a clean end would pass a cut export off as complete.
+            # Abort the connection instead, so the client's read fails (no final chunk).
+            log.warning("audit_export_cut", error=str(exc))
+            if request.transport is not None:
+                request.transport.abort()
+            return response
     await response.write_eof()
     return response
 

@@ -225,3 +225,44 @@ async def test_the_openapi_document_describes_the_audit_endpoint(office: OfficeS
     assert {p["name"] for p in get["parameters"]} == {"since", "until", "after", "limit", "format"}
     assert set(get["responses"]["200"]["content"]) == {"application/json", "application/x-ndjson"}
     assert "403" in get["responses"] and "AuditEntryModel" in doc["components"]["schemas"]
+
+
+async def test_an_export_cut_by_an_outage_fails_for_the_client_instead_of_looking_complete(
+    office: OfficeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import presence_server.audit.service as service
+    from rooms.errors import StoreUnavailable
+
+    monkeypatch.setattr(service, "PAGE", 2)
+    since = time.time()
+    async with office.server_session(admin(office)) as http:
+        for door in ("closed", "open", "closed", "open", "closed"):
+            await call(http, "PATCH", "/api/v1/rooms/altbach-buero-anna", {"door": door})
+    store = office.runtime.audit.store
+    real, calls = store.query, [0]
+
+    async def failing_on_the_second_page(query: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise StoreUnavailable("injected: redis away")
+        return await real(query)
+
+    monkeypatch.setattr(store, "query", failing_on_the_second_page)
+    async with office.server_session(admin(office)) as http:
+        async with http.get("/api/v1/audit", params={"since": str(since), "format": "jsonl"}) as resp:
+            assert resp.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+async def test_an_outage_before_the_first_entry_answers_unavailable(
+    office: OfficeServer, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    from rooms.errors import StoreUnavailable
+
+    async def away(query: Any) -> Any:
+        raise StoreUnavailable("injected: redis away")
+
+    monkeypatch.setattr(office.runtime.audit.store, "query", away)
+    assert await refusal(office, admin(office), format=fmt) == (503, "unavailable")

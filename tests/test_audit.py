@@ -266,3 +266,13 @@ async def test_an_outage_before_the_first_entry_answers_unavailable(
 
     monkeypatch.setattr(office.runtime.audit.store, "query", away)
     assert await refusal(office, admin(office), format=fmt) == (503, "unavailable")
+
+
+async def test_a_room_owner_changing_the_door_is_recorded_as_themselves(office: OfficeServer) -> None:
+    since = time.time()
+    async with office.server_session(office.token("lea.lindenau", "lindenau")) as http:  # staff, owner of MEETING
+        await call(http, "PATCH", f"/api/v1/rooms/{MEETING}", {"door": "locked"})
+    [entry] = await read(office, admin(office, "seefeld"), since=since)
+    assert (entry["action"], entry["actor"], entry["change"]) == (
+        "door.changed", "lindenau/lea.lindenau", {"door": {"old": "closed", "new": "locked"}}
+    )

@@ -476,7 +476,9 @@ class CampusService:
                 # a write that happened as one that did not.
                 log.exception("campus listener %r failed on %s %s", listener, change.kind, change.floor_id)
 
-    async def _audited(self, actor: Actor | None, action: str, old: Floor | Room | None, new: Floor | Room | None) -> None:
+    async def _audited(
+        self, actor: Actor | None, action: str, old: Floor | Room | None, new: Floor | Room | None
+    ) -> None:
         """Record a successful write in the audit trail: which fields changed (``old``
         None: created, ``new`` None: deleted, where only the name is kept), readable by
         the admins of the floor's owner (its municipality, or every member of its
@@ -493,12 +495,12 @@ class CampusService:
         else:
             floor, target = subject, {"floor": subject.id}
             fields = ("name", "owner_kind", "owner_id", "width", "height", "position")
-        change = field_changes(
-            None if old is None else old.to_dict(), None if new is None else new.to_dict(), ("name",) if new is None else fields
-        )
+        before, after = (None if old is None else old.to_dict()), (None if new is None else new.to_dict())
+        change = field_changes(before, after, ("name",) if new is None else fields)
         if action == "room.updated" and set(change) == {"door"}:
             action = "door.changed"
-        scopes = floor_scopes(floor, self._state.cooperations, fallback=() if actor is None else [actor.municipality_id])
+        own = () if actor is None else (actor.municipality_id,)
+        scopes = floor_scopes(floor, self._state.cooperations, fallback=own)
         try:
             await self._audit.record(
                 action, actor=None if actor is None else actor.person_id, target=target, change=change, scopes=scopes

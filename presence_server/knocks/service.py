@@ -159,7 +159,8 @@ class KnockService(PresenceHooks):
         may read the room's own entries (its floor's municipality or cooperation)."""
         if self._audit is None:
             return
-        scopes = floor_scopes(self._campus.floor(room.floor_id), self._campus.cooperations, fallback=[actor.municipality_id])
+        floor = self._campus.floor(room.floor_id)
+        scopes = floor_scopes(floor, self._campus.cooperations, fallback=[actor.municipality_id])
         target = {"room": room.id, "floor": room.floor_id, "person": knock.knocker.person_id, "knock": knock.id}
         try:
             await self._audit.record("knock.admitted", actor=actor.person_id, target=target, scopes=scopes)

@@ -64,9 +64,17 @@ def entry_id_bound(at: float) -> str:
     return f"{max(0, int(at * _MICROS)):0{_DIGITS}d}"
 
 
-def new_entry_id(at: float) -> str:
-    """A unique id that sorts by time: ``<16 digits of microseconds>-<8 hex digits>``."""
-    return f"{entry_id_bound(at)}-{secrets.token_hex(4)}"
+def new_entry_id(at: float, *, previous: str | None = None) -> str:
+    """A unique id that sorts by time: ``<16 digits of microseconds>-<8 hex digits>``.
+
+    ``previous`` (the last id this recorder made) keeps one recorder's entries in
+    the order it made them even within one microsecond or if its clock steps
+    back: the time part is then one microsecond past the previous one's.
+    """
+    micros = max(0, int(at * _MICROS))
+    if previous is not None:
+        micros = max(micros, int(previous[:_DIGITS]) + 1)
+    return f"{micros:0{_DIGITS}d}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +102,12 @@ class AuditEntry:
         change: Mapping[str, Any] | None = None,
         scopes: Iterable[str] = (),
         project: str | None = None,
+        previous: str | None = None,
     ) -> AuditEntry:
-        """A new entry with a fresh id; the actor's municipality is taken from the person id."""
+        """A new entry with a fresh id (after ``previous``, see :func:`new_entry_id`);
+        the actor's municipality is taken from the person id."""
         return cls(
-            id=new_entry_id(at),
+            id=new_entry_id(at, previous=previous),
             at=at,
             actor=actor,
             actor_municipality=None if actor is None else split_person(actor)[0],

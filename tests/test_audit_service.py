@@ -147,3 +147,12 @@ async def test_entry_ids_sort_by_time_even_within_one_microsecond() -> None:
     same = {AuditEntry.new("x", at=at, actor=None, target={}).id for _ in range(100)}
     assert len(same) == 100
     await asyncio.sleep(0)
+
+
+async def test_one_logs_entries_keep_their_order_within_a_microsecond_and_when_the_clock_steps_back() -> None:
+    now = [1_000_000.0]
+    log = AuditLog(MemoryAuditStore(), retention_days=180, clock=lambda: now[0])
+    made = [await log.record(f"a{i}", actor=None, target={}, scopes=["altbach"]) for i in range(20)]
+    now[0] -= 5  # an NTP step back
+    made.append(await log.record("late", actor=None, target={}, scopes=["altbach"]))
+    assert [e.action for e in await log.for_municipality("altbach")] == [e.action for e in made]

@@ -106,6 +106,7 @@ class AuditLog:
         self._retry_seconds = retry_seconds
         self._clock = clock
         self._pending: deque[AuditEntry] = deque()
+        self._last_id: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -152,8 +153,10 @@ class AuditLog:
         project: str | None = None,
     ) -> AuditEntry:
         entry = AuditEntry.new(
-            action, at=self._clock(), actor=actor, target=target, change=change, scopes=scopes, project=project
+            action, at=self._clock(), actor=actor, target=target, change=change, scopes=scopes, project=project,
+            previous=self._last_id,  # this node's entries keep the order they were recorded in
         )
+        self._last_id = entry.id
         try:
             await self._flush()  # older entries first, so the store receives them in order
             await self._append(entry)

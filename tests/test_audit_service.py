@@ -156,3 +156,21 @@ async def test_one_logs_entries_keep_their_order_within_a_microsecond_and_when_t
     now[0] -= 5  # an NTP step back
     made.append(await log.record("late", actor=None, target={}, scopes=["altbach"]))
     assert [e.action for e in await log.for_municipality("altbach")] == [e.action for e in made]
+
+
+async def test_a_failure_that_is_no_outage_is_logged_not_retried_and_blocks_nothing(tmp_path: Any) -> None:
+    from presence_server.audit.store_sqlite import SqliteAuditStore
+
+    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+    await store.open()
+    log = AuditLog(store, retention_days=180)
+    try:
+        failed = sample("vo_audit_write_failures_total", {"result": "failed"})
+        broken = await log.record("room.updated", actor=ANNA, target=TARGET, change={"x": {"new": object()}},
+                                  scopes=["altbach"])  # not JSON: refused, but record() does not raise
+        assert sample("vo_audit_write_failures_total", {"result": "failed"}) == failed + 1 and log.pending == 0
+        fine = await log.record("door.changed", actor=ANNA, target=TARGET, scopes=["altbach"])
+        assert [e.id for e in await log.for_municipality("altbach")] == [fine.id]
+        assert broken.id != fine.id
+    finally:
+        await store.close()

@@ -76,7 +76,8 @@ AUDIT_PURGED: Final = Counter(
 AUDIT_WRITE_FAILURES: Final = Counter(
     "vo_audit_write_failures_total",
     "Audit entries the store could not take at the first attempt (logged in full as audit_write_failed; "
-    "retried from this node's queue), and, with result=dropped, entries given up because the queue was full.",
+    "retried from this node's queue); result=dropped: given up because the queue was full; result=failed: "
+    "refused for another reason than an outage (full disk, a bug), not retried.",
     ["result"],
     registry=REGISTRY,
 )
@@ -162,6 +163,11 @@ class AuditLog:
             await self._append(entry)
         except StoreUnavailable as exc:
             self._hold(entry, exc)
+        except Exception:
+            # Not an outage (a full disk, a bug): retrying would block every later
+            # entry behind this one. The log line is the record.
+            AUDIT_WRITE_FAILURES.labels("failed").inc()
+            log.exception("audit_write_failed", entry=entry.to_dict())
         return entry
 
     async def _append(self, entry: AuditEntry) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 
-from presence_server.audit.store import AuditQuery
+from presence_server.audit.store import AuditQuery, id_range
 from rooms.audit import AuditEntry, entry_id_bound
 
 __all__ = ["MemoryAuditStore"]
@@ -36,7 +36,9 @@ class MemoryAuditStore:
 
     async def query(self, query: AuditQuery) -> list[AuditEntry]:
         found: list[AuditEntry] = []
-        for entry_id in self._ids:
+        low, _, _ = id_range(query)
+        start = 0 if low is None else bisect.bisect_left(self._ids, low)  # skip what lies before the range
+        for entry_id in self._ids[start:]:
             entry = self._entries[entry_id]
             if query.matches(entry):
                 found.append(entry)

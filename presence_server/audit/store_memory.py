@@ -36,9 +36,11 @@ class MemoryAuditStore:
 
     async def query(self, query: AuditQuery) -> list[AuditEntry]:
         found: list[AuditEntry] = []
-        low, _, _ = id_range(query)
+        low, _, high = id_range(query)
         start = 0 if low is None else bisect.bisect_left(self._ids, low)  # skip what lies before the range
         for entry_id in self._ids[start:]:
+            if high is not None and entry_id >= high:
+                break
             entry = self._entries[entry_id]
             if query.matches(entry):
                 found.append(entry)

@@ -15,7 +15,8 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import metrics_http, portal_rest, projects_rest, rest, security_headers
+from presence_server import audit_rest, metrics_http, portal_rest, projects_rest, rest, security_headers
+from presence_server.audit.service import AuditLog
 from presence_server.auth import TokenVerifier
 from presence_server.backends import make_backends
 from presence_server.calls.service import CallService
@@ -88,19 +89,20 @@ def build_app(settings: Settings) -> web.Application:
         ClusterTransport(local, backends.cluster.bus, reorder_hold=_REORDER_HOLD) if backends.cluster else None
     )
     transport: NodeTransport = cluster_transport or local
-    campus = CampusService(backends.campus, project_policy=settings.project_policy)
+    audit = AuditLog(backends.audit, retention_days=settings.audit.retention_days)
+    campus = CampusService(backends.campus, project_policy=settings.project_policy, audit=audit)
     outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
     local.outbox = outbox
     presence = PresenceService(campus, outbox, backends.presence, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
-    knocks = KnockService(presence, outbox, store=backends.knocks)
+    knocks = KnockService(presence, outbox, store=backends.knocks, audit=audit)
     verifier = TokenVerifier(settings.auth)
     calls = CallService(presence, outbox, settings, backends.calls)
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
     )
     campus.add_listener(gateway)  # after presence: project membership ends views (floor.revoked)
-    runtime = Runtime(settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls)
+    runtime = Runtime(settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls, audit)
     if backends.cluster is not None and cluster_transport is not None:
         runtime.cluster = ClusterNode(
             backends.cluster, cluster_transport, campus, presence,
@@ -114,6 +116,7 @@ def build_app(settings: Settings) -> web.Application:
     rest.setup(app)
     portal_rest.install(app)  # occupancy, badge, finder, webhooks, CORS rules (docs/portal.md)
     projects_rest.install(app)  # self-service projects (docs/projects.md)
+    audit_rest.install(app)  # GET /api/v1/audit (docs/audit.md)
     return app
 
 
@@ -202,6 +205,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if isinstance(exc, ValueError):  # a bad seed file, or stored owners that cannot be migrated
             raise ConfigError([f"campus: {exc}"]) from None
         raise
+    rt.audit.start()
     rt.outbox.start()
     rt.knocks.start()
     rt.calls.start()
@@ -230,6 +234,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rt.presence.close()
         await rt.outbox.close()
         await rt.campus.close()
+        await rt.audit.close()
         await rt.backends.close()
         log.info("server_stopped")
 

@@ -4,7 +4,9 @@
 and Redis, and the only reader of ``settings.redis``: everything else receives
 a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
-* One node (``redis.url`` unset): the campus in SQLite or memory
+* One node (``redis.url`` unset): the campus and the audit trail in SQLite
+  (two files: ``storage.sqlite_path`` and ``audit.sqlite_path``, by default
+  ``audit.sqlite3`` beside it) or memory
   (``storage.backend``), presence, knocks, calls and the directory in this
   process's memory; no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
@@ -20,8 +22,10 @@ and then the link. The bus and membership are started by the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from presence_server.audit.store import AuditStore
 from presence_server.calls.store import CallStore
 from presence_server.calls.store_memory import MemoryCallStore
 from presence_server.cluster.bus import Bus
@@ -61,6 +65,7 @@ class Backends:
     knocks: KnockStore
     calls: CallStore
     directory: DirectoryStore
+    audit: AuditStore
     cluster: ClusterBackends | None = None
     #: The shared connection in cluster mode; opened and closed here, used by nobody above the stores.
     link: RedisLink | None = None
@@ -90,8 +95,10 @@ class Backends:
         if self.link is not None:
             await self.link.drop_idle_connections()
 
-    def _stores(self) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore, ...]:
-        return self.campus, self.presence, self.knocks, self.calls, self.directory
+    def _stores(
+        self,
+    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | AuditStore, ...]:
+        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.audit
 
 
 def make_backends(settings: Settings) -> Backends:
@@ -104,7 +111,20 @@ def make_backends(settings: Settings) -> Backends:
         knocks=MemoryKnockStore(timeout=settings.knock.timeout_seconds, cooldown=settings.knock.cooldown_seconds),
         calls=MemoryCallStore(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds),
         directory=MemoryDirectoryStore(),
+        audit=_local_audit(settings),
     )
+
+
+def _local_audit(settings: Settings) -> AuditStore:
+    # The audit trail lives where the campus does: in memory with a memory campus,
+    # otherwise in a SQLite file of its own (presence_server/audit/store_sqlite.py says why).
+    if settings.storage.backend == "memory":
+        from presence_server.audit.store_memory import MemoryAuditStore
+
+        return MemoryAuditStore()
+    from presence_server.audit.store_sqlite import SqliteAuditStore
+
+    return SqliteAuditStore(settings.audit.sqlite_path or Path(settings.storage.sqlite_path).with_name("audit.sqlite3"))
 
 
 def _local_campus(settings: Settings) -> CampusStore:
@@ -120,6 +140,7 @@ def _local_campus(settings: Settings) -> CampusStore:
 
 def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
     # Imported here, not at the top: a single node never loads redis-py.
+    from presence_server.audit.store_redis import RedisAuditStore
     from presence_server.calls.store_redis import RedisCallStore
     from presence_server.cluster.bus_redis import RedisBus
     from presence_server.cluster.membership import Membership
@@ -149,6 +170,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
             link, prefix=prefix, max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds
         ),
         directory=RedisDirectoryStore(link, prefix=prefix),
+        audit=RedisAuditStore(link, prefix=prefix),
         cluster=cluster,
         link=link,
     )

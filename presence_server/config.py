@@ -64,6 +64,7 @@ __all__ = [
     "MunicipalityAuth",
     "AuthSettings",
     "RedisSettings",
+    "AuditSettings",
     "MetricsSettings",
     "Settings",
     "load_settings",
@@ -312,6 +313,17 @@ class RedisSettings(_Section):
     prefix: str = "vo:"
 
 
+class AuditSettings(_Section):
+    """The audit trail of administrative changes and admissions (docs/audit.md)."""
+
+    #: Entries older than this many days are deleted (at least 1: an audit trail
+    #: that keeps nothing would be none; 180 days by default).
+    retention_days: int = Field(default=180, ge=1, le=3650)
+    #: The trail's SQLite file when ``storage.backend = "sqlite"`` and there is no
+    #: Redis: a file of its own. None: ``audit.sqlite3`` beside ``storage.sqlite_path``.
+    sqlite_path: str | None = None
+
+
 # --- where the values come from -------------------------------------------------------
 
 #: What the current :func:`load_settings` call wants read: (TOML data, env mapping).
@@ -378,6 +390,7 @@ class Settings(BaseSettings):
     calls: CallSettings = Field(default_factory=CallSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

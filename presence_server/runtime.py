@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import socketio
 from aiohttp import web
 
+from presence_server.audit.service import AuditLog
 from presence_server.auth import TokenVerifier
 from presence_server.backends import Backends
 from presence_server.calls.service import CallService
@@ -33,6 +34,7 @@ class Runtime:
     verifier: TokenVerifier
     gateway: Gateway
     calls: CallService
+    audit: AuditLog
     ready: bool = False
     cluster: ClusterNode | None = None  # set in cluster mode (redis.url)
 

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from rooms import access
 from rooms.actors import Actor
+from rooms.audit import AuditSink, field_changes, floor_scopes
 from rooms.campus_state import CampusState
 from rooms.changes import CampusChange, CampusListener, ChangeKind
 from rooms.errors import DomainError, ErrorCode
@@ -59,8 +60,10 @@ class CampusService:
         *,
         clock: Callable[[], float] = time.time,
         project_policy: Callable[[str], ProjectPolicy] = lambda municipality: ProjectPolicy(),
+        audit: AuditSink | None = None,
     ) -> None:
         self._store = store
+        self._audit = audit  # told of every successful write (_audited); None: nothing recorded
         self._clock = clock
         self._project_policy = project_policy
         self._listeners: list[CampusListener] = []
@@ -200,6 +203,15 @@ class CampusService:
         floor = self._state.project_floor(project.id)
         return {**project.to_dict(), "floor_id": None if floor is None else floor.id}
 
+    def audit_scope(self, floor: Floor | None, *, fallback: Sequence[str] = ()) -> tuple[tuple[str, ...], str | None]:
+        """Who reads audit entries about ``floor``: the admins of its owner (its town, or
+        every town of its cooperation), and for a project floor the project's
+        coordinators plus the admins of its towns. Returns (scopes, project id)."""
+        if floor is not None and floor.owner_kind is OwnerKind.PROJECT:
+            project = self._state.projects.get(floor.owner_id)
+            return (tuple(fallback) if project is None else _project_scopes(project)), floor.owner_id
+        return floor_scopes(floor, self._state.cooperations, fallback=fallback), None
+
     def next_expiry(self) -> float | None:
         """The earliest ``expires_at`` of any room, for scheduling :meth:`expire_rooms`."""
         return self._state.next_expiry()
@@ -241,6 +253,7 @@ class CampusService:
             await self._store.put_floor(floor)
             self._state.put_floor(floor)
             await self._emit(CampusChange("floor_upserted", floor.id, floor=floor))
+            await self._audited(actor, "floor.created", None, floor)
             return floor
 
     async def update_floor(self, actor: Actor, floor_id: str, **changes: Any) -> Floor:
@@ -266,6 +279,7 @@ class CampusService:
             await self._store.put_floor(new)
             self._state.put_floor(new)
             await self._emit(CampusChange("floor_upserted", new.id, floor=new))
+            await self._audited(actor, "floor.updated", floor, new)
             return new
 
     async def delete_floor(self, actor: Actor, floor_id: str) -> Floor:
@@ -280,6 +294,7 @@ class CampusService:
             self._require_admin(actor, floor)
             await self._store.delete_floor(floor.id)
             await self._drop_floor(floor)
+            await self._audited(actor, "floor.deleted", floor, None)
             return floor
 
     async def create_room(
@@ -314,6 +329,7 @@ class CampusService:
             await self._store.put_room(room)
             self._state.put_room(room)
             await self._emit(CampusChange("room_upserted", floor.id, room=room))
+            await self._audited(actor, "room.created", None, room)
             return room
 
     async def update_room(self, actor: Actor, room_id: str, **changes: Any) -> Room:
@@ -340,6 +356,7 @@ class CampusService:
             await self._store.put_room(new)
             self._state.put_room(new)
             await self._emit(CampusChange("room_upserted", new.floor_id, room=new))
+            await self._audited(actor, "room.updated", room, new)  # door.changed when only the door did
             return new
 
     async def delete_room(self, actor: Actor, room_id: str) -> Room:
@@ -351,6 +368,7 @@ class CampusService:
             await self._store.delete_room(room.id)
             self._state.remove_room(room.id)
             await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+            await self._audited(actor, "room.deleted", room, None)
             return room
 
     async def expire_rooms(self, now: float | None = None) -> list[Room]:
@@ -367,6 +385,7 @@ class CampusService:
                 await self._store.delete_room(room.id)
                 self._state.remove_room(room.id)
                 await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
+                await self._audited(None, "room.expired", room, None)
             return expired
 
     # -- projects -----------------------------------------------------------
@@ -440,6 +459,7 @@ class CampusService:
             for room in rooms:
                 self._state.put_room(room)
                 await self._emit(CampusChange("room_upserted", floor.id, room=room))
+            await self._audited_project(actor, "project.created", None, project)
             log.info("project %s created by %s with floor %s", project.id, actor.person_id, floor.id)
             return project, floor, rooms
 
@@ -508,6 +528,7 @@ class CampusService:
             await self._store.put_project(new)
             self._state.put_project(new)
             await self._emit(CampusChange("project_upserted", floor.id if floor else "", project=new))
+            await self._audited_project(actor, _membership_action(project, new), project, new)
             if floor is not None and new.ends_at != project.ends_at:
                 for room in self._state.rooms_on(floor.id):
                     moved = replace(room, expires_at=new.ends_at)
@@ -529,7 +550,25 @@ class CampusService:
             await self._store.delete_project(project.id)
             self._state.remove_project(project.id)
             await self._emit(CampusChange("project_deleted", floor.id if floor else "", project=project))
+            await self._audited_project(actor, "project.deleted", project, None)
             return project
+
+    async def _audited_project(self, actor: Actor, action: str, old: Project | None, new: Project | None) -> None:
+        """Record a project write: changed fields (name only on deletion), readable by its
+        coordinators and by the admins of its towns."""
+        subject = new if new is not None else old
+        if self._audit is None or subject is None:
+            return
+        fields = ("name", "purpose", "ends_at", "coordinators", "members", "municipalities")
+        before, after = (None if old is None else old.to_dict()), (None if new is None else new.to_dict())
+        change = field_changes(before, after, ("name",) if new is None else fields)
+        try:
+            await self._audit.record(
+                action, actor=actor.person_id, target={"project": subject.id}, change=change,
+                scopes=_project_scopes(subject), project=subject.id,
+            )
+        except Exception:  # the write happened: a broken audit must not report it as failed
+            log.exception("audit of %s on project %s failed", action, subject.id)
 
     def _require_coordinator(self, actor: Actor, project_id: str) -> Project:
         project = self.visible_project(actor, project_id)
@@ -687,6 +726,57 @@ class CampusService:
                 # The change is stored and in memory: failing the caller would report
                 # a write that happened as one that did not.
                 log.exception("campus listener %r failed on %s %s", listener, change.kind, change.floor_id)
+
+    async def _audited(
+        self, actor: Actor | None, action: str, old: Floor | Room | None, new: Floor | Room | None
+    ) -> None:
+        """Record a successful write in the audit trail: which fields changed (``old``
+        None: created, ``new`` None: deleted, where only the name is kept), readable by
+        the admins of the floor's owner (its municipality, or every member of its
+        cooperation). ``actor`` None is the system (expiry)."""
+        if self._audit is None:
+            return
+        subject = new if new is not None else old
+        if subject is None:
+            return
+        if isinstance(subject, Room):
+            floor = self._state.floors.get(subject.floor_id)
+            target = {"room": subject.id, "floor": subject.floor_id}
+            fields: tuple[str, ...] = ("name", "kind", "rect", "door", "capacity", "owners", "expires_at")
+        else:
+            floor, target = subject, {"floor": subject.id}
+            fields = ("name", "owner_kind", "owner_id", "width", "height", "position")
+        before, after = (None if old is None else old.to_dict()), (None if new is None else new.to_dict())
+        change = field_changes(before, after, ("name",) if new is None else fields)
+        if action == "room.updated" and set(change) == {"door"}:
+            action = "door.changed"
+        own = () if actor is None else (actor.municipality_id,)
+        scopes, project = self.audit_scope(floor, fallback=own)
+        try:
+            await self._audit.record(
+                action, actor=None if actor is None else actor.person_id, target=target, change=change, scopes=scopes,
+                project=project,
+            )
+        except Exception:  # the write happened: a broken audit must not report it as failed
+            log.exception("audit of %s on %s failed", action, target)
+
+
+def _membership_action(old: Project, new: Project) -> str:
+    """``project.member_added`` / ``member_removed`` when only membership grew or shrank."""
+    def everyone(p: Project) -> set[str]:
+        return {*p.coordinators, *p.members, *(f"municipality:{m}" for m in p.municipalities)}
+
+    same_rest = (old.name, old.purpose, old.ends_at) == (new.name, new.purpose, new.ends_at)
+    if same_rest and everyone(old) < everyone(new):
+        return "project.member_added"
+    if same_rest and everyone(new) < everyone(old):
+        return "project.member_removed"
+    return "project.updated"
+
+
+def _project_scopes(project: Project) -> tuple[str, ...]:
+    """Whose admins read a project's entries: its member towns and its coordinators' towns."""
+    return tuple(dict.fromkeys([*project.municipalities, *(split_person(p)[0] for p in project.coordinators)]))
 
 
 def _reject_unknown(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:

@@ -163,6 +163,17 @@ async def test_adding_and_removing_a_member_changes_their_view_live(office: Offi
     assert err.value.code == "not_found"
     assert (await sven.request("project.list"))["projects"] == []
 
+    # The audit trail: the coordinator reads each administrative step, and no movement.
+    coordinator = office.token(anna.me["user_id"], "altbach")
+    status, body = await office.rest("GET", f"/api/v1/projects/{project_id}/audit", coordinator)
+    assert status == 200, body
+    steps = [(e["action"], e["actor"]) for e in body["entries"]]
+    assert steps == [("project.created", anna.person), ("project.member_added", anna.person),
+                     ("project.member_removed", anna.person)]  # fmt: skip
+    assert body["entries"][1]["change"]["members"] == {"old": [], "new": [sven.person]}
+    status, body = await office.rest("GET", f"/api/v1/projects/{project_id}/audit", office.token(sven.me["user_id"], "seefeld"))
+    assert (status, body["error"]["code"]) == (404, "not_found")  # no longer a member
+
 
 async def test_town_policy_limits_who_creates_and_for_how_long(office: Office) -> None:
     staff = await office.client(0, unique("sina"), "seefeld")

@@ -29,6 +29,7 @@ from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
 from rooms.access import is_room_owner
 from rooms.actors import Actor
+from rooms.audit import AuditSink
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.knocks import Knock, KnockOutcome, Resolution
 from rooms.model import DoorState, Room
@@ -47,8 +48,10 @@ class KnockService(PresenceHooks):
         *,
         store: KnockStore,
         clock: Callable[[], float] = time.time,
+        audit: AuditSink | None = None,
     ) -> None:
         self._presence = presence
+        self._audit = audit  # admissions are recorded; declines, cancels and movements never
         self._campus = presence.campus
         self._outbox = outbox
         self._clock = clock
@@ -134,6 +137,7 @@ class KnockService(PresenceHooks):
             await self.store.release(knock_id)  # refused (room full, door locked meanwhile): still pending
             raise
         resolution = await self._resolve(knock_id, KnockOutcome.ADMITTED, by=actor.person_id, claimed=True)
+        await self._audit_admission(actor, knock, room)
         return {"outcome": resolution.to_wire()}
 
     async def cancel(self, actor: Actor, knock_id: str) -> dict[str, Any]:
@@ -149,6 +153,21 @@ class KnockService(PresenceHooks):
         silent = await self._is_silent(person)
         incoming = [{**k.to_wire(), "silent": silent} for k in await self.store.incoming(person)]
         return {"own": own.to_wire() if own else None, "incoming": incoming}
+
+    async def _audit_admission(self, actor: Actor, knock: Knock, room: Room) -> None:
+        """``knock.admitted``: who let whom into which room, readable by whoever may read
+        the room's own entries (CampusService.audit_scope)."""
+        if self._audit is None:
+            return
+        floor = self._campus.floor(room.floor_id)
+        scopes, project = self._campus.audit_scope(floor, fallback=[actor.municipality_id])
+        target = {"room": room.id, "floor": room.floor_id, "person": knock.knocker.person_id, "knock": knock.id}
+        try:
+            await self._audit.record(
+                "knock.admitted", actor=actor.person_id, target=target, scopes=scopes, project=project
+            )
+        except Exception:  # the admission happened: a broken audit must not undo or fail it
+            log.exception("knock_audit_failed", knock=knock.id)
 
     async def _may_answer(self, actor: Actor, knock: Knock, room: Room) -> bool:
         if actor.is_guest:

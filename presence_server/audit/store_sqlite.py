@@ -1,0 +1,195 @@
+"""The audit trail in SQLite: the embedded default of a single node (``storage.backend = "sqlite"``).
+
+A file of its own (``audit.sqlite_path``, by default ``audit.sqlite3`` beside
+the campus file), not a
+table in the campus file: the campus file versions its schema in ``PRAGMA
+user_version`` and refuses versions it does not know, the two have different
+lives (the campus is the office, the trail a record about it, purged by age),
+and an operator may back them up, keep or hand over one without the other.
+
+Schema (version 1)::
+
+    audit_entries (id TEXT PRIMARY KEY, at REAL, project TEXT, body TEXT)  -- body: JSON of to_dict
+    audit_scopes  (municipality TEXT, entry_id TEXT REFERENCES audit_entries ON DELETE CASCADE,
+                   PRIMARY KEY (municipality, entry_id))
+
+A read of one municipality walks its part of the ``audit_scopes`` key in id
+order; a purge is one ``DELETE ... WHERE id < ?`` that takes the scope rows
+with it. As in the campus store, one worker thread owns the one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from presence_server.audit.store import AuditQuery, id_range
+from rooms.audit import AuditEntry, entry_id_bound
+
+__all__ = ["SqliteAuditStore", "SCHEMA_VERSION"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+
+# _MIGRATIONS[n] takes the file from version n to n + 1. Append, never edit.
+_MIGRATIONS: Final[tuple[str, ...]] = (
+    """
+    CREATE TABLE audit_entries (
+        id      TEXT PRIMARY KEY,     -- sorts by time (rooms.audit.new_entry_id)
+        at      REAL NOT NULL,
+        project TEXT,
+        body    TEXT NOT NULL         -- JSON of AuditEntry.to_dict()
+    );
+    CREATE INDEX audit_by_project ON audit_entries(project, id);
+    CREATE TABLE audit_scopes (
+        municipality TEXT NOT NULL,
+        entry_id     TEXT NOT NULL REFERENCES audit_entries(id) ON DELETE CASCADE,
+        PRIMARY KEY (municipality, entry_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_scopes_by_entry ON audit_scopes(entry_id);
+    """,
+)
+
+# An entry never changes: a retried append of a stored id is a no-op.
+_PUT: Final = "INSERT OR IGNORE INTO audit_entries (id, at, project, body) VALUES (?, ?, ?, ?)"
+
+
+class SqliteAuditStore:
+    """:class:`~presence_server.audit.store.AuditStore` in one SQLite file (WAL).
+    One process per file: not a cluster backend."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sqlite")
+        try:
+            self._conn = await self._run(self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def append(self, entry: AuditEntry) -> None:
+        body = json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+        def work() -> None:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute(_PUT, (entry.id, entry.at, entry.project, body)).rowcount:
+                    conn.executemany(
+                        "INSERT INTO audit_scopes (municipality, entry_id) VALUES (?, ?)",
+                        [(scope, entry.id) for scope in entry.scopes],
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(work)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        low, inclusive, high = id_range(query)
+        where: list[str] = []
+        params: list[Any] = []
+        if query.municipality is not None:
+            sql = "SELECT e.body FROM audit_scopes s JOIN audit_entries e ON e.id = s.entry_id WHERE s.municipality = ?"
+            column = "s.entry_id"
+            params.append(query.municipality)
+        else:
+            sql = "SELECT e.body FROM audit_entries e WHERE e.project = ?"
+            column = "e.id"
+            params.append(query.project)
+        if low is not None:
+            where.append(f"{column} {'>=' if inclusive else '>'} ?")
+            params.append(low)
+        if high is not None:
+            where.append(f"{column} < ?")
+            params.append(high)
+        sql += "".join(f" AND {w}" for w in where) + f" ORDER BY {column} LIMIT ?"
+        params.append(query.limit)
+
+        def work() -> list[AuditEntry]:
+            return [AuditEntry.from_dict(json.loads(body)) for (body,) in self._connection().execute(sql, params)]
+
+        return await self._run(work)
+
+    async def purge(self, *, before: float) -> int:
+        bound = entry_id_bound(before)
+
+        def work() -> int:
+            return self._connection().execute("DELETE FROM audit_entries WHERE id < ?", (bound,)).rowcount
+
+        return await self._run(work)
+
+    # -- worker-thread side -------------------------------------------------
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("SqliteAuditStore is not open: call .open() first")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("SqliteAuditStore is not open: call .open() first")
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None)  # autocommit; transactions stated
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # An audit entry is a record someone may have to produce: pay for FULL, as the campus does.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self._path}: audit schema version {version} is newer than this code ({SCHEMA_VERSION}); "
+                "upgrade the server"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target:d}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise

@@ -48,7 +48,13 @@ from pydantic_settings import (
 )
 
 from presence_server.config_metrics import MetricsSettings, metrics_problems
-from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
+from presence_server.config_portal import (
+    MunicipalityDirectorySettings,
+    PortalSettings,
+    WebhookSettings,
+    check_webhook_names,
+    webhook_problems,
+)
 
 __all__ = [
     "ConfigError",
@@ -228,6 +234,8 @@ class MunicipalityAuth(_Section):
     allowed_origins: list[str] = Field(default_factory=list)
     #: Receivers of this municipality's signed presence and knock events (docs/portal.md).
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+    #: Skills this municipality's staff may publish platform-wide (docs/portal.md).
+    directory: MunicipalityDirectorySettings = Field(default_factory=MunicipalityDirectorySettings)
 
     @field_validator("webhooks", mode="after")
     @classmethod

@@ -16,7 +16,10 @@ from presence_server.directory.service import DirectoryService
 from presence_server.portal_rest import DIRECTORY
 from rooms.person import PersonId
 from signalling.client import OfficeClient
-from tests.conftest import DEMO_CAMPUS, OfficeServer, StartServer
+from presence_server.config import load_settings
+from tests.conftest import DEFAULT_CONFIG, DEMO_CAMPUS, OfficeServer, StartServer
+from tests.support.doc_snippets import doc_snippet
+from tests.test_portal_doc_examples import shape_mismatches
 from tests.support.portal import eventually, get, person
 from tests.support.redis_server import RedisServer
 
@@ -331,3 +334,25 @@ async def test_in_cluster_mode_an_opt_in_on_one_node_is_found_and_rung_from_the_
 
     await eventually(gone)
     assert await a.server.app[DIRECTORY].store.published_people(now=0) == []
+
+
+# ------------------------------------------------------------------- the docs
+async def test_the_documented_platform_answer_has_the_real_shape(office: OfficeServer) -> None:
+    frida = await frida_at_her_desk(office)
+    await frida.request("profile.publish", {"skills": [NATURE]})
+    _, real = await get(office, office.token("anna.altbach", "altbach"), "/api/v1/people/search?q=frida&scope=platform")
+    documented = json.loads(doc_snippet("portal", "platform-finder-response"))
+    assert real["results"] and shape_mismatches(documented, real) == []
+
+
+def test_the_documented_publish_skills_table_loads(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        DEFAULT_CONFIG.read_text(encoding="utf-8")
+        + '\n[auth.municipalities.ferndorf]\nalgorithm = "HS256"\nsecret = "dev-only-ferndorf-secret-change-me-0000"\n\n'
+        + doc_snippet("portal", "publish-skills-config"),
+        encoding="utf-8",
+    )
+    settings = load_settings(config, env={})
+    assert settings.auth.municipalities["ferndorf"].directory.publish_skills == [NATURE, "Vergaberecht"]
+    assert settings.auth.municipalities["altbach"].directory.publish_skills == []  # nobody by default

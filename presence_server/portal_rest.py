@@ -97,6 +97,10 @@ async def people_search(request: web.Request) -> web.Response:
     return _ok(results=results)
 
 
+def _count_optin(municipality: str, published: list[str]) -> None:
+    pm.PLATFORM_OPTINS.labels(municipality, "published" if published else "withdrawn").inc()
+
+
 async def _published_answer(directory: DirectoryService, actor: Any) -> dict[str, Any]:
     return {"published": await directory.published_of(actor), "publishable": directory.publishable(actor)}
 
@@ -114,7 +118,7 @@ async def publish_skills(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise validation_error(exc) from None
     directory = request.app[DIRECTORY]
-    await directory.publish(actor, body.skills)
+    _count_optin(actor.municipality_id, await directory.publish(actor, body.skills))
     pm.PORTAL_REQUESTS.labels("publish_skills").inc()
     return _ok(**await _published_answer(directory, actor))
 
@@ -135,7 +139,9 @@ def install(app: web.Application) -> None:
     rt.calls.reachable_beyond_floors(directory.is_platform_visible)
 
     async def profile_publish(session: Session, msg: m.ProfilePublish) -> dict[str, Any]:
-        return {"published": await directory.publish(session.actor, msg.skills)}
+        published = await directory.publish(session.actor, msg.skills)
+        _count_optin(session.actor.municipality_id, published)
+        return {"published": published}
 
     rt.gateway.add_event("profile.publish", m.ProfilePublish, profile_publish)
     webhooks = WebhookDispatcher.from_settings(settings, rt.campus)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from presence_server.directory.service import DirectoryService
+from presence_server.metrics import REGISTRY
 from presence_server.portal_rest import DIRECTORY
 from rooms.person import PersonId
 from signalling.client import OfficeClient
@@ -141,13 +142,19 @@ async def test_an_opted_in_specialist_of_another_cooperation_is_found_with_only_
                                                           "skill=naturschutzrecht")]
 
 
+def optins(change: str) -> float:
+    return REGISTRY.get_sample_value("vo_platform_optins_total", {"municipality": "ferndorf", "change": change}) or 0.0
+
+
 async def test_opting_out_removes_her_at_once(office: OfficeServer) -> None:
     frida = await frida_at_her_desk(office)
     anna = office.token("anna.altbach", "altbach")
+    before = optins("published"), optins("withdrawn")
     await frida.request("profile.publish", {"skills": [NATURE]})
     assert [r["person"] for r in await search(office, anna, "q=frida&scope=platform")] == [FRIDA]
     assert (await frida.request("profile.publish", {"skills": []}))["published"] == []
     assert await search(office, anna, "q=frida&scope=platform") == []
+    assert (optins("published"), optins("withdrawn")) == (before[0] + 1, before[1] + 1)
 
 
 async def test_a_skill_she_no_longer_has_stops_counting(office: OfficeServer) -> None:

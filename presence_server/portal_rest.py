@@ -31,14 +31,15 @@ from presence_server import portal_metrics as pm
 from presence_server import rest_models as rm
 from presence_server.badge_svg import SVG_HEADERS, render_badge
 from presence_server.cors import ORIGIN_RULES, OriginRules
-from presence_server.directory.service import DirectoryService
 from presence_server import messages as m
+from presence_server.directory.service import DirectoryService
 from presence_server.gateway import Session
 from presence_server.messages import validation_error
 from presence_server.portal import PortalService
 from presence_server.rest import authenticate
 from presence_server.runtime import RUNTIME
 from presence_server.webhooks import WebhookDispatcher
+from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.people import SearchCriteria
 
@@ -101,7 +102,7 @@ def _count_optin(municipality: str, published: list[str]) -> None:
     pm.PLATFORM_OPTINS.labels(municipality, "published" if published else "withdrawn").inc()
 
 
-async def _published_answer(directory: DirectoryService, actor: Any) -> dict[str, Any]:
+async def _published_answer(directory: DirectoryService, actor: Actor) -> dict[str, Any]:
     return {"published": await directory.published_of(actor), "publishable": directory.publishable(actor)}
 
 

@@ -48,9 +48,15 @@ from pydantic_settings import (
 )
 
 from presence_server.config_metrics import MetricsSettings, metrics_problems
+from presence_server.config_portal import (
+    MunicipalityDirectorySettings,
+    PortalSettings,
+    WebhookSettings,
+    check_webhook_names,
+    webhook_problems,
+)
 from presence_server.config_projects import ProjectSettings
 from rooms.project import ProjectPolicy
-from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
 
 __all__ = [
     "ConfigError",
@@ -233,6 +239,8 @@ class MunicipalityAuth(_Section):
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
     #: This town's project policy; unset: the platform's ``[projects]`` section.
     projects: ProjectSettings | None = None
+    #: Skills this municipality's staff may publish platform-wide (docs/portal.md).
+    directory: MunicipalityDirectorySettings = Field(default_factory=MunicipalityDirectorySettings)
 
     @field_validator("webhooks", mode="after")
     @classmethod

@@ -3,7 +3,9 @@
 Kept apart from :mod:`presence_server.config` so the portal features can grow
 without touching the core settings module; :class:`~presence_server.config.Settings`
 carries a ``portal`` section of :class:`PortalSettings`, and each municipality
-(``auth.municipalities.<id>``) a ``webhooks`` table of :class:`WebhookSettings`.
+(``auth.municipalities.<id>``) a ``webhooks`` table of :class:`WebhookSettings`
+and a ``directory`` section of :class:`MunicipalityDirectorySettings` (the skills
+it publishes platform-wide).
 
 Webhooks are a table keyed by a name, not a list, so each one's secret can be
 set from the environment like every other key, e.g.
@@ -21,11 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from presence_server.webhook_guard import IPNetwork, never_allowed
 
-__all__ = ["WebhookSettings", "PortalSettings", "WEBHOOK_EVENTS", "check_webhook_names", "webhook_problems"]
+__all__ = ["WebhookSettings", "PortalSettings", "MunicipalityDirectorySettings", "MAX_PUBLISH_SKILLS", "WEBHOOK_EVENTS", "check_webhook_names", "webhook_problems"]
 
 #: The event families a webhook may subscribe to (docs/portal.md).
 WebhookEvent = Literal["presence", "knock"]
 WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = ("presence", "knock")
+
+#: At most this many skills a municipality publishes (and a person opts in to).
+MAX_PUBLISH_SKILLS: Final = 100
 
 # Webhook names become parts of environment variable names, which arrive lower-cased.
 _WEBHOOK_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -102,6 +107,26 @@ def webhook_problems(webhooks: dict[str, WebhookSettings]) -> list[str]:
         for name, hook in webhooks.items()
         if not hook.key
     ]
+
+
+class MunicipalityDirectorySettings(_Section):
+    """What one municipality shows of its staff beyond its cooperations (docs/portal.md,
+    "Beyond the cooperation")."""
+
+    #: Skills (as the town's tokens spell them; compared case-insensitively) its staff
+    #: may publish to the whole platform. Each person still opts in per skill; nobody
+    #: is published by this setting alone. Empty (the default): nobody of this town is
+    #: ever found beyond its cooperations.
+    publish_skills: list[str] = Field(default_factory=list, max_length=MAX_PUBLISH_SKILLS)
+
+    @field_validator("publish_skills")
+    @classmethod
+    def _skill_names(cls, value: list[str]) -> list[str]:
+        cleaned = [skill.strip() for skill in value]
+        bad = [repr(skill) for skill in cleaned if not 1 <= len(skill) <= 100]
+        if bad:
+            raise ValueError(f"skills are 1 to 100 characters: {', '.join(bad)}")
+        return list(dict.fromkeys(cleaned))
 
 
 class PortalSettings(_Section):

@@ -38,7 +38,7 @@ from rooms.errors import DomainError, ErrorCode
 
 __all__ = ["OriginRules", "ORIGIN_RULES", "cors_middleware", "require_origin", "ALLOW_HEADERS", "ALLOW_METHODS"]
 
-ALLOW_METHODS: Final = "GET, POST, PATCH, DELETE, OPTIONS"
+ALLOW_METHODS: Final = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS: Final = "Authorization, Content-Type, Accept-Language"
 _MAX_AGE: Final = "600"
 _SKIP_PREFIX: Final = "/socket.io"

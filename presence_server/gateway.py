@@ -133,6 +133,14 @@ class Gateway(PresenceHooks):
     def events(self) -> list[str]:
         return sorted(self._table)
 
+    def add_event(self, event: str, model: type[BaseModel], handler: Handler) -> None:
+        """One more client event, for features wired after the gateway (the portal's
+        ``profile.publish``); dispatched like every other (limits, validation, errors)."""
+        if event in self._table:
+            raise ValueError(f"{event} is already handled")
+        self._table[event] = (model, handler)
+        self._sio.on(event, self._bind(event))
+
     def session(self, sid: str) -> Session | None:
         return self._sessions.get(sid)
 

@@ -30,6 +30,7 @@ __all__ = [
     "CallAnswer",
     "RingRef",
     "CallNote",
+    "ProfilePublish",
     "Person",
     "validation_error",
 ]
@@ -106,6 +107,12 @@ class RingRef(_Msg):
 class CallNote(_Msg):
     person: Person
     text: Text
+
+
+class ProfilePublish(_Msg):
+    """The skills to publish platform-wide (docs/portal.md); ``[]`` opts out."""
+
+    skills: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]], Field(max_length=100)]
 
 
 class AuthRefresh(_Msg):

@@ -10,7 +10,9 @@ from presence_server import rest_models as rm
 
 __all__ = ["portal_schemas", "portal_paths"]
 
-_ANSWERS: tuple[type[BaseModel], ...] = (rm.FloorOccupancy, rm.BadgeAnswer, rm.PeopleSearchAnswer)
+_ANSWERS: tuple[type[BaseModel], ...] = (
+    rm.FloorOccupancy, rm.BadgeAnswer, rm.PeopleSearchAnswer, rm.PublishedSkillsBody, rm.PublishedSkillsAnswer,
+)
 
 
 def portal_schemas() -> dict[str, Any]:
@@ -44,11 +46,20 @@ def portal_paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     badge["parameters"] = _query_parameters(rm.BadgeQuery)
 
     search = op("Specialist finder: people the caller may see, by skill, department or job title, ranked by "
-                "availability now, then by where they sit")
+                "availability now, then by where they sit; scope=platform adds people of other cooperations "
+                "who published a matching skill (published skills only, never an invisible floor)")
     search["responses"]["200"]["content"] = _json(rm.PeopleSearchAnswer)
     search["parameters"] = _query_parameters(rm.PeopleSearchQuery)
 
+    published_get = op("The skills the caller publishes platform-wide, and those they could publish")
+    published_get["responses"]["200"]["content"] = _json(rm.PublishedSkillsAnswer)
+    published_put = op("Choose the skills to publish platform-wide ([] opts out): only skills the caller has "
+                       "and their municipality publishes; the caller must be online (409 otherwise)",
+                       body=rm.PublishedSkillsBody)
+    published_put["responses"]["200"]["content"] = _json(rm.PublishedSkillsAnswer)
+
     return {
+        "/api/v1/me/published-skills": {"get": published_get, "put": published_put},
         "/api/v1/floors/{floor_id}/occupancy": {"parameters": [path_param("floor_id")], "get": occupancy},
         "/api/v1/municipalities/{municipality_id}/users/{user_id}/badge": {
             "parameters": [path_param("municipality_id"), path_param("user_id")],

@@ -11,19 +11,28 @@ cannot say "free now" would not answer its question.
 The people directory (:mod:`presence_server.directory.service`) holds profiles
 of people seen; status, location and calls are read live from the presence
 store and the call store.
+
+Beyond the cooperation (``scope="platform"``): the finder also answers with
+people of municipalities the caller may not see, but only those who opted in
+(published at least one skill their town publishes), matched and shown by
+those skills alone: name, municipality, the published skills, online and
+status — no department, job title or status text, and a floor or room only if
+the caller may see that floor (:meth:`rooms.campus.CampusService.can_see_floor`).
+Such cards carry ``"platform": true``. People the caller may see appear as in
+the cooperation's finder.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from presence_server.calls.service import CallService
 from presence_server.directory.service import DirectoryService
 from presence_server.presence.service import PresenceService
 from presence_server.presence.store import Member
-from rooms.actors import Actor
+from rooms.actors import Actor, Profile
 from rooms.errors import DomainError, ErrorCode
 from rooms.person import PersonId, person_id
 from rooms.people import (
@@ -37,7 +46,7 @@ from rooms.people import (
     visible_municipalities,
 )
 
-__all__ = ["PortalService", "MAX_RANKED", "OFFLINE"]
+__all__ = ["PortalService", "MAX_RANKED", "OFFLINE", "Scope"]
 
 #: At most this many matches are ranked (presence read for each); more are cut by name first.
 MAX_RANKED: Final = 1000
@@ -45,6 +54,9 @@ MAX_RANKED: Final = 1000
 _LOOKUP_CONCURRENCY: Final = 32
 #: The status shown for someone offline.
 OFFLINE: Final = "offline"
+
+#: Whom the finder searches: the caller's cooperations, or the whole platform's opt-ins too.
+Scope = Literal["cooperation", "platform"]
 
 
 class PortalService:
@@ -105,8 +117,12 @@ class PortalService:
         return self._card(actor, person, member, pid in in_call)
 
     # --------------------------------------------------------------- search
-    async def search(self, actor: Actor, criteria: SearchCriteria, *, limit: int) -> list[dict[str, Any]]:
-        """People the caller may see who match, ranked (see :mod:`rooms.people`).
+    async def search(
+        self, actor: Actor, criteria: SearchCriteria, *, limit: int, scope: Scope = "cooperation"
+    ) -> list[dict[str, Any]]:
+        """People the caller may see who match, ranked (see :mod:`rooms.people`); with
+        ``scope="platform"`` also the people beyond who published a matching skill
+        (the module docstring).
 
         Offline people are found only when the directory keeps them
         (``portal.directory_retention_days`` > 0). The caller is not in their own results.
@@ -114,24 +130,34 @@ class PortalService:
         if criteria.empty:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, "give q, skill, department or job_title")
         municipalities = visible_municipalities(actor, self._campus.cooperations)
-        found = [
-            p for p in await self.directory.people(municipalities)
+        found: list[tuple[Person, bool]] = [
+            (p, False) for p in await self.directory.people(municipalities)
             if matches(p, criteria) and p.id != actor.person_id
         ]  # fmt: skip
+        if scope == "platform":
+            for person, skills in await self.directory.platform_people(actor):
+                if person.municipality in municipalities or person.id == actor.person_id:
+                    continue  # found above, as the cooperation shows them
+                shown = _published_only(person, skills)
+                if matches(shown, criteria):
+                    found.append((shown, True))
         if len(found) > MAX_RANKED:
-            found = sorted(found, key=lambda p: rank_key(p, Availability.AVAILABLE, 0))[:MAX_RANKED]
-        members = await self._members([p.id for p in found])
+            found = sorted(found, key=lambda f: rank_key(f[0], Availability.AVAILABLE, 0))[:MAX_RANKED]
+        members = await self._members([p.id for p, _ in found])
         me = await self._presence.store.member(actor.person_id)
         my_floor = me.floor_id if me is not None else None
         in_call = await self._calls.store.calls_of([m.person for m in members if m is not None])
         ranked: list[tuple[Any, dict[str, Any]]] = []
-        for person, member in zip(found, members):
+        for (person, beyond), member in zip(found, members):
             if member is None and not self.directory.keeps_offline:
                 continue  # a stale entry of someone gone: online only
-            if member is not None:
-                person = Person(person.user_id, person.municipality, member.actor.display_name,
-                                member.actor.profile, person.seen)  # the live token's profile wins
-            card = self._card(actor, person, member, member is not None and member.person in in_call)
+            if beyond:
+                card = self._platform_card(actor, person, member, member is not None and member.person in in_call)
+            else:
+                if member is not None:
+                    person = Person(person.user_id, person.municipality, member.actor.display_name,
+                                    member.actor.profile, person.seen)  # the live token's profile wins
+                card = self._card(actor, person, member, member is not None and member.person in in_call)
             tier = availability(card["status"] if card["online"] else None, in_call=card["in_call"])
             near = nearness(actor.municipality_id, my_floor, person.municipality,
                             member.floor_id if member is not None else None)
@@ -148,6 +174,15 @@ class PortalService:
                 return await self._presence.store.member(pid)
 
         return list(await asyncio.gather(*(one(pid) for pid in persons)))
+
+    def _platform_card(self, viewer: Actor, shown: Person, member: Member | None, in_call: bool) -> dict[str, Any]:
+        """A person found beyond the caller's cooperations: ``shown`` carries only the
+        published skills; the status text stays private, the floor shows only where
+        the caller may see it (as in :meth:`_card`)."""
+        card = self._card(viewer, shown, member, in_call)
+        card["status_text"] = ""
+        card["platform"] = True
+        return card
 
     def _card(self, viewer: Actor, person: Person, member: Member | None, in_call: bool) -> dict[str, Any]:
         """A person as the finder and the badge show them to ``viewer``."""
@@ -175,6 +210,11 @@ class PortalService:
             "room_name": room_name,
             "in_call": in_call,
         }
+
+
+def _published_only(person: Person, skills: list[str]) -> Person:
+    """``person`` as the platform shows them: name, municipality and the published skills."""
+    return Person(person.user_id, person.municipality, person.name, Profile(None, None, tuple(skills)), person.seen)
 
 
 def _occupant(member: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ __all__ = [
     "WEBHOOK_DESTINATION_REFUSED",
     "PORTAL_REQUESTS",
     "ORIGIN_REFUSALS",
+    "PLATFORM_OPTINS",
 ]
 
 WEBHOOK_EVENTS: Final = Counter(
@@ -45,5 +46,12 @@ PORTAL_REQUESTS: Final = Counter(
 )
 ORIGIN_REFUSALS: Final = Counter(
     "vo_origin_refusals_total", "REST requests refused for their browser Origin, by reason.", ["reason"],
+    registry=REGISTRY,
+)
+PLATFORM_OPTINS: Final = Counter(
+    "vo_platform_optins_total",
+    "Platform directory opt-in changes (profile.publish, PUT /api/v1/me/published-skills) by municipality: "
+    "published (one skill or more) or withdrawn (none).",
+    ["municipality", "change"],
     registry=REGISTRY,
 )

@@ -7,13 +7,17 @@ Endpoints (docs/rest.md, docs/portal.md):
   person's presence (``?format=svg`` for an image). A user is named by
   municipality *and* user id: token subjects are chosen by each town's
   identity provider and need not be unique across towns;
-* ``GET /api/v1/people/search`` — the specialist finder.
+* ``GET /api/v1/people/search`` — the specialist finder (``scope=platform``:
+  beyond the cooperation, docs/portal.md);
+* ``GET``/``PUT /api/v1/me/published-skills`` — the caller's platform opt-in
+  (also the socket event ``profile.publish``).
 
 :func:`install` builds the :class:`~presence_server.directory.service.DirectoryService`
 (on the directory store the backends chose), the
 :class:`~presence_server.portal.PortalService` and the webhook dispatcher,
-hooks them to presence, outbox and knocks, adds the routes and owns their
-start and stop.
+hooks them to presence, outbox and knocks, lets calls ring platform-published
+people, adds the routes and the ``profile.publish`` event, and owns their start
+and stop.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from presence_server import portal_metrics as pm
 from presence_server import rest_models as rm
 from presence_server.badge_svg import SVG_HEADERS, render_badge
 from presence_server.cors import ORIGIN_RULES, OriginRules
+from presence_server import messages as m
 from presence_server.directory.service import DirectoryService
+from presence_server.gateway import Session
 from presence_server.messages import validation_error
 from presence_server.portal import PortalService
 from presence_server.rest import authenticate
 from presence_server.runtime import RUNTIME
 from presence_server.webhooks import WebhookDispatcher
+from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 from rooms.people import SearchCriteria
 
@@ -86,9 +93,35 @@ async def people_search(request: web.Request) -> web.Response:
     actor = (await authenticate(request)).actor
     query: rm.PeopleSearchQuery = _query(request, rm.PeopleSearchQuery)
     criteria = SearchCriteria.build(query.q, query.skill, query.department, query.job_title)
-    results = await request.app[PORTAL].search(actor, criteria, limit=query.limit)
-    pm.PORTAL_REQUESTS.labels("people_search").inc()
+    results = await request.app[PORTAL].search(actor, criteria, limit=query.limit, scope=query.scope)
+    pm.PORTAL_REQUESTS.labels("people_search_platform" if query.scope == "platform" else "people_search").inc()
     return _ok(results=results)
+
+
+def _count_optin(municipality: str, published: list[str]) -> None:
+    pm.PLATFORM_OPTINS.labels(municipality, "published" if published else "withdrawn").inc()
+
+
+async def _published_answer(directory: DirectoryService, actor: Actor) -> dict[str, Any]:
+    return {"published": await directory.published_of(actor), "publishable": directory.publishable(actor)}
+
+
+async def published_skills(request: web.Request) -> web.Response:
+    actor = (await authenticate(request)).actor
+    pm.PORTAL_REQUESTS.labels("published_skills").inc()
+    return _ok(**await _published_answer(request.app[DIRECTORY], actor))
+
+
+async def publish_skills(request: web.Request) -> web.Response:
+    actor = (await authenticate(request)).actor
+    try:
+        body = rm.PublishedSkillsBody.model_validate_json(await request.read() or b"{}")
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    directory = request.app[DIRECTORY]
+    _count_optin(actor.municipality_id, await directory.publish(actor, body.skills))
+    pm.PORTAL_REQUESTS.labels("publish_skills").inc()
+    return _ok(**await _published_answer(directory, actor))
 
 
 def install(app: web.Application) -> None:
@@ -101,8 +134,17 @@ def install(app: web.Application) -> None:
         rt.backends.directory,
         retention_days=settings.portal.directory_retention_days,
         online_ttl=settings.auth.max_token_ttl_seconds + settings.presence.grace_seconds,
+        publish_skills={mid: town.directory.publish_skills for mid, town in settings.auth.municipalities.items()},
     )
     app[PORTAL] = PortalService(rt.presence, rt.calls, directory)
+    rt.calls.reachable_beyond_floors(directory.is_platform_visible)
+
+    async def profile_publish(session: Session, msg: m.ProfilePublish) -> dict[str, Any]:
+        published = await directory.publish(session.actor, msg.skills)
+        _count_optin(session.actor.municipality_id, published)
+        return {"published": published}
+
+    rt.gateway.add_event("profile.publish", m.ProfilePublish, profile_publish)
     webhooks = WebhookDispatcher.from_settings(settings, rt.campus)
     app[WEBHOOKS] = webhooks
     rt.outbox.add_observer(webhooks.on_diffs)
@@ -112,6 +154,8 @@ def install(app: web.Application) -> None:
     r.add_get("/api/v1/floors/{floor_id}/occupancy", occupancy)
     r.add_get("/api/v1/municipalities/{municipality_id}/users/{user_id}/badge", badge)
     r.add_get("/api/v1/people/search", people_search)
+    r.add_get("/api/v1/me/published-skills", published_skills)
+    r.add_put("/api/v1/me/published-skills", publish_skills)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

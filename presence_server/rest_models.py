@@ -22,8 +22,12 @@ __all__ = [
     "RoomOccupancy",
     "FloorOccupancy",
     "PersonCard",
+    "PlatformCard",
     "BadgeAnswer",
     "PeopleSearchAnswer",
+    "Skill",
+    "PublishedSkillsBody",
+    "PublishedSkillsAnswer",
 ]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -99,6 +103,8 @@ class PeopleSearchQuery(BaseModel):
     department: Annotated[str, StringConstraints(max_length=120)] = ""
     job_title: Annotated[str, StringConstraints(max_length=120)] = ""
     limit: int = Field(default=20, ge=1, le=50)
+    #: ``platform``: also people of other cooperations who published a matching skill.
+    scope: Literal["cooperation", "platform"] = "cooperation"
 
 
 class BadgeQuery(BaseModel):
@@ -172,6 +178,14 @@ class PersonCard(BaseModel):
     in_call: bool
 
 
+class PlatformCard(PersonCard):
+    """A person found beyond the caller's cooperations (``scope=platform``): only the
+    skills they published (department and job title null, status text empty), and a
+    floor and room only if the caller may see that floor."""
+
+    platform: Literal[True]
+
+
 class BadgeAnswer(BaseModel):
     ok: Literal[True]
     badge: PersonCard
@@ -182,4 +196,25 @@ class PeopleSearchAnswer(BaseModel):
     then the caller's floor, the caller's municipality, the rest; then name."""
 
     ok: Literal[True]
-    results: list[PersonCard]
+    results: list[PersonCard | PlatformCard]
+
+
+Skill = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class PublishedSkillsBody(BaseModel):
+    """``PUT /api/v1/me/published-skills`` (and the ``profile.publish`` event): the skills
+    to publish platform-wide; ``[]`` opts out."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    skills: list[Skill] = Field(max_length=100)
+
+
+class PublishedSkillsAnswer(BaseModel):
+    """What the caller publishes platform-wide now, and what they could publish (their
+    skills their municipality publishes)."""
+
+    ok: Literal[True]
+    published: list[str]
+    publishable: list[str]

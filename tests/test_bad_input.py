@@ -42,6 +42,8 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     "call.cancel": [{"ring_id": ["r"]}],
     "call.note": [{"person": "altbach/u", "text": 3}, {"text": "hi"}, {"person": "u", "text": "hi"},
                   {"user_id": "altbach/u", "text": "hi"}],
+    "profile.publish": [{"skills": "Naturschutzrecht"}, {"skills": [5]}, {"skills": [""]}, {"skill": ["x"]},
+                        {"skills": ["x" * 101]}, {"skills": ["x"] * 101}],
     "call.signal": [{"call_id": "c", "to": "altbach/u", "kind": "shout", "data": {}},
                     {"call_id": "c", "to": "altbach/u", "kind": "offer", "data": "sdp"},
                     {"call_id": "c", "to": "altbach/u"},

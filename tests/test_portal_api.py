@@ -323,7 +323,7 @@ async def test_the_openapi_document_describes_what_the_portal_endpoints_answer(o
     assert {"/api/v1/floors/{floor_id}/occupancy", "/api/v1/people/search",
             "/api/v1/municipalities/{municipality_id}/users/{user_id}/badge"} <= set(paths)
     assert {p["name"] for p in paths["/api/v1/people/search"]["get"]["parameters"]} == {
-        "q", "skill", "department", "job_title", "limit"}
+        "q", "skill", "department", "job_title", "limit", "scope"}
     schemas = doc["components"]["schemas"]
     _, found = await get(office, anna, "/api/v1/people/search?skill=naturschutz")
     assert set(found["results"][0]) == set(schemas["PersonCard"]["properties"])

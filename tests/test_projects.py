@@ -115,6 +115,14 @@ async def test_exactly_the_members_see_the_project_everywhere(office: Office) ->
         assert status == 200 and [r["person"] for r in body["results"]] == [lena.person], body
         assert (body["results"][0]["floor_id"], body["results"][0]["room_id"]) == where
 
+    # Ringing needs a floor the caller may see (docs/calls.md): a member can ring her, the outsider cannot.
+    ack = await ben.request("call.ring", {"person": lena.person})
+    await lena.next_event("call.ring", lambda e: e["ring"]["ring_id"] == ack["ring"]["ring_id"])
+    await ben.request("call.cancel", {"ring_id": ack["ring"]["ring_id"]})
+    with pytest.raises(RequestError) as err:
+        await sven.request("call.ring", {"person": lena.person})
+    assert err.value.code == "not_found"
+
     # Occupancy: members get the floor, the fourth town the same not_found as for a missing floor.
     status, body = await office.rest("GET", f"/api/v1/floors/{floor['id']}/occupancy", office.token("x", "bergheim"))
     assert status == 200 and [o["person"] for r in body["rooms"] for o in r["occupants"]] == [lena.person]

@@ -21,7 +21,7 @@ import asyncio
 import json
 import secrets
 import time
-from typing import Any, Callable, Final
+from typing import Any, Awaitable, Callable, Final
 
 import structlog
 
@@ -29,6 +29,7 @@ from presence_server import metrics
 from presence_server.config import Settings
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceHooks, PresenceService
+from presence_server.presence.store import Member
 from presence_server.presence.state import Status
 from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
@@ -45,6 +46,9 @@ log = structlog.get_logger(__name__)
 
 #: Joins remembered for the set-up time metric; beyond this the oldest are dropped.
 _SETUP_TRACKED: Final = 10_000
+
+#: Whether a caller may ring a person whose floor they cannot see (the platform directory).
+Reachable = Callable[[Actor, PersonId], Awaitable[bool]]
 
 
 class CallService(PresenceHooks):
@@ -70,8 +74,27 @@ class CallService(PresenceHooks):
         # them (this node fenced, or Redis emptied), rejoin_room_call puts them back.
         self._room_calls: dict[PersonId, str] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._reachable: Reachable | None = None
         presence.add_hooks(self)
         presence.add_annotator(self._in_call)
+
+    def reachable_beyond_floors(self, reachable: Reachable) -> None:
+        """Also let callers ring (and leave notes for) people ``reachable`` says yes to
+        although their floor is out of the caller's sight: the platform directory's
+        opted-in specialists (docs/portal.md). Their floor stays unrevealed."""
+        self._reachable = reachable
+
+    async def _check_callee(self, actor: Actor, callee_id: PersonId) -> Member:
+        """The callee, if online and on a floor the caller may see, or reachable beyond
+        floors; otherwise ``not_found`` (the same for offline and out of sight)."""
+        callee = await self._presence.store.member(callee_id)
+        if callee is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "user")
+        if callee.floor_id is not None and self._campus.can_see_floor(actor, callee.floor_id):
+            return callee
+        if self._reachable is not None and callee_id != actor.person_id and await self._reachable(actor, callee_id):
+            return callee
+        raise DomainError(ErrorCode.NOT_FOUND, "user")  # nowhere the caller may look
 
     async def _in_call(self, persons: list[PersonId]) -> dict[PersonId, dict[str, Any]]:
         """Snapshot annotation: ``in_call`` only for people in a call (absent otherwise,
@@ -124,10 +147,9 @@ class CallService(PresenceHooks):
 
     # ------------------------------------------------------------ direct calls
     async def ring(self, actor: Actor, callee_id: PersonId) -> dict[str, Any]:
-        """Ring a colleague whose floor the caller may see; every session of theirs rings."""
-        callee = await self._presence.store.member(callee_id)
-        if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
-            raise DomainError(ErrorCode.NOT_FOUND, "user")  # offline, or nowhere the caller may look
+        """Ring a colleague whose floor the caller may see, or a platform-published
+        specialist (:meth:`reachable_beyond_floors`); every session of theirs rings."""
+        callee = await self._check_callee(actor, callee_id)
         ring = await self.store.ring(
             "ring-" + secrets.token_urlsafe(9),
             actor,
@@ -169,9 +191,7 @@ class CallService(PresenceHooks):
 
     async def note(self, actor: Actor, callee_id: PersonId, text: str) -> dict[str, Any]:
         """A short note for a callee in do-not-disturb, shown when they are available again."""
-        callee = await self._presence.store.member(callee_id)
-        if callee is None or callee.floor_id is None or not self._campus.can_see_floor(actor, callee.floor_id):
-            raise DomainError(ErrorCode.NOT_FOUND, "user")
+        callee = await self._check_callee(actor, callee_id)
         if callee.status is not Status.DO_NOT_DISTURB:
             raise DomainError(ErrorCode.CONFLICT, "notes are for colleagues in do-not-disturb: ring instead")
         await self.store.leave_note(actor, callee_id, text, self._clock())

@@ -17,6 +17,22 @@ it against each):
   before ``seen_before``, so a "gone" that races a reconnect elsewhere cannot
   delete the newer entry.
 
+The platform directory (docs/portal.md, "Beyond the cooperation") adds one
+thing per entry: the skills its person chose to publish platform-wide (the
+*opt-in*). It lives exactly as long as the entry:
+
+* :meth:`DirectoryStore.publish` stores it only on an unexpired entry (nothing
+  is kept about someone the directory does not keep) and an empty list deletes it;
+* :meth:`DirectoryStore.put` keeps the opt-in of an unexpired entry it replaces
+  (a token refresh or a reconnect is the same person) and drops that of an
+  expired one;
+* :meth:`DirectoryStore.forget` and :meth:`DirectoryStore.sweep` drop it with
+  the entry;
+* :meth:`DirectoryStore.published_people` returns only unexpired entries with
+  a non-empty opt-in. The store keeps what it was given; which of those skills
+  still count (the person still has them, their town still publishes them) is
+  the service's question at read time.
+
 Implementations: :class:`~presence_server.directory.store_memory.MemoryDirectoryStore`
 (one node only: another node cannot see it, and it is empty after a restart)
 and :class:`~presence_server.directory.store_redis.RedisDirectoryStore`
@@ -54,7 +70,17 @@ class DirectoryStore(Protocol):
         """Every unexpired entry of the given municipalities (in no particular order)."""
 
     async def sweep(self, *, now: float) -> int:
-        """Delete entries expired at ``now``; returns how many."""
+        """Delete entries expired at ``now`` (and their opt-ins); returns how many."""
+
+    async def publish(self, municipality: str, user_id: str, skills: tuple[str, ...], *, now: float) -> bool:
+        """Store the skills the person publishes platform-wide (empty: none, the
+        opt-in is deleted). False, and nothing stored, without an unexpired entry."""
+
+    async def published(self, municipality: str, user_id: str, *, now: float) -> tuple[str, ...]:
+        """The stored opt-in of an unexpired entry; ``()`` if none."""
+
+    async def published_people(self, *, now: float) -> list[tuple[Person, tuple[str, ...]]]:
+        """Every unexpired entry with a non-empty opt-in, with it (in no particular order)."""
 
 
 def person_to_dict(person: Person, expires_at: float) -> dict[str, Any]:

@@ -14,6 +14,11 @@
 // The fetch carries the widget's token as a Bearer header (never in the URL, where
 // proxies log it) and the widget's language, so the server's error messages match
 // the labels.
+//
+// "Whole platform" (a checkbox) asks with scope=platform: people of other
+// cooperations who published a matching skill come too, marked `platform: true`,
+// with their published skills only and no location; they can be rung (the
+// server allows it although their floor is out of sight) but not walked to.
 
 import { STATUS } from "./i18n.js";
 import { el, hidden, municipalityName } from "./render.js";
@@ -28,10 +33,11 @@ const OFFLINE = { colour: "#ffffff", glyph: "○" }; // the finder also lists pe
  * Ask the server. Resolves to `{ok: true, results}` or `{ok: false, error: {code, message}}`,
  * never rejects: a network failure, a timeout or an unreadable answer become errors too.
  */
-export async function searchPeople({ server, token, lang, field, text, limit = LIMIT, signal }) {
+export async function searchPeople({ server, token, lang, field, text, limit = LIMIT, platform = false, signal }) {
   const url = new URL("/api/v1/people/search", server);
   url.searchParams.set(field, text);
   url.searchParams.set("limit", String(limit));
+  if (platform) url.searchParams.set("scope", "platform");
   let response;
   let body = null;
   try {
@@ -68,9 +74,13 @@ export class FinderPanel {
     });
     this.field = el("select", { id: "vo-finder-field", "data-key": "finder:field" },
       ...FIELDS.map((f) => el("option", { value: f }, t(`finder_${f}`))));
+    this.platform = el("input", { id: "vo-finder-platform", type: "checkbox", "data-key": "finder:platform",
+      "aria-describedby": "vo-finder-platform-hint" });
     const form = el("form", { class: "finder-form", role: "search", "aria-labelledby": "vo-finder-title", onsubmit: (e) => { e.preventDefault(); this.search(); } },
       el("div", { class: "field" }, el("label", { for: "vo-finder-q" }, t("finder_query")), this.input),
       el("div", { class: "field" }, el("label", { for: "vo-finder-field" }, t("finder_in")), this.field),
+      el("div", { class: "field check" }, this.platform, el("label", { for: "vo-finder-platform" }, t("finder_platform")),
+        el("span", { id: "vo-finder-platform-hint", class: "hint" }, t("finder_platform_hint"))),
       el("button", { type: "submit", "data-key": "finder:search" }, t("finder_search")));
     // Polite and atomic: the count (or the error) is read once the answer is in.
     this.message = el("p", { id: "vo-finder-msg", class: "finder-msg", role: "status", "aria-live": "polite", "aria-atomic": "true" });
@@ -83,6 +93,7 @@ export class FinderPanel {
   restore(old) {
     this.input.value = old.input.value;
     this.field.value = old.field.value;
+    this.platform.checked = old.platform.checked;
     this.lastQuery = old.lastQuery;
     if (old.results) this._show(old.results, false);
   }
@@ -95,6 +106,7 @@ export class FinderPanel {
     const { t } = this.ctx;
     const text = this.input.value.trim();
     const field = this.field.value;
+    const platform = this.platform.checked;
     if (!text) {
       this.input.setAttribute("aria-invalid", "true");
       this._say(t("finder_empty_query"), true);
@@ -113,7 +125,7 @@ export class FinderPanel {
     let answer;
     try {
       answer = await searchPeople({
-        server: this.ctx.server(), token, lang: this.ctx.lang, field, text, signal: controller.signal,
+        server: this.ctx.server(), token, lang: this.ctx.lang, field, text, platform, signal: controller.signal,
       });
     } catch {
       return { ok: false, error: { code: "cancelled" } }; // superseded: the newer search shows its own answer
@@ -130,7 +142,7 @@ export class FinderPanel {
       this._say(`${t("error")}: ${error.message || t(error.code) || error.code}`, true);
       return answer;
     }
-    this.lastQuery = { field, text };
+    this.lastQuery = { field, text, platform };
     this._show(answer.results, true);
     return answer;
   }
@@ -176,15 +188,17 @@ export class FinderPanel {
     const here = this.ctx.here();
     const sameSpot = here.floor_id === r.floor_id && here.room_id === r.room_id;
     // Ringing needs the callee online on a floor the caller may see (call.ring); the
-    // server shows a floor only then, so the same fields decide both buttons.
-    const ring = r.online && r.floor_id ? el("button", {
+    // server shows a floor only then, so the same fields decide both buttons. Someone
+    // found on the whole platform can be rung wherever they sit (the server allows it).
+    const ring = r.online && (r.floor_id || r.platform) ? el("button", {
       type: "button", "data-key": `finder-ring:${r.person}`, onclick: () => this.ctx.ring(r),
     }, t("ring"), hidden(` – ${who}`)) : null;
     const go = r.online && r.floor_id && !sameSpot ? el("button", {
       type: "button", class: "secondary", "data-key": `finder-go:${r.person}`, onclick: () => this.goTo(r),
     }, t("go_to"), hidden(` – ${who}: ${where}`)) : null;
-    return el("li", { class: "finder-item", "data-person": r.person, "data-municipality": r.municipality, "data-status": r.status, "data-rank": String(index + 1) },
+    return el("li", { class: "finder-item", "data-person": r.person, "data-municipality": r.municipality, "data-status": r.status, "data-rank": String(index + 1), "data-platform": r.platform ? "true" : null },
       el("h4", {}, who),
+      r.platform ? el("p", { class: "meta beyond" }, t("finder_beyond")) : null,
       role ? el("p", { class: "meta" }, role) : null,
       r.skills.length ? el("p", { class: "meta" }, t("skills", { skills: r.skills.join(", ") })) : null,
       el("p", { class: "finder-status" },

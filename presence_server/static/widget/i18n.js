@@ -36,6 +36,8 @@ const TEXT = {
     finder_job_title: "Funktionen", finder_empty_query: "Bitte einen Suchbegriff eingeben.",
     finder_count: "{n} Treffer, die Verfügbaren zuerst", finder_count_one: "1 Treffer",
     finder_none: "Keine Treffer für „{q}“.", skills: "Fachgebiete: {skills}", sits_in: "Ort: {where}", go_to: "Hingehen",
+    finder_platform: "ganze Plattform", finder_platform_hint: "auch andere Kooperationen (nur veröffentlichte Fachgebiete)",
+    finder_beyond: "Andere Kooperation – Fachgebiete für die ganze Plattform veröffentlicht",
   },
   en: {
     widget: "Virtual office", plan: "Floor plan {floor}", list: "Rooms and people on {floor}",
@@ -70,6 +72,8 @@ const TEXT = {
     finder_job_title: "job titles", finder_empty_query: "Please enter a search term.",
     finder_count: "{n} results, available people first", finder_count_one: "1 result",
     finder_none: "No results for “{q}”.", skills: "Skills: {skills}", sits_in: "Location: {where}", go_to: "Go there",
+    finder_platform: "whole platform", finder_platform_hint: "other cooperations too (published skills only)",
+    finder_beyond: "Another cooperation – skills published for the whole platform",
   },
 };
 

@@ -72,6 +72,9 @@ svg { width: 100%; height: auto; display: block; }
 .finder-form .field { display: flex; flex-direction: column; }
 .finder-form label { font-size: 0.9em; }
 .finder-form input { min-width: 18em; }
+.finder-form .field.check { flex-direction: row; flex-wrap: wrap; align-items: center; gap: 0 6px; max-width: 16em; }
+.finder-form .field.check input { min-width: 0; width: 1.1em; height: 1.1em; margin: 0; }
+.finder-form .hint { flex-basis: 100%; font-size: 0.85em; color: #57606a; }
 .finder-msg { min-height: 1.5em; margin: 6px 0; }
 .finder-msg.error { color: #b42318; font-weight: 600; }
 .finder-results { margin: 0; padding-left: 1.6em; }

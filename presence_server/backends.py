@@ -4,8 +4,8 @@
 and Redis, and the only reader of ``settings.redis``: everything else receives
 a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
-* One node (``redis.url`` unset): the campus in SQLite or memory
-  (``storage.backend``), presence, knocks, calls and the directory in this
+* One node (``redis.url`` unset): the campus and the runtime municipalities
+  in SQLite or memory (``storage.backend``), presence, knocks, calls and the directory in this
   process's memory; no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
   membership, all on one :class:`~rooms.redis_link.RedisLink` — one client,
@@ -32,6 +32,7 @@ from presence_server.knocks.store import KnockStore
 from presence_server.knocks.store_memory import MemoryKnockStore
 from presence_server.presence.store import ClusterPresenceStore, PresenceStore
 from presence_server.presence.store_memory import MemoryPresenceStore
+from presence_server.tenants.store import TenantStore
 from rooms.store import CampusStore
 
 if TYPE_CHECKING:  # the Redis modules are imported only when a node is a cluster member
@@ -61,6 +62,8 @@ class Backends:
     knocks: KnockStore
     calls: CallStore
     directory: DirectoryStore
+    #: Municipalities added at runtime (presence_server/tenants/).
+    tenants: TenantStore
     cluster: ClusterBackends | None = None
     #: The shared connection in cluster mode; opened and closed here, used by nobody above the stores.
     link: RedisLink | None = None
@@ -90,8 +93,10 @@ class Backends:
         if self.link is not None:
             await self.link.drop_idle_connections()
 
-    def _stores(self) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore, ...]:
-        return self.campus, self.presence, self.knocks, self.calls, self.directory
+    def _stores(
+        self,
+    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | TenantStore, ...]:
+        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.tenants
 
 
 def make_backends(settings: Settings) -> Backends:
@@ -104,7 +109,19 @@ def make_backends(settings: Settings) -> Backends:
         knocks=MemoryKnockStore(timeout=settings.knock.timeout_seconds, cooldown=settings.knock.cooldown_seconds),
         calls=MemoryCallStore(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds),
         directory=MemoryDirectoryStore(),
+        tenants=_local_tenants(settings),
     )
+
+
+def _local_tenants(settings: Settings) -> TenantStore:
+    # Beside the campus: in memory with it, or a table of its own in its SQLite file.
+    if settings.storage.backend == "memory":
+        from presence_server.tenants.store_memory import MemoryTenantStore
+
+        return MemoryTenantStore()
+    from presence_server.tenants.store_sqlite import SqliteTenantStore
+
+    return SqliteTenantStore(settings.storage.sqlite_path)
 
 
 def _local_campus(settings: Settings) -> CampusStore:
@@ -127,6 +144,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
     from presence_server.directory.store_redis import RedisDirectoryStore
     from presence_server.knocks.store_redis import RedisKnockStore
     from presence_server.presence.store_redis import RedisPresenceStore
+    from presence_server.tenants.store_redis import RedisTenantStore
     from rooms.redis_link import RedisLink
     from rooms.store_redis import RedisCampusStore
 
@@ -149,6 +167,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
             link, prefix=prefix, max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds
         ),
         directory=RedisDirectoryStore(link, prefix=prefix),
+        tenants=RedisTenantStore(link, prefix=prefix),
         cluster=cluster,
         link=link,
     )

@@ -24,7 +24,7 @@ from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
 from presence_server.knocks.service import KnockService
-from presence_server.origins import OriginPolicy
+from presence_server.origins import TownOrigins
 from presence_server.session_expiry import ExpiryTimers
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
@@ -32,6 +32,7 @@ from presence_server.ratelimit import TokenBucket
 from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
+from rooms.changes import CampusChange
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
@@ -72,6 +73,7 @@ class Gateway(PresenceHooks):
         presence: PresenceService,
         knocks: KnockService,
         calls: CallService,
+        origins: TownOrigins | None = None,
     ) -> None:
         self._sio = sio
         self._transport = transport
@@ -90,14 +92,14 @@ class Gateway(PresenceHooks):
         self._expiry = ExpiryTimers(self._expire)
         # Per municipality: the portals allowed to embed its staff's sessions; and
         # the union of all of them: an origin outside it is refused before any token.
-        own = [settings.http.public_url]
-        common = settings.http.cors_origins
-        towns = settings.auth.municipalities
-        self._origins = {mid: OriginPolicy([*common, *conf.allowed_origins], own=own) for mid, conf in towns.items()}
-        self._known_origins = OriginPolicy(
-            [*common, *(o for conf in towns.values() for o in conf.allowed_origins)], own=own
+        # Shared with the HTTP API and changed when a municipality is added at runtime.
+        self._origins = origins or TownOrigins(
+            settings.http.cors_origins,
+            {mid: conf.allowed_origins for mid, conf in settings.auth.municipalities.items()},
+            own=[settings.http.public_url],
         )
         presence.add_hooks(self)
+        self._campus.add_listener(self)
         self._table: dict[str, tuple[type[BaseModel], Handler]] = {
             "campus.get": (m.Empty, self._campus_get),
             "floor.watch": (m.FloorRef, self._floor_watch),
@@ -158,11 +160,11 @@ class Gateway(PresenceHooks):
         # parent): each must be allowed, first for anyone, then for the token's town.
         origins = [environ.get("HTTP_ORIGIN"), _embedder(auth)]
         try:
-            if not all(self._known_origins(origin, environ) for origin in origins):
+            if not all(self._origins.known(origin, environ) for origin in origins):
                 raise DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
-            policy = self._origins.get(identity.actor.municipality_id)
-            if policy is not None and not all(policy(origin, environ) for origin in origins):
+            mid = identity.actor.municipality_id
+            if any(self._origins.allowed_for(mid, origin, environ) is False for origin in origins):
                 raise DomainError(ErrorCode.MUNICIPALITY_NOT_ALLOWED)
         except DomainError as exc:
             metrics.ERRORS.labels(exc.code.value).inc()
@@ -449,8 +451,52 @@ class Gateway(PresenceHooks):
 
     # --------------------------------------------------------- presence hooks
     async def floor_removed(self, floor_id: str) -> None:
-        for session in self._sessions.values():
-            session.watching.discard(floor_id)
+        """The floor is gone (deleted here or on another node): its watchers here
+        stop watching and are told why (``floor.revoked``, reason ``deleted``)."""
+        for session in list(self._sessions.values()):
+            if floor_id in session.watching:
+                session.watching.discard(floor_id)
+                await self._tell_revoked(session.sid, floor_id, "deleted")
+
+    # ---------------------------------------------------------- campus listener
+    async def campus_changed(self, change: CampusChange) -> None:
+        """A cooperation's members changed (here or on another node): every session
+        here loses the floors it can no longer see."""
+        if change.kind == "cooperation_upserted":
+            await self.revoke_unseen_floors("membership")
+
+    async def revoke_unseen_floors(self, reason: str) -> int:
+        """End every watch (and every stay) on a floor its session's actor may no
+        longer see, telling each session ``floor.revoked {floor_id, reason}``
+        (docs/protocol.md §3). The visibility rule is the campus's, applied once
+        here for every session on this node. Returns how many watches ended."""
+        ended = 0
+        left: set[PersonId] = set()
+        for session in list(self._sessions.values()):
+            actor = session.actor
+            for floor_id in sorted(session.watching):
+                if self._campus.can_see_floor(actor, floor_id):
+                    continue
+                session.watching.discard(floor_id)
+                await self._transport.unwatch(session.sid, floor_id)
+                await self._tell_revoked(session.sid, floor_id, reason)
+                ended += 1
+            if actor.person_id in left:
+                continue
+            try:
+                stands = (await self._presence.location(actor.person_id)).get("floor_id")
+                if isinstance(stands, str) and not self._campus.can_see_floor(actor, stands):
+                    left.add(actor.person_id)
+                    await self._presence.leave_floor(actor)
+            except StoreUnavailable:
+                log.warning("revoke_leave_unavailable", person=actor.person_id)
+        if ended:
+            log.info("floors_revoked", watches=ended, reason=reason, people_left=len(left))
+        return ended
+
+    async def _tell_revoked(self, sid: str, floor_id: str, reason: str) -> None:
+        metrics.FLOORS_REVOKED.labels(reason).inc()
+        await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": reason}, to=sid)
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

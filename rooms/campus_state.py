@@ -66,6 +66,12 @@ class CampusState:
 
     # -- changes ------------------------------------------------------------
 
+    def put_municipality(self, municipality: Municipality) -> None:
+        self._municipalities[municipality.id] = municipality
+
+    def put_cooperation(self, cooperation: Cooperation) -> None:
+        self._cooperations[cooperation.id] = cooperation
+
     def put_floor(self, floor: Floor) -> None:
         self._floors[floor.id] = floor
 

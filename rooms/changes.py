@@ -8,13 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
-from rooms.model import Floor, Room
+from rooms.model import Cooperation, Floor, Municipality, Room
 
-__all__ = ["ChangeKind", "CampusChange", "CampusListener"]
+__all__ = ["ChangeKind", "CampusChange", "CampusListener", "TENANT_KINDS"]
 
-ChangeKind = Literal["floor_upserted", "floor_deleted", "room_upserted", "room_deleted"]
+ChangeKind = Literal[
+    "floor_upserted",
+    "floor_deleted",
+    "room_upserted",
+    "room_deleted",
+    "municipality_upserted",
+    "cooperation_upserted",
+]
+
+#: Changes to who is on the campus rather than to a floor: they carry no floor
+#: (``floor_id`` is ``""``) but a municipality or a cooperation. A cooperation's
+#: new member list changes who may see its floors.
+TENANT_KINDS: Final = frozenset({"municipality_upserted", "cooperation_upserted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +36,18 @@ class CampusChange:
     ``floor`` is set for ``floor_upserted`` and, by the service, for
     ``floor_deleted`` (the removed floor: a listener needs its owner to know whom
     to tell, and can no longer look it up). ``room`` is set for ``room_upserted``
-    and ``room_deleted`` (the removed room). The constructor refuses a change
-    that lacks what its kind needs.
+    and ``room_deleted`` (the removed room). ``municipality`` is set for
+    ``municipality_upserted`` and ``cooperation`` (its new member list) for
+    ``cooperation_upserted``; those two have ``floor_id == ""``. The constructor
+    refuses a change that lacks what its kind needs.
     """
 
     kind: ChangeKind
     floor_id: str
     floor: Floor | None = None
     room: Room | None = None
+    municipality: Municipality | None = None
+    cooperation: Cooperation | None = None
     #: Made on another node and only heard of here: listeners update what this
     #: node holds, but must not announce it again (the other node did).
     remote: bool = False
@@ -46,6 +62,12 @@ class CampusChange:
         elif self.kind in ("room_upserted", "room_deleted"):
             if self.room is None or self.room.floor_id != self.floor_id:
                 raise ValueError(f"{self.kind} needs a room on floor {self.floor_id!r}")
+        elif self.kind == "municipality_upserted":
+            if self.municipality is None or self.floor_id:
+                raise ValueError("municipality_upserted needs the municipality and no floor")
+        elif self.kind == "cooperation_upserted":
+            if self.cooperation is None or self.floor_id:
+                raise ValueError("cooperation_upserted needs the cooperation and no floor")
         else:
             raise ValueError(f"unknown change kind {self.kind!r}")
 
@@ -53,13 +75,25 @@ class CampusChange:
         """JSON-ready; keeps ``created_at``, which the client-facing ``Room.to_dict`` omits."""
         room = None if self.room is None else {**self.room.to_dict(), "created_at": self.room.created_at}
         floor = None if self.floor is None else self.floor.to_dict()
-        return {"kind": self.kind, "floor_id": self.floor_id, "floor": floor, "room": room}
+        d: dict[str, Any] = {"kind": self.kind, "floor_id": self.floor_id, "floor": floor, "room": room}
+        if self.municipality is not None:
+            d["municipality"] = {"id": self.municipality.id, "name": self.municipality.name}
+        if self.cooperation is not None:
+            c = self.cooperation
+            d["cooperation"] = {"id": c.id, "name": c.name, "members": list(c.members)}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CampusChange:
         floor = None if d.get("floor") is None else Floor.from_dict(d["floor"])
         room = None if d.get("room") is None else Room.from_dict(d["room"])
-        return cls(kind=d["kind"], floor_id=d["floor_id"], floor=floor, room=room)
+        m, c = d.get("municipality"), d.get("cooperation")
+        municipality = None if m is None else Municipality(str(m["id"]), str(m["name"]))
+        cooperation = None if c is None else Cooperation(str(c["id"]), str(c["name"]), tuple(map(str, c["members"])))
+        return cls(
+            kind=d["kind"], floor_id=d["floor_id"], floor=floor, room=room,
+            municipality=municipality, cooperation=cooperation,
+        )  # fmt: skip
 
 
 class CampusListener(Protocol):

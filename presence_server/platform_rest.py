@@ -1,0 +1,257 @@
+"""Platform administration over HTTP: municipalities and cooperations at runtime.
+
+Endpoints (docs/onboarding.md, docs/rest.md), all for the persons listed in
+``auth.platform_admins`` only (``forbidden`` for anyone else, guests included):
+
+* ``GET  /api/v1/platform/municipalities`` — every municipality, without secrets;
+* ``POST /api/v1/platform/municipalities`` — add one: id, name, identity provider
+  settings (``auth``) and browser ``origins``; 201;
+* ``PATCH /api/v1/platform/municipalities/{id}`` — change name, ``auth`` or ``origins``
+  of one added at runtime (configured ones are changed in the file: ``conflict``);
+* ``GET  /api/v1/platform/cooperations``, ``POST`` — list, add (201);
+* ``PATCH /api/v1/platform/cooperations/{id}`` — rename;
+* ``PUT  /api/v1/platform/cooperations/{id}/members`` — set the member list;
+* ``POST /api/v1/platform/cooperations/{id}/members`` ``{"municipality": ...}`` — add one;
+* ``DELETE /api/v1/platform/cooperations/{id}/members/{municipality}`` — remove one.
+
+:func:`install` builds the :class:`~presence_server.tenants.service.TenantService`
+(on the tenant store the backends chose) and the
+:class:`~presence_server.tenants.platform.PlatformService`, adds the routes and
+owns their start and stop.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, AsyncIterator, Final, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
+
+from presence_server.config import MunicipalityAuth
+from presence_server.messages import validation_error
+from presence_server.rest import authenticate
+from presence_server.runtime import RUNTIME
+from presence_server.tenants.platform import PlatformService
+from presence_server.tenants.service import TenantService
+from rooms.errors import DomainError, ErrorCode
+
+__all__ = ["install", "PLATFORM", "TENANTS"]
+
+PLATFORM: Final = web.AppKey("platform", PlatformService)
+TENANTS: Final = web.AppKey("tenants", TenantService)
+
+#: As in auth.municipalities: lowercase, so the id could move into the config file later.
+_MUNICIPALITY_ID: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_CAMPUS_ID: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_ORIGIN: Final = re.compile(r"^https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
+_ORIGINS_MAX: Final = 50
+
+MunicipalityId = Annotated[str, StringConstraints(pattern=_MUNICIPALITY_ID)]
+CampusId = Annotated[str, StringConstraints(pattern=_CAMPUS_ID)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AuthIn(_Body):
+    """A municipality's identity provider: RS256 with ``key`` (PEM) or ``jwks_url``;
+    HS256 with ``secret`` (development mode only)."""
+
+    algorithm: Literal["HS256", "RS256"]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=16384)] | None = None
+    jwks_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2048)] | None = None
+    secret: Annotated[SecretStr, Field(min_length=16, max_length=512)] | None = None
+    issuer: Short | None = None
+    audience: Short | None = None
+
+    def to_settings(self, origins: list[str]) -> MunicipalityAuth:
+        given = [name for name in ("key", "jwks_url", "secret") if getattr(self, name) is not None]
+        if self.algorithm == "HS256" and given != ["secret"]:
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, "auth: HS256 takes a secret (and nothing else)", field="auth")
+        if self.algorithm == "RS256" and given not in (["key"], ["jwks_url"]):
+            raise DomainError(
+                ErrorCode.INVALID_PAYLOAD, "auth: RS256 takes exactly one of key (PEM) or jwks_url", field="auth"
+            )
+        return MunicipalityAuth(
+            algorithm=self.algorithm,
+            secret=self.secret,
+            public_key=self.key,
+            jwks_url=self.jwks_url,
+            issuer=self.issuer,
+            audience=self.audience,
+            allowed_origins=origins,
+        )
+
+
+def _origins(value: list[str]) -> list[str]:
+    clean = [o.rstrip("/") for o in value]
+    bad = [o for o in clean if not _ORIGIN.match(o)]
+    if bad:
+        raise ValueError(f"{bad[0][:80]!r} is not an origin scheme://host[:port]")
+    return list(dict.fromkeys(clean))
+
+
+Origins = Annotated[list[str], Field(max_length=_ORIGINS_MAX)]
+
+
+class MunicipalityCreate(_Body):
+    id: MunicipalityId
+    name: Name
+    auth: AuthIn
+    origins: Origins = Field(default_factory=list)
+
+    _check_origins = field_validator("origins")(_origins)
+
+
+class MunicipalityPatch(_Body):
+    name: Name | None = None
+    auth: AuthIn | None = None
+    origins: Origins | None = None
+
+    @field_validator("origins")
+    @classmethod
+    def _check_origins(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _origins(value)
+
+
+Members = Annotated[list[CampusId], Field(max_length=200)]
+
+
+class CooperationCreate(_Body):
+    id: CampusId
+    name: Name
+    members: Members
+
+
+class CooperationPatch(_Body):
+    name: Name
+
+
+class MembersPut(_Body):
+    members: Members
+
+
+class MemberAdd(_Body):
+    municipality: CampusId
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+async def _admin(request: web.Request) -> tuple[PlatformService, Any]:
+    """The platform service and the verified caller, refused unless a platform admin."""
+    actor = (await authenticate(request)).actor
+    platform = request.app[PLATFORM]
+    platform.require_platform_admin(actor)
+    return platform, actor
+
+
+def _ok(status: int = 200, **data: Any) -> web.Response:
+    return web.json_response({"ok": True, **data}, status=status)
+
+
+async def list_municipalities(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    return _ok(municipalities=platform.municipalities(actor))
+
+
+async def add_municipality(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: MunicipalityCreate = await _body(request, MunicipalityCreate)
+    view = await platform.add_municipality(actor, body.id, body.name, body.auth.to_settings(body.origins))
+    return _ok(201, municipality=view)
+
+
+async def patch_municipality(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: MunicipalityPatch = await _body(request, MunicipalityPatch)
+    origins = body.origins
+    auth = None if body.auth is None else body.auth.to_settings(origins or [])
+    view = await platform.update_municipality(
+        actor, request.match_info["municipality_id"], name=body.name, auth=auth, origins=origins
+    )
+    return _ok(municipality=view)
+
+
+async def list_cooperations(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    return _ok(cooperations=platform.cooperations(actor))
+
+
+async def add_cooperation(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: CooperationCreate = await _body(request, CooperationCreate)
+    return _ok(201, cooperation=await platform.add_cooperation(actor, body.id, body.name, body.members))
+
+
+async def patch_cooperation(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: CooperationPatch = await _body(request, CooperationPatch)
+    return _ok(cooperation=await platform.change_cooperation(actor, request.match_info["cooperation_id"], name=body.name))
+
+
+async def put_members(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: MembersPut = await _body(request, MembersPut)
+    cid = request.match_info["cooperation_id"]
+    return _ok(cooperation=await platform.change_cooperation(actor, cid, members=body.members))
+
+
+async def add_member(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    body: MemberAdd = await _body(request, MemberAdd)
+    cid = request.match_info["cooperation_id"]
+    return _ok(cooperation=await platform.change_cooperation(actor, cid, add=[body.municipality]))
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    platform, actor = await _admin(request)
+    cid, mid = request.match_info["cooperation_id"], request.match_info["municipality_id"]
+    return _ok(cooperation=await platform.change_cooperation(actor, cid, remove=[mid]))
+
+
+def install(app: web.Application) -> None:
+    """Add platform administration to an app built by :func:`presence_server.app.build_app`."""
+    rt = app[RUNTIME]
+    settings = rt.settings
+    tenants = TenantService(
+        rt.backends.tenants,
+        verifier=rt.verifier,
+        origins=rt.origins,
+        campus=rt.campus,
+        refresh_seconds=settings.auth.runtime_refresh_seconds if rt.backends.cluster is not None else None,
+    )
+    app[TENANTS] = rt.tenants = tenants
+    app[PLATFORM] = PlatformService(settings, tenants, rt.campus, rt.verifier)
+    app.cleanup_ctx.append(_lifecycle)
+    r = app.router
+    base = "/api/v1/platform"
+    r.add_get(f"{base}/municipalities", list_municipalities)
+    r.add_post(f"{base}/municipalities", add_municipality)
+    r.add_patch(f"{base}/municipalities/{{municipality_id}}", patch_municipality)
+    r.add_get(f"{base}/cooperations", list_cooperations)
+    r.add_post(f"{base}/cooperations", add_cooperation)
+    r.add_patch(f"{base}/cooperations/{{cooperation_id}}", patch_cooperation)
+    r.add_put(f"{base}/cooperations/{{cooperation_id}}/members", put_members)
+    r.add_post(f"{base}/cooperations/{{cooperation_id}}/members", add_member)
+    r.add_delete(f"{base}/cooperations/{{cooperation_id}}/members/{{municipality_id}}", remove_member)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    # Runs after the core lifecycle opened the backends and started the campus,
+    # before the server takes requests: runtime municipalities verify from the start.
+    tenants = app[TENANTS]
+    await tenants.start()
+    try:
+        yield
+    finally:
+        await tenants.close()

@@ -285,3 +285,22 @@ async def test_a_dev_token_is_minted_for_a_runtime_hs256_town(office: OfficeServ
     office.clients.append(client)
     await client.connect()
     assert client.person == "tannau/tina.tannau"
+
+
+def test_platform_admins_must_be_people_of_configured_towns() -> None:
+    from presence_server.config import ConfigError, load_settings
+    from tests.conftest import DEFAULT_CONFIG
+
+    for listed, problem in [('["tannau/it.admin"]', "belongs to no municipality configured"),
+                            ('["it.admin"]', "is not a person id")]:
+        with pytest.raises(ConfigError) as refused:
+            load_settings(DEFAULT_CONFIG, env={"PRESENCE_AUTH__PLATFORM_ADMINS": listed})
+        assert any(p.startswith("auth.platform_admins:") and problem in p for p in refused.value.problems), refused.value
+
+
+def test_the_protocol_documents_floor_revoked_with_both_reasons() -> None:
+    from tests.test_protocol_doc import section
+
+    events = section(4)
+    assert "| `floor.revoked` |" in events and "{floor_id, reason}" in events
+    assert "| `membership` |" in events and "| `deleted` |" in events

@@ -47,7 +47,10 @@ _ASSET_HEADERS: Final = {
 
 
 def frame_origins(
-    settings: Settings, floor: Floor | None, cooperations: Mapping[str, Cooperation]
+    settings: Settings,
+    floor: Floor | None,
+    cooperations: Mapping[str, Cooperation],
+    runtime: Mapping[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Who may frame the page of ``floor``: ``{municipality id: origins}``.
 
@@ -71,8 +74,10 @@ def frame_origins(
     result = {"*": _clean(common)}
     for mid in members:
         conf = municipalities.get(mid)
-        if conf is not None:
-            result[mid] = _clean([*common, *conf.allowed_origins])
+        # A municipality added at runtime (docs/onboarding.md): ``runtime`` has its origins.
+        listed = conf.allowed_origins if conf is not None else (runtime or {}).get(mid)
+        if listed is not None:
+            result[mid] = _clean([*common, *listed])
     return result
 
 
@@ -110,7 +115,8 @@ async def embed_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     floor_id = request.match_info["floor_id"]
     floor = rt.campus.floor(floor_id)
-    origins = frame_origins(rt.settings, floor, rt.campus.cooperations)
+    runtime = {mid: conf.allowed_origins for mid, conf in rt.verifier.runtime.items()}
+    origins = frame_origins(rt.settings, floor, rt.campus.cooperations, runtime)
     lang = _language(request)
     config = {"floor_id": floor_id, "origins": origins}
     # JSON inside <script type="application/json">: "</" must not end the element.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Final
+from typing import Any, Awaitable, Callable, Final, Sequence
 
 import socketio
 import structlog
@@ -33,6 +33,7 @@ from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
 from rooms.changes import CampusChange
+from rooms.model import OwnerKind
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
@@ -461,37 +462,41 @@ class Gateway(PresenceHooks):
     # ---------------------------------------------------------- campus listener
     async def campus_changed(self, change: CampusChange) -> None:
         """A cooperation's members changed (here or on another node): every session
-        here loses the floors it can no longer see."""
-        if change.kind == "cooperation_upserted":
-            await self.revoke_unseen_floors("membership")
+        here loses the cooperation's floors it can no longer see."""
+        if change.kind == "cooperation_upserted" and change.cooperation is not None:
+            floors = self._campus.floors_owned_by(OwnerKind.COOPERATION, change.cooperation.id)
+            await self.revoke_unseen_floors("membership", [f.id for f in floors])
 
-    async def revoke_unseen_floors(self, reason: str) -> int:
-        """End every watch (and every stay) on a floor its session's actor may no
-        longer see, telling each session ``floor.revoked {floor_id, reason}``
-        (docs/protocol.md §3). The visibility rule is the campus's, applied once
-        here for every session on this node. Returns how many watches ended."""
+    async def revoke_unseen_floors(self, reason: str, floor_ids: Sequence[str]) -> int:
+        """End every watch of ``floor_ids`` whose session may no longer see the floor,
+        telling the session ``floor.revoked {floor_id, reason}`` (docs/protocol.md §4),
+        and take the people of this node's sessions off those floors. The visibility
+        rule is the campus's, applied here for every session of this node (each node
+        does it for its own). Costs one store read per floor. Returns how many
+        watches ended."""
         ended = 0
-        left: set[PersonId] = set()
         for session in list(self._sessions.values()):
-            actor = session.actor
-            for floor_id in sorted(session.watching):
-                if self._campus.can_see_floor(actor, floor_id):
+            for floor_id in floor_ids:
+                if floor_id not in session.watching or self._campus.can_see_floor(session.actor, floor_id):
                     continue
                 session.watching.discard(floor_id)
                 await self._transport.unwatch(session.sid, floor_id)
                 await self._tell_revoked(session.sid, floor_id, reason)
                 ended += 1
-            if actor.person_id in left:
-                continue
+        here = {session.actor.person_id: session.actor for session in self._sessions.values()}
+        left = 0
+        for floor_id in floor_ids:
             try:
-                stands = (await self._presence.location(actor.person_id)).get("floor_id")
-                if isinstance(stands, str) and not self._campus.can_see_floor(actor, stands):
-                    left.add(actor.person_id)
-                    await self._presence.leave_floor(actor)
+                _, members = await self._presence.store.snapshot(floor_id)
+                for member in members:
+                    actor = here.get(PersonId(member["person"]))
+                    if actor is not None and not self._campus.can_see_floor(actor, floor_id):
+                        await self._presence.leave_floor(actor)
+                        left += 1
             except StoreUnavailable:
-                log.warning("revoke_leave_unavailable", person=actor.person_id)
-        if ended:
-            log.info("floors_revoked", watches=ended, reason=reason, people_left=len(left))
+                log.warning("revoke_leave_unavailable", floor=floor_id)
+        if ended or left:
+            log.info("floors_revoked", watches=ended, people_left=left, reason=reason)
         return ended
 
     async def _tell_revoked(self, sid: str, floor_id: str, reason: str) -> None:

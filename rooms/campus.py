@@ -129,6 +129,13 @@ class CampusService:
 
         return sorted(floors, key=order)
 
+    def floors_owned_by(self, owner_kind: OwnerKind, owner_id: str) -> list[Floor]:
+        """The floors of one municipality or cooperation (no visibility check), by id."""
+        return sorted(
+            (f for f in self._state.floors.values() if f.owner_kind is owner_kind and f.owner_id == owner_id),
+            key=lambda f: f.id,
+        )
+
     def can_see_floor(self, actor: Actor, floor_id: str) -> bool:
         floor = self._state.floors.get(floor_id)
         return floor is not None and access.can_see_floor(actor, floor, self._state.cooperations)

@@ -176,9 +176,18 @@ async def test_a_shared_secret_is_refused_outside_development_mode(start_server:
     assert (status, answer["error"]["code"], answer["error"]["field"]) == (400, "invalid_payload", "auth.secret")
 
 
+async def frame_ancestors(office: OfficeServer, floor_id: str) -> str:
+    async with office.server_session() as http:
+        async with http.get(f"/embed/floors/{floor_id}") as resp:
+            policy = resp.headers["Content-Security-Policy"]
+    return next(part for part in policy.split("; ") if part.startswith("frame-ancestors"))
+
+
 async def test_a_new_town_joins_the_cooperation_and_its_staff_see_the_shared_floor(office: OfficeServer) -> None:
     token = admin_token(office)
-    assert (await api(office, "POST", f"{PLATFORM}/municipalities", token, tannau_hs256()))[0] == 201
+    body = tannau_hs256(origins=[TANNAU_PORTAL])
+    assert (await api(office, "POST", f"{PLATFORM}/municipalities", token, body))[0] == 201
+    assert TANNAU_PORTAL not in await frame_ancestors(office, "projekt")
     tina = await tannau_client(office, "tina.tannau")
     with pytest.raises(RequestError) as refused:
         await tina.watch("projekt")
@@ -188,6 +197,7 @@ async def test_a_new_town_joins_the_cooperation_and_its_staff_see_the_shared_flo
     assert status == 200 and answer["cooperation"]["members"][-1] == "tannau"
     view = await tina.watch("projekt")
     assert "projekt-raum-digitales-rathaus" in view.rooms
+    assert TANNAU_PORTAL in await frame_ancestors(office, "projekt")  # its portal may embed the floor now
     anna = await office.client("anna.altbach", "altbach")
     await anna.watch("projekt")
     await tina.move("projekt", "projekt-raum-digitales-rathaus")

@@ -314,3 +314,38 @@ def test_the_protocol_documents_floor_revoked_with_both_reasons() -> None:
     events = section(4)
     assert "| `floor.revoked` |" in events and "{floor_id, reason}" in events
     assert "| `membership` |" in events and "| `deleted` |" in events
+
+
+async def test_a_rotated_key_and_new_origins_apply_at_once(office: OfficeServer) -> None:
+    token = admin_token(office)
+    old_key, old_pem = rsa_pair()
+    new_key, new_pem = rsa_pair()
+    body = {"id": "tannau", "name": "Gemeinde Tannau", "auth": {"algorithm": "RS256", "key": old_pem}}
+    assert (await api(office, "POST", f"{PLATFORM}/municipalities", token, body))[0] == 201
+    old_token, new_token = town_token(old_key, "tina.tannau"), town_token(new_key, "tina.tannau")
+    assert (await api(office, "GET", "/api/v1/campus", old_token))[0] == 200
+    assert (await api(office, "GET", "/api/v1/campus", old_token, Origin=TANNAU_PORTAL))[0] == 403
+    status, answer = await api(office, "PATCH", f"{PLATFORM}/municipalities/tannau", token,
+                               {"name": "Stadt Tannau", "auth": {"algorithm": "RS256", "key": new_pem},
+                                "origins": [TANNAU_PORTAL]})
+    assert status == 200 and answer["municipality"]["name"] == "Stadt Tannau"
+    assert answer["municipality"]["origins"] == [TANNAU_PORTAL]
+    status, refusal = await api(office, "GET", "/api/v1/campus", old_token)
+    assert (status, refusal["error"]["code"]) == (401, "unauthenticated")
+    status, campus = await api(office, "GET", "/api/v1/campus", new_token, Origin=TANNAU_PORTAL)
+    assert status == 200 and campus["campus"]["municipality"] == {"id": "tannau", "name": "Stadt Tannau"}
+    # Origins alone: the key stays.
+    status, answer = await api(office, "PATCH", f"{PLATFORM}/municipalities/tannau", token, {"origins": []})
+    assert status == 200 and answer["municipality"]["auth"]["key_sha256"]
+    assert (await api(office, "GET", "/api/v1/campus", new_token))[0] == 200
+    assert (await api(office, "GET", "/api/v1/campus", new_token, Origin=TANNAU_PORTAL))[0] == 403
+
+
+async def test_the_openapi_document_lists_the_platform_endpoints(office: OfficeServer) -> None:
+    status, doc = await api(office, "GET", "/openapi.json", None)
+    assert status == 200
+    paths = {p: set(ops) - {"parameters"} for p, ops in doc["paths"].items() if p.startswith(PLATFORM)}
+    routes = {(r.method.lower(), r.resource.canonical) for r in office.server.app.router.routes()
+              if r.resource is not None and r.resource.canonical.startswith(PLATFORM) and r.method != "HEAD"}
+    assert {(m, p) for p, ops in paths.items() for m in ops} == routes
+    assert {"MunicipalityCreate", "AuthIn", "MembersPut"} <= set(doc["components"]["schemas"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Callable, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError, field_validator
 
 from presence_server.config import MunicipalityAuth
 from rooms.errors import DomainError, ErrorCode
@@ -58,15 +58,18 @@ class AuthIn(_Body):
             raise DomainError(
                 ErrorCode.INVALID_PAYLOAD, "auth: RS256 takes exactly one of key (PEM) or jwks_url", field="auth"
             )
-        return MunicipalityAuth(
-            algorithm=self.algorithm,
-            secret=self.secret,
-            public_key=self.key,
-            jwks_url=self.jwks_url,
-            issuer=self.issuer,
-            audience=self.audience,
-            allowed_origins=origins,
-        )
+        try:
+            return MunicipalityAuth(
+                algorithm=self.algorithm,
+                secret=self.secret,
+                public_key=self.key,
+                jwks_url=self.jwks_url,
+                issuer=self.issuer,
+                audience=self.audience,
+                allowed_origins=origins,
+            )
+        except ValidationError:  # not reached after the checks above; never echo the input (a secret)
+            raise DomainError(ErrorCode.INVALID_PAYLOAD, "auth: not usable", field="auth") from None
 
 
 def _origins(value: list[str]) -> list[str]:

@@ -145,7 +145,9 @@ async def test_bad_municipalities_are_refused_naming_the_field(office: OfficeSer
     assert "tannau" not in office.runtime.campus.municipalities
 
 
-async def test_configured_and_existing_ids_conflict_and_secrets_are_never_shown(office: OfficeServer) -> None:
+async def test_configured_and_existing_ids_conflict_and_secrets_are_never_shown(
+    office: OfficeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     token = admin_token(office)
     status, answer = await api(office, "POST", f"{PLATFORM}/municipalities", token, tannau_hs256(id="altbach"))
     assert (status, answer["error"]["code"]) == (409, "conflict")
@@ -165,6 +167,9 @@ async def test_configured_and_existing_ids_conflict_and_secrets_are_never_shown(
     assert SECRET not in str(answer) and "dev-only-altbach" not in str(answer)
     status, answer = await api(office, "PATCH", f"{PLATFORM}/municipalities/nowhere", token, {"name": "X"})
     assert (status, answer["error"]["code"]) == (404, "not_found")
+    logged = capsys.readouterr().out  # the server's structured log (it logs to stdout here)
+    assert "platform_change" in logged and "municipality.added" in logged
+    assert SECRET not in logged
 
 
 async def test_a_shared_secret_is_refused_outside_development_mode(start_server: StartServer) -> None:

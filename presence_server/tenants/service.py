@@ -24,6 +24,7 @@ How a municipality added on node A reaches node B without a restart:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Final
 
@@ -46,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 #: A token of an unknown municipality makes a node look in the store at most this often per id.
 LOOKUP_INTERVAL_SECONDS: Final = 1.0
+_MUNICIPALITY_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: Ids remembered for that limit at most (unknown ids in forged tokens cost memory otherwise).
 _LOOKUPS_MAX: Final = 10_000
 
@@ -125,6 +127,8 @@ class TenantService:
     async def lookup(self, municipality_id: str) -> bool:
         """The verifier met a token of an unknown municipality: maybe another node
         just added it. Looks in the store at most once a second per id."""
+        if not _MUNICIPALITY_ID.fullmatch(municipality_id):
+            return False  # could never have been added: no store read for it
         now = time.monotonic()
         last = self._looked_up.get(municipality_id)
         if last is not None and now - last < LOOKUP_INTERVAL_SECONDS:

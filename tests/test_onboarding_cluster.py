@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 SETTINGS = make_settings()
 #: A bound for a loaded 2-core machine; the figure measured is printed.
 WITHIN_SECONDS = 5.0
+PORTAL = "https://intranet.ufingen.example"
 
 
 def token(user: str, municipality: str, roles: tuple[str, ...] = ("staff",)) -> str:
@@ -63,8 +64,10 @@ async def clients() -> AsyncIterator[list[OfficeClient]]:
         await client.disconnect()
 
 
-async def call(node: ServerProcess, method: str, path: str, tok: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession(node.url, headers={"Authorization": f"Bearer {tok}"}) as http:
+async def call(node: ServerProcess, method: str, path: str, tok: str, body: Any = None,
+               origin: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {tok}", **({"Origin": origin} if origin else {})}
+    async with aiohttp.ClientSession(node.url, headers=headers) as http:
         async with http.request(method, path, json=body) as resp:
             return resp.status, await resp.json()
 
@@ -85,7 +88,8 @@ async def test_a_town_and_a_cooperation_added_on_one_node_are_live_on_the_others
     a, b, c = nodes[0]
     admin = token("it.admin", "lindenau")
     key, pem = rsa_pair()
-    body = {"id": "ufingen", "name": "Gemeinde Ufingen", "auth": {"algorithm": "RS256", "key": pem}}
+    body = {"id": "ufingen", "name": "Gemeinde Ufingen", "auth": {"algorithm": "RS256", "key": pem},
+            "origins": [PORTAL]}
     assert (await call(a, "POST", f"{PLATFORM}/municipalities", admin, body))[0] == 201
     added = time.monotonic()
     status, answer = await call(a, "POST", f"{PLATFORM}/cooperations", admin,
@@ -114,6 +118,13 @@ async def test_a_town_and_a_cooperation_added_on_one_node_are_live_on_the_others
         seen[name] = time.monotonic() - added
         await client.watch("uferbund")
     print(f"\nruntime town live (connected, floor visible) after: B {seen['B']:.3f} s, C {seen['C']:.3f} s")
+    # Its portal's origin is allowed on the other nodes too, for its own staff only.
+    uwe = town_token(key, "uwe.c", "ufingen")
+    async with aiohttp.ClientSession(c.url, headers={"Authorization": f"Bearer {uwe}", "Origin": PORTAL}) as http:
+        async with http.get("/api/v1/campus") as resp:
+            assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == PORTAL
+    status, refusal = await call(c, "GET", "/api/v1/campus", token("anna.altbach", "altbach"), origin=PORTAL)
+    assert (status, refusal["error"]["code"]) == (403, "municipality_not_allowed")
 
     # Leaving the cooperation, changed on B, ends the watch on C.
     watcher_on_c = clients[1]

@@ -91,3 +91,25 @@ async def test_the_redis_store_keeps_to_one_slot(redis_server: object, redis_pre
         assert "{tenants}" in tenants.key
     finally:
         await tenants.close()
+
+
+async def test_a_node_writes_back_the_towns_a_store_lost(store: TenantStore) -> None:
+    """Redis came back empty (cluster recovery, app._recover): what the node holds is
+    written back, and what another node wrote meanwhile is kept."""
+    from presence_server.auth import TokenVerifier
+    from presence_server.origins import TownOrigins
+    from presence_server.tenants.service import TenantService
+    from rooms.campus import CampusService
+    from rooms.store_memory import MemoryCampusStore
+    from tests.conftest import make_settings
+
+    campus = CampusService(MemoryCampusStore())
+    await campus.start()
+    tenants = TenantService(store, verifier=TokenVerifier(make_settings().auth), origins=TownOrigins([], {}),
+                            campus=campus)
+    assert tenants.install(TANNAU)  # held in memory, not in the store
+    newer = TenantRecord("seewinkel", JWKS, 3000.0)
+    await store.create(newer)
+    assert await tenants.restore_store() == 1
+    assert await store.load() == {"tannau": TANNAU, "seewinkel": newer}
+    await campus.close()

@@ -15,7 +15,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import audit_rest, metrics_http, portal_rest, projects_rest, rest, security_headers
+from presence_server import audit_rest, metrics_http, platform_rest, portal_rest, projects_rest, rest, security_headers
 from presence_server.audit.service import AuditLog
 from presence_server.auth import TokenVerifier
 from presence_server.backends import make_backends
@@ -24,12 +24,12 @@ from presence_server.cluster.membership import Rejoin
 from presence_server.cluster.node import ClusterNode
 from presence_server.cluster.transport import ClusterTransport
 from presence_server.config import ConfigError, Settings
-from presence_server.cors import cors_middleware
+from presence_server.cors import ORIGIN_RULES, OriginRules, cors_middleware, town_origins
 from presence_server.eio_lean import LeanEngineServer
 from presence_server.fanout import FloorFanout
 from presence_server.gateway import Gateway
 from presence_server.knocks.service import KnockService
-from presence_server.origins import EngineOriginPolicy, OriginPolicy
+from presence_server.origins import EngineOriginPolicy
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
 from presence_server.runtime import RUNTIME, Runtime
@@ -62,11 +62,14 @@ class _SocketServer(socketio.AsyncServer):
 
 
 def build_app(settings: Settings) -> web.Application:
+    # One view of every municipality's origins: configured ones now, runtime ones
+    # as the tenant service learns of them (platform_rest.install).
+    origins = town_origins(settings)
     sio = _SocketServer(
         async_mode="aiohttp",
         # WebSocket handshakes pass; the gateway refuses unknown origins with a code
         # a browser can read (origin_not_allowed). Long-polling is checked here.
-        cors_allowed_origins=EngineOriginPolicy(OriginPolicy(_allowed_origins(settings), own=[settings.http.public_url])),
+        cors_allowed_origins=EngineOriginPolicy(origins.known),
         max_http_buffer_size=_TRANSPORT_MAX_BYTES,
         # One session's requests apply in the order sent (a status set twice ends
         # as the second); other sessions are not held up by it.
@@ -99,10 +102,13 @@ def build_app(settings: Settings) -> web.Application:
     verifier = TokenVerifier(settings.auth)
     calls = CallService(presence, outbox, settings, backends.calls)
     gateway = Gateway(
-        sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
+        sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls,
+        origins=origins,
     )
     campus.add_listener(gateway)  # after presence: project membership ends views (floor.revoked)
-    runtime = Runtime(settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls, audit)
+    runtime = Runtime(
+        settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls, audit, origins
+    )
     if backends.cluster is not None and cluster_transport is not None:
         runtime.cluster = ClusterNode(
             backends.cluster, cluster_transport, campus, presence,
@@ -114,9 +120,11 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_drain)
     rest.setup(app)
-    portal_rest.install(app)  # occupancy, badge, finder, webhooks, CORS rules (docs/portal.md)
+    app[ORIGIN_RULES] = OriginRules(towns=origins)
+    portal_rest.install(app)  # occupancy, badge, finder, webhooks (docs/portal.md)
     projects_rest.install(app)  # self-service projects (docs/projects.md)
     audit_rest.install(app)  # GET /api/v1/audit (docs/audit.md)
+    platform_rest.install(app)  # municipalities and cooperations at runtime (docs/onboarding.md)
     return app
 
 
@@ -152,6 +160,8 @@ async def _recover(runtime: Runtime) -> None:
     outcome = await runtime.cluster.membership.rejoin()
     if outcome is Rejoin.LOST:
         restored = await runtime.campus.restore_store()
+        if runtime.tenants is not None:  # the municipalities added at runtime, too
+            restored += await runtime.tenants.restore_store()
         for floor_id, delivered in transport.delivered_seqs().items():
             await store.raise_seq(floor_id, delivered)  # before any diff is stamped there again
         log.warning("cluster_redis_lost_data", node=node_id, campus_items_restored=restored)
@@ -184,13 +194,6 @@ def _placer(campus: CampusService) -> Callable[[str | None, str | None], tuple[s
         return floor_id, room_id if room is not None and room.floor_id == floor_id else None
 
     return place
-
-
-def _allowed_origins(settings: Settings) -> list[str]:
-    origins: list[str] = list(settings.http.cors_origins)
-    for conf in settings.auth.municipalities.values():
-        origins.extend(o for o in conf.allowed_origins if o not in origins)
-    return origins
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -29,7 +29,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -46,6 +46,7 @@ from rooms.errors import DomainError, ErrorCode
 __all__ = [
     "Identity",
     "TokenVerifier",
+    "check_municipality_auth",
     "mint_token",
     "MAX_TOKEN_CHARS",
     "JWKS_CACHE_SECONDS",
@@ -72,6 +73,14 @@ class Identity:
 
 def _unauthenticated(reason: str) -> DomainError:
     return DomainError(ErrorCode.UNAUTHENTICATED, reason)
+
+
+class _UnknownMunicipality(DomainError):
+    """``UNAUTHENTICATED``: the token names a municipality this node does not know."""
+
+    def __init__(self, municipality: str) -> None:
+        super().__init__(ErrorCode.UNAUTHENTICATED, "unknown municipality")
+        self.municipality = municipality[:64]
 
 
 # --- claims -----------------------------------------------------------------------------
@@ -183,8 +192,8 @@ class _Verifier:
     audience: str | None
 
 
-def _build_verifier(mid: str, conf: MunicipalityAuth) -> _Verifier:
-    where = f"auth.municipalities.{mid}"
+def _build_verifier(mid: str, conf: MunicipalityAuth, *, where: str | None = None) -> _Verifier:
+    where = where or f"auth.municipalities.{mid}"
     key: Any | None = None
     jwks: _JwksKeys | None = None
     if conf.algorithm == "HS256":
@@ -214,16 +223,38 @@ def _build_verifier(mid: str, conf: MunicipalityAuth) -> _Verifier:
     return _Verifier(conf.algorithm, key, jwks, conf.issuer, conf.audience)
 
 
+def check_municipality_auth(mid: str, conf: MunicipalityAuth) -> None:
+    """Refuse (``INVALID_PAYLOAD`` naming the field under ``auth``) identity provider
+    settings that cannot verify a token: a key that is not an RSA public key in
+    PEM, a JWKS URL PyJWT cannot use. Does no network I/O."""
+    try:
+        _build_verifier(mid, conf, where="auth")
+    except ConfigError as exc:
+        problem = exc.problems[0]
+        field = problem.split(":", 1)[0].replace("public_key", "key")
+        raise DomainError(
+            ErrorCode.INVALID_PAYLOAD, problem.replace("auth.public_key", "auth.key"), field=field
+        ) from None
+
+
 # --- the verifier -----------------------------------------------------------------------
 
 
 class TokenVerifier:
-    """Verifies tokens against the configured municipalities.
+    """Verifies tokens against the known municipalities: the registry of who may sign in.
+
+    Two sources, merged: the configured municipalities (``auth.municipalities``,
+    fixed for the life of the process and authoritative for their ids) and those a
+    platform admin added at runtime (:meth:`put_runtime`, fed by
+    :class:`presence_server.tenants.service.TenantService` from the tenant store).
 
     Construction decodes every static key once (and raises :class:`ConfigError`
     for unreadable or malformed key material), so verifying costs one signature
     check and one small validation. JWKS keys are fetched on first use.
     ``clock`` supplies "now" for exp/nbf/iat checks (tests pass a fixed clock).
+    ``on_unknown`` (set by the tenant service in cluster mode) is asked, by
+    :meth:`verify` only, about a municipality this node does not know yet: it may
+    load it (another node just added it) and answer whether it did.
     """
 
     def __init__(self, settings: AuthSettings, *, clock: Callable[[], float] = time.time) -> None:
@@ -232,14 +263,52 @@ class TokenVerifier:
         self._verifiers: dict[str, _Verifier] = {
             mid: _build_verifier(mid, conf) for mid, conf in settings.municipalities.items()
         }
+        self._runtime: dict[str, MunicipalityAuth] = {}
+        self.on_unknown: Callable[[str], Awaitable[bool]] | None = None
 
     @property
     def municipalities(self) -> frozenset[str]:
         return frozenset(self._verifiers)
 
+    def is_configured(self, mid: str) -> bool:
+        """Is ``mid`` in ``auth.municipalities`` (and so never changed at runtime)?"""
+        return mid in self._settings.municipalities
+
+    def auth_for(self, mid: str) -> MunicipalityAuth | None:
+        """The settings tokens of ``mid`` are verified with, configured or runtime."""
+        return self._settings.municipalities.get(mid) or self._runtime.get(mid)
+
+    @property
+    def runtime(self) -> Mapping[str, MunicipalityAuth]:
+        return dict(self._runtime)
+
+    def put_runtime(self, mid: str, conf: MunicipalityAuth) -> None:
+        """Verify ``mid``'s tokens with ``conf`` from now on (added or changed at runtime).
+
+        ``ValueError`` for a configured municipality: the file stays authoritative.
+        Unchanged settings keep their verifier (and its cached JWK set)."""
+        if self.is_configured(mid):
+            raise ValueError(f"municipality {mid!r} is configured in auth.municipalities")
+        if self._runtime.get(mid) == conf and mid in self._verifiers:
+            return
+        verifier = _build_verifier(mid, conf, where=f"runtime municipality {mid}")
+        self._runtime[mid] = conf
+        self._verifiers[mid] = verifier
+
+    def drop_runtime(self, mid: str) -> None:
+        """Stop accepting tokens of a runtime municipality (no-op for configured ones)."""
+        if mid in self._runtime:
+            del self._runtime[mid]
+            self._verifiers.pop(mid, None)
+
     async def verify(self, token: str | None) -> Identity:
         """Verify ``token`` (optionally prefixed ``Bearer ``); may fetch a JWKS in a thread."""
-        raw, verifier, header = self._inspect(token)
+        try:
+            raw, verifier, header = self._inspect(token)
+        except _UnknownMunicipality as unknown:
+            if self.on_unknown is None or not await self.on_unknown(unknown.municipality):
+                raise
+            raw, verifier, header = self._inspect(token)
         key = verifier.key
         if verifier.jwks is not None:
             kid = self._kid(header)
@@ -279,7 +348,7 @@ class TokenVerifier:
             raise _unauthenticated("missing claim 'municipality'")
         verifier = self._verifiers.get(municipality)
         if verifier is None:
-            raise _unauthenticated("unknown municipality")
+            raise _UnknownMunicipality(municipality)
         return raw, verifier, header
 
     @staticmethod
@@ -369,6 +438,7 @@ def mint_token(
     job_title: str | None = None,
     skills: Sequence[str] = (),
     now: float | None = None,
+    conf: MunicipalityAuth | None = None,
 ) -> str:
     """Sign a token for an HS256 municipality, as its identity provider would.
 
@@ -376,8 +446,10 @@ def mint_token(
     :class:`ValueError` for an unknown or non-HS256 municipality, an unknown role or
     a ``ttl_seconds`` outside ``1..max_token_ttl_seconds`` (such a token would be
     refused anyway). Adds ``iss``/``aud`` when the municipality configures them.
+    ``conf`` gives the settings of a municipality that is not in ``settings``
+    (added at runtime: :meth:`TokenVerifier.auth_for`).
     """
-    conf = settings.municipalities.get(municipality)
+    conf = conf or settings.municipalities.get(municipality)
     if conf is None:
         known = ", ".join(sorted(settings.municipalities)) or "none configured"
         raise ValueError(f"unknown municipality {municipality!r} (known: {known})")

@@ -4,10 +4,10 @@
 and Redis, and the only reader of ``settings.redis``: everything else receives
 a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
-* One node (``redis.url`` unset): the campus and the audit trail in SQLite
-  (two files: ``storage.sqlite_path`` and ``audit.sqlite_path``, by default
-  ``audit.sqlite3`` beside it) or memory
-  (``storage.backend``), presence, knocks, calls and the directory in this
+* One node (``redis.url`` unset): the campus, the runtime municipalities and
+  the audit trail in SQLite (two files: ``storage.sqlite_path``, and
+  ``audit.sqlite_path``, by default ``audit.sqlite3`` beside it) or memory
+  (``storage.backend``); presence, knocks, calls and the directory in this
   process's memory; no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
   membership, all on one :class:`~rooms.redis_link.RedisLink` — one client,
@@ -36,6 +36,7 @@ from presence_server.knocks.store import KnockStore
 from presence_server.knocks.store_memory import MemoryKnockStore
 from presence_server.presence.store import ClusterPresenceStore, PresenceStore
 from presence_server.presence.store_memory import MemoryPresenceStore
+from presence_server.tenants.store import TenantStore
 from rooms.store import CampusStore
 
 if TYPE_CHECKING:  # the Redis modules are imported only when a node is a cluster member
@@ -66,6 +67,8 @@ class Backends:
     calls: CallStore
     directory: DirectoryStore
     audit: AuditStore
+    #: Municipalities added at runtime (presence_server/tenants/).
+    tenants: TenantStore
     cluster: ClusterBackends | None = None
     #: The shared connection in cluster mode; opened and closed here, used by nobody above the stores.
     link: RedisLink | None = None
@@ -97,8 +100,8 @@ class Backends:
 
     def _stores(
         self,
-    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | AuditStore, ...]:
-        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.audit
+    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | AuditStore | TenantStore, ...]:
+        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.audit, self.tenants
 
 
 def make_backends(settings: Settings) -> Backends:
@@ -112,6 +115,7 @@ def make_backends(settings: Settings) -> Backends:
         calls=MemoryCallStore(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds),
         directory=MemoryDirectoryStore(),
         audit=_local_audit(settings),
+        tenants=_local_tenants(settings),
     )
 
 
@@ -125,6 +129,17 @@ def _local_audit(settings: Settings) -> AuditStore:
     from presence_server.audit.store_sqlite import SqliteAuditStore
 
     return SqliteAuditStore(settings.audit.sqlite_path or Path(settings.storage.sqlite_path).with_name("audit.sqlite3"))
+
+
+def _local_tenants(settings: Settings) -> TenantStore:
+    # Beside the campus: in memory with it, or a table of its own in its SQLite file.
+    if settings.storage.backend == "memory":
+        from presence_server.tenants.store_memory import MemoryTenantStore
+
+        return MemoryTenantStore()
+    from presence_server.tenants.store_sqlite import SqliteTenantStore
+
+    return SqliteTenantStore(settings.storage.sqlite_path)
 
 
 def _local_campus(settings: Settings) -> CampusStore:
@@ -148,6 +163,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
     from presence_server.directory.store_redis import RedisDirectoryStore
     from presence_server.knocks.store_redis import RedisKnockStore
     from presence_server.presence.store_redis import RedisPresenceStore
+    from presence_server.tenants.store_redis import RedisTenantStore
     from rooms.redis_link import RedisLink
     from rooms.store_redis import RedisCampusStore
 
@@ -171,6 +187,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
         ),
         directory=RedisDirectoryStore(link, prefix=prefix),
         audit=RedisAuditStore(link, prefix=prefix),
+        tenants=RedisTenantStore(link, prefix=prefix),
         cluster=cluster,
         link=link,
     )

@@ -291,6 +291,15 @@ class AuthSettings(_Section):
     #: Default lifetime of tokens minted by ``presence-server token`` and /dev/token.
     dev_token_ttl_seconds: int = Field(default=28800, ge=1)
     municipalities: dict[str, MunicipalityAuth] = Field(default_factory=dict)
+    #: Persons ("municipality/user_id") who may add municipalities and cooperations
+    #: and change membership at runtime (docs/onboarding.md). Given here and only
+    #: here: no token claim, role or identity provider can make anyone platform
+    #: admin. Each must belong to a municipality configured above, never to one
+    #: added at runtime, whose identity provider a platform admin chose.
+    platform_admins: list[str] = Field(default_factory=list)
+    #: Cluster mode: every node re-reads the municipalities added at runtime this
+    #: often, in case it missed a change announced on the bus (Redis outage).
+    runtime_refresh_seconds: float = Field(default=10, gt=0, le=3600)
 
     @field_validator("municipalities", mode="after")
     @classmethod
@@ -306,10 +315,21 @@ class AuthSettings(_Section):
 
     @model_validator(mode="after")
     def _dev_ttl_within_max(self) -> AuthSettings:
+        problems: list[str] = []
         if self.dev_token_ttl_seconds > self.max_token_ttl_seconds:
-            raise ValueError(
+            problems.append(
                 f"dev_token_ttl_seconds: must not exceed max_token_ttl_seconds ({self.max_token_ttl_seconds})"
             )
+        for person in self.platform_admins:
+            municipality, sep, user = person.partition("/")
+            if not sep or not user or len(user) > 128 or not _MUNICIPALITY_ID.match(municipality):
+                problems.append(f"platform_admins: {person[:80]!r} is not a person id 'municipality/user_id'")
+            elif municipality not in self.municipalities:
+                problems.append(
+                    f"platform_admins: {person!r} belongs to no municipality configured in auth.municipalities"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 

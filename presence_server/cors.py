@@ -32,11 +32,11 @@ from aiohttp import web
 
 from presence_server import portal_metrics as pm
 from presence_server.config import Settings
-from presence_server.origins import OriginPolicy
+from presence_server.origins import TownOrigins
 from rooms.actors import Actor
 from rooms.errors import DomainError, ErrorCode
 
-__all__ = ["OriginRules", "ORIGIN_RULES", "cors_middleware", "require_origin", "ALLOW_HEADERS", "ALLOW_METHODS"]
+__all__ = ["OriginRules", "town_origins", "ORIGIN_RULES", "cors_middleware", "require_origin", "ALLOW_HEADERS", "ALLOW_METHODS"]
 
 ALLOW_METHODS: Final = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS: Final = "Authorization, Content-Type, Accept-Language"
@@ -45,29 +45,39 @@ _SKIP_PREFIX: Final = "/socket.io"
 
 
 class OriginRules:
-    """Which origins are known, and which each municipality allows."""
+    """Which origins are known, and which each municipality allows: the HTTP view
+    of a :class:`~presence_server.origins.TownOrigins` (shared with the socket
+    gateway, so a municipality added at runtime is allowed on both at once)."""
 
     def __init__(
-        self, common: Iterable[str], per_municipality: Mapping[str, Iterable[str]], *, own: str | None = None
+        self,
+        common: Iterable[str] = (),
+        per_municipality: Mapping[str, Iterable[str]] | None = None,
+        *,
+        own: str | None = None,
+        towns: TownOrigins | None = None,
     ) -> None:
-        common = list(common)
-        self._per = {mid: OriginPolicy([*common, *origins], own=[own]) for mid, origins in per_municipality.items()}
-        self._known = OriginPolicy([*common, *(o for origins in per_municipality.values() for o in origins)], own=[own])
+        self.towns = towns or TownOrigins(common, per_municipality or {}, own=[own])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OriginRules:
-        return cls(
-            settings.http.cors_origins,
-            {mid: conf.allowed_origins for mid, conf in settings.auth.municipalities.items()},
-            own=settings.http.public_url,
-        )
+        return cls(towns=town_origins(settings))
 
     def known(self, origin: str, request: web.Request) -> bool:
-        return self._known(origin, _environ(request))
+        return self.towns.known(origin, _environ(request))
 
     def allowed_for(self, municipality: str, origin: str, request: web.Request) -> bool:
-        policy = self._per.get(municipality)
-        return policy is not None and policy(origin, _environ(request))
+        return self.towns.allowed_for(municipality, origin, _environ(request)) is True
+
+
+def town_origins(settings: Settings) -> TownOrigins:
+    """The configured origins: ``http.cors_origins``, each municipality's
+    ``allowed_origins`` and the server's own ``http.public_url``."""
+    return TownOrigins(
+        settings.http.cors_origins,
+        {mid: conf.allowed_origins for mid, conf in settings.auth.municipalities.items()},
+        own=[settings.http.public_url],
+    )
 
 
 ORIGIN_RULES: Final = web.AppKey("origin_rules", OriginRules)

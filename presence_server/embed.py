@@ -53,6 +53,7 @@ def frame_origins(
     floor: Floor | None,
     cooperations: Mapping[str, Cooperation],
     projects: Mapping[str, Project] | None = None,
+    runtime: Mapping[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Who may frame the page of ``floor``: ``{municipality id: origins}``.
 
@@ -81,8 +82,10 @@ def frame_origins(
     result = {"*": _clean(common)}
     for mid in members:
         conf = municipalities.get(mid)
-        if conf is not None:
-            result[mid] = _clean([*common, *conf.allowed_origins])
+        # A municipality added at runtime (docs/onboarding.md): ``runtime`` has its origins.
+        listed = conf.allowed_origins if conf is not None else (runtime or {}).get(mid)
+        if listed is not None:
+            result[mid] = _clean([*common, *listed])
     return result
 
 
@@ -125,7 +128,8 @@ async def embed_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     floor_id = request.match_info["floor_id"]
     floor = rt.campus.floor(floor_id)
-    origins = frame_origins(rt.settings, floor, rt.campus.cooperations, rt.campus.projects)
+    runtime = {mid: conf.allowed_origins for mid, conf in rt.verifier.runtime.items()}
+    origins = frame_origins(rt.settings, floor, rt.campus.cooperations, projects=rt.campus.projects, runtime=runtime)
     lang = _language(request)
     config = {"floor_id": floor_id, "origins": origins}
     # JSON inside <script type="application/json">: "</" must not end the element.

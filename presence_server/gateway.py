@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Final
+from typing import Any, Awaitable, Callable, Final, Sequence
 
 import socketio
 import structlog
@@ -25,7 +25,7 @@ from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
 from presence_server.knocks.service import KnockService
-from presence_server.origins import OriginPolicy
+from presence_server.origins import TownOrigins
 from presence_server.session_expiry import ExpiryTimers
 from presence_server.presence.service import PresenceHooks, PresenceService
 from presence_server.presence.state import Status
@@ -35,6 +35,7 @@ from presence_server.transport_sio import GatewayTransport
 from rooms import access
 from rooms.actors import Actor
 from rooms.changes import CampusChange
+from rooms.model import OwnerKind
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
@@ -75,6 +76,7 @@ class Gateway(PresenceHooks):
         presence: PresenceService,
         knocks: KnockService,
         calls: CallService,
+        origins: TownOrigins | None = None,
     ) -> None:
         self._sio = sio
         self._transport = transport
@@ -93,14 +95,14 @@ class Gateway(PresenceHooks):
         self._expiry = ExpiryTimers(self._expire)
         # Per municipality: the portals allowed to embed its staff's sessions; and
         # the union of all of them: an origin outside it is refused before any token.
-        own = [settings.http.public_url]
-        common = settings.http.cors_origins
-        towns = settings.auth.municipalities
-        self._origins = {mid: OriginPolicy([*common, *conf.allowed_origins], own=own) for mid, conf in towns.items()}
-        self._known_origins = OriginPolicy(
-            [*common, *(o for conf in towns.values() for o in conf.allowed_origins)], own=own
+        # Shared with the HTTP API and changed when a municipality is added at runtime.
+        self._origins = origins or TownOrigins(
+            settings.http.cors_origins,
+            {mid: conf.allowed_origins for mid, conf in settings.auth.municipalities.items()},
+            own=[settings.http.public_url],
         )
         presence.add_hooks(self)
+        self._campus.add_listener(self)
         self._table: dict[str, tuple[type[BaseModel], Handler]] = {
             "campus.get": (m.Empty, self._campus_get),
             "floor.watch": (m.FloorRef, self._floor_watch),
@@ -172,11 +174,11 @@ class Gateway(PresenceHooks):
         # parent): each must be allowed, first for anyone, then for the token's town.
         origins = [environ.get("HTTP_ORIGIN"), _embedder(auth)]
         try:
-            if not all(self._known_origins(origin, environ) for origin in origins):
+            if not all(self._origins.known(origin, environ) for origin in origins):
                 raise DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
-            policy = self._origins.get(identity.actor.municipality_id)
-            if policy is not None and not all(policy(origin, environ) for origin in origins):
+            mid = identity.actor.municipality_id
+            if any(self._origins.allowed_for(mid, origin, environ) is False for origin in origins):
                 raise DomainError(ErrorCode.MUNICIPALITY_NOT_ALLOWED)
         except DomainError as exc:
             metrics.ERRORS.labels(exc.code.value).inc()
@@ -472,50 +474,67 @@ class Gateway(PresenceHooks):
 
     # --------------------------------------------------------- presence hooks
     async def floor_removed(self, floor_id: str) -> None:
-        """The floor is gone (its watchers also got the ``floor_removed`` diff): the
-        sessions watching it here hear ``floor.revoked`` with reason ``deleted``."""
-        for sid, session in list(self._sessions.items()):
+        """The floor is gone (deleted here or on another node): its watchers here
+        stop watching and are told why (``floor.revoked``, reason ``deleted``)."""
+        for session in list(self._sessions.values()):
             if floor_id in session.watching:
                 session.watching.discard(floor_id)
-                await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": "deleted"}, to=sid)
+                await self._tell_revoked(session.sid, floor_id, "deleted")
 
-    # ------------------------------------------------------- campus listener
+    # ---------------------------------------------------------- campus listener
     async def campus_changed(self, change: CampusChange) -> None:
-        """A project changed (here or on another node): its members on this node hear
-        ``project.updated`` (a new member learns of the project this way); whoever
-        can no longer see its floor stops watching it and is walked off it."""
-        if change.kind != "project_upserted" or change.project is None:
-            return
-        project = change.project
-        wire: dict[str, Any] | None = None
-        for sid, session in list(self._sessions.items()):
-            if access.is_project_member(session.actor, project):
-                wire = wire or {"project": self._campus.project_dict(project)}
-                await self._sio.emit("project.updated", wire, to=sid)
-        if change.floor_id:
-            await self.revoke_invisible(change.floor_id, "membership")
+        """Who may see a floor changed (here or on another node): a cooperation's
+        members, or a project's. Every session here loses the floors it can no longer
+        see; a project's members hear ``project.updated`` (a new member learns of the
+        project this way)."""
+        if change.kind == "cooperation_upserted" and change.cooperation is not None:
+            floors = self._campus.floors_owned_by(OwnerKind.COOPERATION, change.cooperation.id)
+            await self.revoke_unseen_floors("membership", [f.id for f in floors])
+        elif change.kind == "project_upserted" and change.project is not None:
+            project = change.project
+            wire: dict[str, Any] | None = None
+            for sid, session in list(self._sessions.items()):
+                if access.is_project_member(session.actor, project):
+                    wire = wire or {"project": self._campus.project_dict(project)}
+                    await self._sio.emit("project.updated", wire, to=sid)
+            if change.floor_id:
+                await self.revoke_unseen_floors("membership", [change.floor_id])
 
-    async def revoke_invisible(self, floor_id: str, reason: str) -> None:
-        """End the view and the stay of every local session that may no longer see
-        ``floor_id``: ``floor.revoked {floor_id, reason}`` to each watcher, and people
-        on the floor back to no floor (``presence.location`` with ``reason``)."""
-        evicted: set[PersonId] = set()
-        for sid, session in list(self._sessions.items()):
-            actor = session.actor
-            if self._campus.can_see_floor(actor, floor_id):
-                continue
-            if floor_id in session.watching:
+    async def revoke_unseen_floors(self, reason: str, floor_ids: Sequence[str]) -> int:
+        """End every watch of ``floor_ids`` whose session may no longer see the floor,
+        telling the session ``floor.revoked {floor_id, reason}`` (docs/protocol.md §4),
+        and take the people of this node's sessions off those floors. The visibility
+        rule is the campus's, applied here for every session of this node (each node
+        does it for its own). Costs one store read per floor. Returns how many
+        watches ended."""
+        ended = 0
+        for session in list(self._sessions.values()):
+            for floor_id in floor_ids:
+                if floor_id not in session.watching or self._campus.can_see_floor(session.actor, floor_id):
+                    continue
                 session.watching.discard(floor_id)
-                await self._transport.unwatch(sid, floor_id)
-                await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": reason}, to=sid)
-            if actor.person_id not in evicted:
-                evicted.add(actor.person_id)
-                try:
-                    await self._presence.remove_from_floor(actor, floor_id, reason)
-                except StoreUnavailable:
-                    log.warning("revoke_eviction_unavailable", person=actor.person_id, floor=floor_id)
-        if evicted:
-            log.info("floor_revoked", floor=floor_id, reason=reason, people=len(evicted))
+                await self._transport.unwatch(session.sid, floor_id)
+                await self._tell_revoked(session.sid, floor_id, reason)
+                ended += 1
+        here = {session.actor.person_id: session.actor for session in self._sessions.values()}
+        left = 0
+        for floor_id in floor_ids:
+            try:
+                _, members = await self._presence.store.snapshot(floor_id)
+                for member in members:
+                    actor = here.get(PersonId(member["person"]))
+                    if actor is not None and not self._campus.can_see_floor(actor, floor_id):
+                        # Walked off, and told why (presence.location with the reason).
+                        left += await self._presence.remove_from_floor(actor, floor_id, reason)
+            except StoreUnavailable:
+                log.warning("revoke_leave_unavailable", floor=floor_id)
+        if ended or left:
+            log.info("floors_revoked", watches=ended, people_left=left, reason=reason)
+        return ended
+
+    async def _tell_revoked(self, sid: str, floor_id: str, reason: str) -> None:
+        metrics.FLOORS_REVOKED.labels(reason).inc()
+        await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": reason}, to=sid)
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

@@ -102,6 +102,23 @@ RING_ANSWER_SECONDS: Final = Histogram(
 CAMPUS_CHANGES: Final = Counter(
     "vo_campus_changes_total", "Campus changes (floors, rooms) applied, by kind.", ["kind"], registry=REGISTRY
 )
+FLOORS_REVOKED: Final = Counter(
+    "vo_floors_revoked_total",
+    "Floor watches ended by the server (floor.revoked), by reason: membership, deleted.",
+    ["reason"],
+    registry=REGISTRY,
+)
+PLATFORM_CHANGES: Final = Counter(
+    "vo_platform_changes_total",
+    "Municipalities and cooperations added or changed by platform admins on this node, by action.",
+    ["action"],
+    registry=REGISTRY,
+)
+RUNTIME_MUNICIPALITIES: Final = Gauge(
+    "vo_runtime_municipalities",
+    "Municipalities added at runtime whose tokens this node verifies (besides the configured ones).",
+    registry=REGISTRY,
+)
 
 LOOP_RESTARTS: Final = Counter(
     "vo_loop_restarts_total",

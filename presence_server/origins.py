@@ -22,9 +22,9 @@ Where each refusal happens, so that a browser learns *why*:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["OriginPolicy", "EngineOriginPolicy"]
+__all__ = ["OriginPolicy", "EngineOriginPolicy", "TownOrigins"]
 
 
 class OriginPolicy:
@@ -43,12 +43,59 @@ class OriginPolicy:
         return origin in self.allowed or origin in self.own or origin in _own_origins(environ)
 
 
+class TownOrigins:
+    """The origins of every municipality, and their union: one object the socket
+    gateway, the HTTP API (:mod:`presence_server.cors`) and Engine.IO all ask.
+
+    Municipalities added or changed at runtime (docs/onboarding.md) are put in
+    with :meth:`set_town`, so an origin becomes allowed on this node the moment
+    its town is known here, without a restart. Reads are plain look-ups.
+    """
+
+    def __init__(
+        self, common: Iterable[str], per_municipality: Mapping[str, Iterable[str]], *, own: Iterable[str | None] = ()
+    ) -> None:
+        self._common = [o.rstrip("/") for o in common]
+        self._own = list(own)
+        self._towns: dict[str, frozenset[str]] = {}
+        self._per: dict[str, OriginPolicy] = {}
+        for mid, origins in per_municipality.items():
+            self._put(mid, origins)
+        self._known = self._union()
+
+    def set_town(self, municipality: str, origins: Iterable[str]) -> None:
+        """Allow ``origins`` for ``municipality`` (replacing what it had)."""
+        self._put(municipality, origins)
+        self._known = self._union()
+
+    def known(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        """May a page on ``origin`` talk to the server at all (for some municipality)?"""
+        return self._known(origin, environ)
+
+    def allowed_for(self, municipality: str, origin: str | None, environ: Mapping[str, Any]) -> bool | None:
+        """May it act for ``municipality``? None if the municipality is unknown here."""
+        policy = self._per.get(municipality)
+        return None if policy is None else policy(origin, environ)
+
+    def town(self, municipality: str) -> frozenset[str] | None:
+        """The origins ``municipality`` lists itself (not the common ones), if known."""
+        return self._towns.get(municipality)
+
+    def _put(self, municipality: str, origins: Iterable[str]) -> None:
+        mine = frozenset(o.rstrip("/") for o in origins)
+        self._towns[municipality] = mine
+        self._per[municipality] = OriginPolicy([*self._common, *mine], own=self._own)
+
+    def _union(self) -> OriginPolicy:
+        return OriginPolicy([*self._common, *(o for mine in self._towns.values() for o in mine)], own=self._own)
+
+
 class EngineOriginPolicy:
     """Engine.IO's ``cors_allowed_origins``: every WebSocket handshake passes (the
     gateway refuses an unknown origin with a code the browser can read); other
     requests (long-polling) follow ``policy``."""
 
-    def __init__(self, policy: OriginPolicy) -> None:
+    def __init__(self, policy: Callable[[str | None, Mapping[str, Any]], bool]) -> None:
         self.policy = policy
 
     def __call__(self, origin: str | None, environ: Mapping[str, Any]) -> bool:

@@ -128,7 +128,8 @@ def install(app: web.Application) -> None:
     """Add the portal features to an app built by :func:`presence_server.app.build_app`."""
     rt = app[RUNTIME]
     settings = rt.settings
-    app[ORIGIN_RULES] = OriginRules.from_settings(settings)
+    if ORIGIN_RULES not in app:  # build_app sets the shared rules (runtime municipalities join them)
+        app[ORIGIN_RULES] = OriginRules.from_settings(settings)
     app[DIRECTORY] = directory = DirectoryService(
         rt.presence,
         rt.backends.directory,

@@ -245,6 +245,7 @@ async def dev_token(request: web.Request) -> web.Response:
             name=query.name,
             roles=query.roles,
             ttl_seconds=rt.settings.auth.dev_token_ttl_seconds,
+            conf=rt.verifier.auth_for(query.municipality),  # runtime municipalities too
         )
     except ValueError as exc:  # unknown municipality and the like
         raise DomainError(ErrorCode.INVALID_PAYLOAD, str(exc)) from None

@@ -15,8 +15,10 @@ from presence_server.cluster.node import ClusterNode
 from presence_server.config import Settings
 from presence_server.gateway import Gateway
 from presence_server.knocks.service import KnockService
+from presence_server.origins import TownOrigins
 from presence_server.outbox import Outbox
 from presence_server.presence.service import PresenceService
+from presence_server.tenants.service import TenantService
 from rooms.campus import CampusService
 
 __all__ = ["Runtime", "RUNTIME"]
@@ -35,8 +37,12 @@ class Runtime:
     gateway: Gateway
     calls: CallService
     audit: AuditLog
+    #: Every municipality's browser origins (configured and runtime), shared by the
+    #: gateway, the HTTP API and Engine.IO.
+    origins: TownOrigins
     ready: bool = False
     cluster: ClusterNode | None = None  # set in cluster mode (redis.url)
+    tenants: TenantService | None = None  # set by platform_rest.install
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -37,6 +37,7 @@ from rooms.validation import (
     ROOM_FIELDS,
     check_enum,
     check_id,
+    check_name,
     clean_floor_fields,
     clean_room_fields,
     invalid,
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: What a room's owner may change without being an admin of its floor.
 _OWNER_FIELDS: Final = frozenset({"door"})
+#: Municipalities in one cooperation at most.
+_MEMBERS_MAX: Final = 200
 
 
 class CampusService:
@@ -142,6 +145,13 @@ class CampusService:
             return (foreign, f.owner_kind is OwnerKind.PROJECT, f.owner_id, f.position, f.name, f.id)
 
         return sorted(floors, key=order)
+
+    def floors_owned_by(self, owner_kind: OwnerKind, owner_id: str) -> list[Floor]:
+        """The floors of one municipality or cooperation (no visibility check), by id."""
+        return sorted(
+            (f for f in self._state.floors.values() if f.owner_kind is owner_kind and f.owner_id == owner_id),
+            key=lambda f: f.id,
+        )
 
     def can_see_floor(self, actor: Actor, floor_id: str) -> bool:
         floor = self._state.floors.get(floor_id)
@@ -584,6 +594,86 @@ class CampusService:
         limit = self._project_policy(town).max_rooms
         if len(self._state.rooms_on(floor.id)) >= limit:
             raise DomainError(ErrorCode.CONFLICT, f"a project floor holds at most {limit} rooms", limit=limit)
+    # -- municipalities and cooperations (platform administration) ----------
+    #
+    # System actions like expire_rooms: the caller authorises (platform admins,
+    # presence_server/tenants/platform.py). Cooperations are few and rarely
+    # changed; as with floors and rooms, two nodes writing the same one at once
+    # end with the last write.
+
+    async def upsert_municipality(self, municipality_id: str, name: str) -> Municipality:
+        """Add a municipality to the campus or rename it.
+
+        Listeners get ``municipality_upserted`` even when nothing changed: what goes
+        with a municipality outside the campus (its identity provider settings) may
+        have, and other nodes re-read it on this event.
+        """
+        async with self._write_lock:
+            self._require_started()
+            municipality = Municipality(check_id(municipality_id, "id"), check_name(name))
+            await self._store.put_municipality(municipality)
+            self._state.put_municipality(municipality)
+            await self._emit(CampusChange("municipality_upserted", "", municipality=municipality))
+            return municipality
+
+    async def create_cooperation(self, cooperation_id: str, name: str, members: Sequence[str]) -> Cooperation:
+        """A new cooperation of known municipalities; ``CONFLICT`` if the id is taken."""
+        async with self._write_lock:
+            self._require_started()
+            check_id(cooperation_id, "id")
+            if cooperation_id in self._state.cooperations:
+                raise DomainError(ErrorCode.CONFLICT, f"id: {cooperation_id!r} already exists", field="id")
+            cooperation = Cooperation(cooperation_id, check_name(name), self._check_members(members))
+            await self._put_cooperation(cooperation)
+            return cooperation
+
+    async def update_cooperation(
+        self,
+        cooperation_id: str,
+        *,
+        name: str | None = None,
+        members: Sequence[str] | None = None,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> Cooperation:
+        """Rename, replace the member list, or add and remove single members.
+
+        ``NOT_FOUND`` for an unknown cooperation; ``INVALID_PAYLOAD`` naming
+        ``members`` for an unknown municipality. Removing a non-member or adding a
+        member changes nothing. Listeners get ``cooperation_upserted`` only for an
+        effective change; floors of the cooperation become invisible at once to
+        the municipalities that left it (:func:`rooms.access.can_see_floor`).
+        """
+        async with self._write_lock:
+            self._require_started()
+            old = self._state.cooperations.get(cooperation_id)
+            if old is None:
+                raise DomainError(ErrorCode.NOT_FOUND, f"cooperation {cooperation_id!r}")
+            listed = list(old.members if members is None else members)
+            listed += [mid for mid in add if mid not in listed]
+            gone = set(remove)
+            new = Cooperation(
+                old.id,
+                old.name if name is None else check_name(name),
+                self._check_members([mid for mid in listed if mid not in gone]),
+            )
+            if new != old:
+                await self._put_cooperation(new)
+            return new
+
+    def _check_members(self, members: Sequence[str]) -> tuple[str, ...]:
+        if len(members) > _MEMBERS_MAX:
+            raise invalid("members", f"at most {_MEMBERS_MAX}")
+        for mid in members:
+            check_id(mid, "members")
+            if mid not in self._state.municipalities:
+                raise invalid("members", f"no such municipality {mid!r}")
+        return tuple(dict.fromkeys(members))
+
+    async def _put_cooperation(self, cooperation: Cooperation) -> None:
+        await self._store.put_cooperation(cooperation)
+        self._state.put_cooperation(cooperation)
+        await self._emit(CampusChange("cooperation_upserted", "", cooperation=cooperation))
 
     async def restore_store(self) -> int:
         """Write back to the store what it lost and this node still holds in memory
@@ -647,6 +737,12 @@ class CampusService:
         elif change.kind == "project_deleted":
             assert change.project is not None
             self._state.remove_project(change.project.id)
+        elif change.kind == "municipality_upserted":
+            assert change.municipality is not None  # checked by CampusChange
+            self._state.put_municipality(change.municipality)
+        elif change.kind == "cooperation_upserted":
+            assert change.cooperation is not None
+            self._state.put_cooperation(change.cooperation)
         else:
             assert change.room is not None
             self._state.remove_room(change.room.id)

@@ -84,6 +84,11 @@ class CampusState:
 
     def remove_project(self, project_id: str) -> Project | None:
         return self._projects.pop(project_id, None)
+    def put_municipality(self, municipality: Municipality) -> None:
+        self._municipalities[municipality.id] = municipality
+
+    def put_cooperation(self, cooperation: Cooperation) -> None:
+        self._cooperations[cooperation.id] = cooperation
 
     def put_floor(self, floor: Floor) -> None:
         self._floors[floor.id] = floor

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
-from rooms.model import Floor, Room
+from rooms.model import Cooperation, Floor, Municipality, Room
 from rooms.project import Project
 
-__all__ = ["ChangeKind", "CampusChange", "CampusListener"]
+__all__ = ["ChangeKind", "CampusChange", "CampusListener", "TENANT_KINDS"]
 
 ChangeKind = Literal[
-    "floor_upserted", "floor_deleted", "room_upserted", "room_deleted", "project_upserted", "project_deleted"
+    "floor_upserted",
+    "floor_deleted",
+    "room_upserted",
+    "room_deleted",
+    "project_upserted",
+    "project_deleted",
+    "municipality_upserted",
+    "cooperation_upserted",
 ]
+
+#: Changes to who is on the campus rather than to a floor: they carry no floor
+#: (``floor_id`` is ``""``) but a municipality or a cooperation. A cooperation's
+#: new member list changes who may see its floors.
+TENANT_KINDS: Final = frozenset({"municipality_upserted", "cooperation_upserted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +41,10 @@ class CampusChange:
     to tell, and can no longer look it up). ``room`` is set for ``room_upserted``
     and ``room_deleted`` (the removed room). ``project`` is set for
     ``project_upserted`` and ``project_deleted``; their ``floor_id`` is the
-    project's floor ('' if it has none). The constructor refuses a change
-    that lacks what its kind needs.
+    project's floor ('' if it has none). ``municipality`` is set for
+    ``municipality_upserted`` and ``cooperation`` (its new member list) for
+    ``cooperation_upserted``; those two have ``floor_id == ""``. The constructor
+    refuses a change that lacks what its kind needs.
     """
 
     kind: ChangeKind
@@ -38,6 +52,8 @@ class CampusChange:
     floor: Floor | None = None
     room: Room | None = None
     project: Project | None = None
+    municipality: Municipality | None = None
+    cooperation: Cooperation | None = None
     #: Made on another node and only heard of here: listeners update what this
     #: node holds, but must not announce it again (the other node did).
     remote: bool = False
@@ -55,6 +71,12 @@ class CampusChange:
         elif self.kind in ("project_upserted", "project_deleted"):
             if self.project is None:
                 raise ValueError(f"{self.kind} needs the project")
+        elif self.kind == "municipality_upserted":
+            if self.municipality is None or self.floor_id:
+                raise ValueError("municipality_upserted needs the municipality and no floor")
+        elif self.kind == "cooperation_upserted":
+            if self.cooperation is None or self.floor_id:
+                raise ValueError("cooperation_upserted needs the cooperation and no floor")
         else:
             raise ValueError(f"unknown change kind {self.kind!r}")
 
@@ -62,15 +84,28 @@ class CampusChange:
         """JSON-ready; keeps ``created_at``, which the client-facing ``Room.to_dict`` omits."""
         room = None if self.room is None else {**self.room.to_dict(), "created_at": self.room.created_at}
         floor = None if self.floor is None else self.floor.to_dict()
-        project = None if self.project is None else self.project.to_dict()
-        return {"kind": self.kind, "floor_id": self.floor_id, "floor": floor, "room": room, "project": project}
+        d: dict[str, Any] = {"kind": self.kind, "floor_id": self.floor_id, "floor": floor, "room": room}
+        if self.project is not None:
+            d["project"] = self.project.to_dict()
+        if self.municipality is not None:
+            d["municipality"] = {"id": self.municipality.id, "name": self.municipality.name}
+        if self.cooperation is not None:
+            c = self.cooperation
+            d["cooperation"] = {"id": c.id, "name": c.name, "members": list(c.members)}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CampusChange:
         floor = None if d.get("floor") is None else Floor.from_dict(d["floor"])
         room = None if d.get("room") is None else Room.from_dict(d["room"])
-        project = None if d.get("project") is None else Project.from_dict(d["project"])
-        return cls(kind=d["kind"], floor_id=d["floor_id"], floor=floor, room=room, project=project)
+        m, c, p = d.get("municipality"), d.get("cooperation"), d.get("project")
+        municipality = None if m is None else Municipality(str(m["id"]), str(m["name"]))
+        cooperation = None if c is None else Cooperation(str(c["id"]), str(c["name"]), tuple(map(str, c["members"])))
+        project = None if p is None else Project.from_dict(p)
+        return cls(
+            kind=d["kind"], floor_id=d["floor_id"], floor=floor, room=room, project=project,
+            municipality=municipality, cooperation=cooperation,
+        )  # fmt: skip
 
 
 class CampusListener(Protocol):

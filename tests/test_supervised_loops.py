@@ -501,3 +501,31 @@ class StubCampusFloors:
     def floor(self, floor_id: str) -> Floor | None:
         return Floor(floor_id, "EG", OwnerKind.MUNICIPALITY, "altbach") if floor_id == "altbach-eg" else None
 
+
+
+async def test_tenant_refresh(crashes: Crashes) -> None:
+    from presence_server.auth import TokenVerifier
+    from presence_server.config import MunicipalityAuth
+    from presence_server.origins import TownOrigins
+    from presence_server.tenants.service import TenantService
+    from presence_server.tenants.store import TenantRecord
+    from presence_server.tenants.store_memory import MemoryTenantStore
+    from rooms.campus import CampusService
+    from rooms.store_memory import MemoryCampusStore
+    from tests.conftest import make_settings
+
+    store = MemoryTenantStore()
+    campus = CampusService(MemoryCampusStore())
+    await campus.start()
+    verifier = TokenVerifier(make_settings().auth)
+    tenants = TenantService(store, verifier=verifier, origins=TownOrigins([], {}), campus=campus, refresh_seconds=0.02)
+    calls = fail_once(tenants, "refresh")
+    before = restarts("tenant_refresh")
+    await tenants.start()
+    await crashed_once(crashes, "tenant_refresh", before)
+    # Written behind the node's back (as another node would): the next rounds install it.
+    conf = MunicipalityAuth(algorithm="RS256", jwks_url="https://idp.tannau.example/jwks")
+    await store.create(TenantRecord("tannau", conf, 1.0))
+    await until(lambda: calls[0] >= 2 and verifier.auth_for("tannau") == conf)
+    await tenants.close()
+    await campus.close()

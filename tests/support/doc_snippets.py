@@ -1,6 +1,7 @@
 """Code examples read out of the documentation, so tests run exactly what the docs show.
 
-A runnable example in ``docs/*.md`` is a fenced block right after a marker line::
+A runnable example in ``docs/*.md`` (or in ``README.md``: doc ``"readme"``) is a
+fenced block right after a marker line::
 
     <!-- example: element-refresh -->
     ```html
@@ -32,6 +33,8 @@ _FENCE: Final = re.compile(r"^```([a-z]*)\n(.*?)^```", re.S | re.M)
 
 
 def _text(doc: str) -> str:
+    if doc == "readme":  # the README's walkthrough, at the repository's root
+        return (DOCS.parent / "README.md").read_text(encoding="utf-8")
     return (DOCS / f"{doc}.md").read_text(encoding="utf-8")
 
 

@@ -12,11 +12,15 @@
 // the tag) are adopted when the element is defined: the custom-element
 // "upgrade" of own properties that would otherwise shadow the setters.
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
+// For staff: "New project" (project-dialog.js, project.create), which then shows
+// the project's floor; a floor the user may no longer see (floor.revoked) is left
+// with a notice saying why, for their first visible floor.
 // Methods: setToken(token), walkTo(roomId|null), setStatus(status, text),
 // knock(roomId, message), answerKnock(knockId, admit), cancelKnock(knockId?),
-// joinCall(), leaveCall(), ring(person).
+// joinCall(), leaveCall(), ring(person), createProject(payload), openProjectDialog().
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
-// vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring.
+// vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring,
+// vo-project-created, vo-floor-revoked.
 // A person is named by their person id, "municipality/user_id" (e.g.
 // "lindenau/lea.lindenau"), in methods, events and data attributes: a user id is
 // unique only within its town. user_id and municipality come along as information.
@@ -27,6 +31,7 @@ import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
 import { FinderPanel } from "./finder.js";
+import { ProjectDialog } from "./project-dialog.js";
 import { errorText, pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
 import { el, legend, renderList, renderPlan } from "./render.js";
@@ -86,7 +91,10 @@ export class VirtualOfficeFloor extends HTMLElement {
   attributeChangedCallback(name, old, value) {
     if (!this._live || old === value) return;
     if (name === "token") this.token = value;
-    else if (name === "floor" && this.session?.connected && value) this.session.watch(value);
+    else if (name === "floor" && value && this.session) {
+      this.session.wantedFloor = value; // also after a reconnect
+      if (this.session.connected) this.session.watch(value);
+    }
     else if (name === "lang") { this._i18n = translator(pickLanguage(this)); this._build(); this._render(); }
     else if (name === "server") { this.disconnectedCallback(); this._live = true; this._start(); }
   }
@@ -187,6 +195,22 @@ export class VirtualOfficeFloor extends HTMLElement {
     return ack;
   }
 
+  /** Create a project (project.create; payload as docs/protocol.md): the user becomes
+   * its first coordinator and the widget shows its new floor. Resolves to the ack
+   * ({ok, project, floor} or {ok: false, error: {code, message, field?}}). */
+  async createProject(payload) {
+    const ack = await this._request("project.create", payload, false);
+    if (ack.ok) await this._projectCreated(ack);
+    return ack;
+  }
+
+  /** Open the "New project" dialog (staff only; as the button does). */
+  openProjectDialog() {
+    if (this.projectDialog?.button.hidden) return false;
+    this.projectDialog?.open();
+    return true;
+  }
+
   // ------------------------------------------------------------ internals
   _start() {
     const token = this.token;
@@ -209,6 +233,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     on("view", () => this._render());
     on("location", () => this._render());
     on("floor-missing", () => { this._notice(this._i18n.t("floor_missing"), true); this._render(); });
+    on("floor-revoked", (revoked) => this._onRevoked(revoked));
     on("degraded", ({ degraded }) => this._notice(this._i18n.t(degraded ? "degraded" : "recovered")));
     on("knock.incoming", (knock) => this._onKnockIncoming(knock));
     on("knock.pending", (knock) => this._setPending(knock));
@@ -246,6 +271,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     if (ready.knocks?.own) this._setPending(ready.knocks.own);
     this.$status.value = ready.me.status;
     this.$text.value = ready.me.text;
+    this.projectDialog.setMe(ready.me);
   }
 
   /** The first snapshot of a new session is shown, with the user where they stand. */
@@ -281,11 +307,46 @@ export class VirtualOfficeFloor extends HTMLElement {
     }, Math.min(ms, 2 ** 31 - 1));
   }
 
-  async _request(event, data) {
+  /** A request; a refusal goes to vo-error and (unless `notice` is false: the dialog
+   * says it itself) to the widget's notice line. */
+  async _request(event, data, notice = true) {
     if (!this.session) return { ok: false, error: this._errorShape({ code: "offline" }) };
     const ack = await this.session.request(event, data);
-    if (!ack.ok) { ack.error = this._errorShape(ack.error); this._error(ack.error); }
+    if (!ack.ok) {
+      ack.error = this._errorShape(ack.error);
+      if (notice) this._error(ack.error);
+      else this._emit("vo-error", { error: ack.error });
+    }
     return ack;
+  }
+
+  // ----------------------------------------------------------- projects
+  /** A project was created here: show its floor, say so, tell the portal. */
+  async _projectCreated(ack) {
+    const floorId = ack.floor?.id ?? ack.project?.floor_id;
+    this._emit("vo-project-created", { project: ack.project, floor: ack.floor });
+    if (floorId) this.setAttribute("floor", floorId); // watches it (attributeChangedCallback)
+    this._notice(this._i18n.t("project_created", { name: ack.project?.name ?? "" }), false, true);
+  }
+
+  /** floor.revoked: the floor on view is gone for this user. Say why, and show their
+   * first visible floor instead (the portal hears vo-floor-revoked and may choose). */
+  async _onRevoked({ floor_id: floorId, reason, name, shown }) {
+    const { t } = this._i18n;
+    let next = null;
+    if (shown) {
+      this.$plan.replaceChildren();
+      this.$list.replaceChildren();
+      this.$title.textContent = t("widget");
+      this.$listTitle.textContent = "";
+      const ack = await this._request("campus.get", {}, false);
+      next = ack.ok ? ack.campus.floors.find((f) => f.id !== floorId) ?? null : null;
+      const why = t(reason === "deleted" ? "floor_revoked_deleted" : "floor_revoked_membership", { floor: name });
+      this._notice(next ? `${why} ${t("floor_revoked_next", { floor: next.name })}` : why, false, true);
+      if (next) this.setAttribute("floor", next.id);
+      else { this.removeAttribute("floor"); this._render(); }
+    }
+    this._emit("vo-floor-revoked", { floor_id: floorId, reason, next_floor_id: next?.id ?? null });
   }
 
   /** The one error shape, with a message in the widget's language where the server gave none. */
@@ -390,13 +451,21 @@ export class VirtualOfficeFloor extends HTMLElement {
       view: () => this.session?.view, walkTo: (room, floor) => this.walkTo(room, floor), enter: (room) => this._enter(room) });
     if (this.finder) finder.restore(this.finder); // a new language: the same search in new words
     this.finder = finder;
+    const dialog = new ProjectDialog({ ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER,
+      token: () => this.token, me: () => this.session?.me ?? null,
+      request: (event, data) => this._request(event, data, false), campus: () => this._request("campus.get", {}, false),
+      created: (ack) => this._projectCreated(ack) });
+    const carried = this.projectDialog?.snapshot(); // a new language: the same dialog in new words
+    this.projectDialog?.close();
+    this.projectDialog = dialog;
     root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
-      el("div", { class: "top" }, this.$title, this.$where, this.$conn),
+      el("div", { class: "top" }, this.$title, this.$where, this.$conn, dialog.button), dialog.dialog,
       this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
       el("div", { class: "layout" },
         el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
         el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
       this.$finder));
+    if (carried) dialog.restore(carried); // once attached: showModal needs a connected dialog
     if (this.callPanel) { // a new language: the same state in new words
       this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
       this.callPanel.update();

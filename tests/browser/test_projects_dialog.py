@@ -165,3 +165,46 @@ def test_axe_finds_nothing_serious_with_the_dialog_open(
         page.screenshot(path=str(ARTIFACTS / f"widget-project-dialog-{lang}.png"))
     finally:
         page.context.close()
+
+
+def test_people_are_added_and_removed_and_a_new_language_keeps_what_was_entered(
+    chromium: Browser, portal: PortalServer, office: ServerProcess
+) -> None:
+    # Otto of Lindenau has been online, so the person search finds him.
+    otto = open_widget(new_context(chromium), portal.origin + "/intranet.html",
+                       dev_token("otto.lindenau", "lindenau", "Otto Lenz", department="Ordnungsamt"), lang="de")
+    page = open_widget(new_context(chromium), portal.origin + "/intranet.html",
+                       dev_token("jan.altbach", "altbach", "Jan Adler"), lang="de")
+    try:
+        open_dialog_by_keyboard(page)
+        page.keyboard.type("Waldbad")
+        box = dialog(page)
+        box.get_by_label("Person suchen (Name, Amt, Fachgebiet)").fill("Otto")
+        box.get_by_label("Person suchen (Name, Amt, Fachgebiet)").press("Enter")
+        expect(box.locator('[role="status"]#vo-project-person-msg')).to_have_text("1 Treffer", timeout=TIMEOUT)
+        expect(box).to_be_visible()  # Enter searched; it did not submit
+        box.get_by_role("button", name="Hinzufügen – Otto Lenz (Lindenau)").press("Enter")
+        chosen = box.locator("ul.project-chosen")
+        expect(chosen.locator('li[data-person="lindenau/otto.lindenau"]')).to_contain_text("Otto Lenz (Lindenau)")
+        expect(box.locator("ul.project-found")).to_be_hidden()  # the one result is chosen now
+        expect(box.locator("#vo-project-person-msg")).to_have_text("Otto Lenz hinzugefügt.")
+        assert focus_key(page) == "project:person-q"
+        box.get_by_label("Lindenau").check()
+        box.get_by_role("radio", name="Lounge").check()
+
+        # The portal switches the language: the same dialog, still open, in English.
+        page.evaluate("() => document.querySelector('virtual-office-floor').setAttribute('lang', 'en')")
+        english = widget(page).get_by_role("dialog", name="Create a new project")
+        expect(english).to_be_visible()
+        expect(english.get_by_label("Project name")).to_have_value("Waldbad")
+        expect(english.get_by_label("Lindenau")).to_be_checked()
+        expect(english.get_by_role("radio", name="Lounge")).to_be_checked()
+        english.get_by_role("button", name="Remove – Otto Lenz (Lindenau)").press("Enter")
+        expect(english.locator("ul.project-chosen")).to_have_text("No individual people chosen yet.")
+        expect(english.locator("#vo-project-person-msg")).to_have_text("Otto Lenz removed.")
+        page.keyboard.press("Escape")
+        expect(english).to_be_hidden()
+        assert focus_key(page) == "project:new"
+    finally:
+        page.context.close()
+        otto.context.close()

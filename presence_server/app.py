@@ -15,7 +15,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import metrics_http, portal_rest, rest, security_headers
+from presence_server import metrics_http, portal_rest, projects_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
 from presence_server.backends import make_backends
 from presence_server.calls.service import CallService
@@ -88,7 +88,7 @@ def build_app(settings: Settings) -> web.Application:
         ClusterTransport(local, backends.cluster.bus, reorder_hold=_REORDER_HOLD) if backends.cluster else None
     )
     transport: NodeTransport = cluster_transport or local
-    campus = CampusService(backends.campus)
+    campus = CampusService(backends.campus, project_policy=settings.project_policy)
     outbox = Outbox(transport, window=settings.fanout.batch_window_ms / 1000)
     local.outbox = outbox
     presence = PresenceService(campus, outbox, backends.presence, grace_seconds=settings.presence.grace_seconds)
@@ -99,6 +99,7 @@ def build_app(settings: Settings) -> web.Application:
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
     )
+    campus.add_listener(gateway)  # after presence: project membership ends views (floor.revoked)
     runtime = Runtime(settings, backends, sio, campus, outbox, presence, knocks, verifier, gateway, calls)
     if backends.cluster is not None and cluster_transport is not None:
         runtime.cluster = ClusterNode(
@@ -112,6 +113,7 @@ def build_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_drain)
     rest.setup(app)
     portal_rest.install(app)  # occupancy, badge, finder, webhooks, CORS rules (docs/portal.md)
+    projects_rest.install(app)  # self-service projects (docs/projects.md)
     return app
 
 

@@ -48,6 +48,8 @@ from pydantic_settings import (
 )
 
 from presence_server.config_metrics import MetricsSettings, metrics_problems
+from presence_server.config_projects import ProjectSettings
+from rooms.project import ProjectPolicy
 from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
 
 __all__ = [
@@ -228,6 +230,8 @@ class MunicipalityAuth(_Section):
     allowed_origins: list[str] = Field(default_factory=list)
     #: Receivers of this municipality's signed presence and knock events (docs/portal.md).
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+    #: This town's project policy; unset: the platform's ``[projects]`` section.
+    projects: ProjectSettings | None = None
 
     @field_validator("webhooks", mode="after")
     @classmethod
@@ -375,7 +379,13 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
+    projects: ProjectSettings = Field(default_factory=ProjectSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    def project_policy(self, municipality: str) -> ProjectPolicy:
+        """The policy for projects created by staff of ``municipality``."""
+        own = self.auth.municipalities.get(municipality)
+        return (own.projects if own is not None and own.projects is not None else self.projects).policy()
 
     @model_validator(mode="after")
     def _checks_across_sections(self) -> Settings:

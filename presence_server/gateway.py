@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
+from presence_server import projects_api as projects
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
@@ -32,6 +33,7 @@ from presence_server.ratelimit import TokenBucket
 from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
 from rooms.actors import Actor
+from rooms.changes import CampusChange
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 from rooms.person import PersonId
 
@@ -116,6 +118,9 @@ class Gateway(PresenceHooks):
             "call.answer": (m.CallAnswer, self._call_answer),
             "call.cancel": (m.RingRef, self._call_cancel),
             "call.note": (m.CallNote, self._call_note),
+            "project.create": (projects.ProjectCreate, self._project_create),
+            "project.list": (m.Empty, self._project_list),
+            "project.update": (projects.ProjectUpdate, self._project_update),
         }
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
@@ -372,6 +377,15 @@ class Gateway(PresenceHooks):
     async def _call_note(self, s: Session, msg: m.CallNote) -> dict[str, Any]:
         return await self._calls.note(s.actor, PersonId(msg.person), msg.text)
 
+    async def _project_create(self, s: Session, msg: projects.ProjectCreate) -> dict[str, Any]:
+        return await projects.create_project(self._campus, s.actor, msg)
+
+    async def _project_list(self, s: Session, _: m.Empty) -> dict[str, Any]:
+        return projects.list_projects(self._campus, s.actor)
+
+    async def _project_update(self, s: Session, msg: projects.ProjectUpdate) -> dict[str, Any]:
+        return await projects.update_project(self._campus, s.actor, msg.project_id, msg)
+
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)
         old = s.actor
@@ -449,8 +463,41 @@ class Gateway(PresenceHooks):
 
     # --------------------------------------------------------- presence hooks
     async def floor_removed(self, floor_id: str) -> None:
-        for session in self._sessions.values():
-            session.watching.discard(floor_id)
+        """The floor is gone (its watchers also got the ``floor_removed`` diff): the
+        sessions watching it here hear ``floor.revoked`` with reason ``deleted``."""
+        for sid, session in list(self._sessions.items()):
+            if floor_id in session.watching:
+                session.watching.discard(floor_id)
+                await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": "deleted"}, to=sid)
+
+    # ------------------------------------------------------- campus listener
+    async def campus_changed(self, change: CampusChange) -> None:
+        """A project's membership changed (here or on another node): whoever on this
+        node can no longer see its floor stops watching it and is walked off it."""
+        if change.kind == "project_upserted" and change.floor_id:
+            await self.revoke_invisible(change.floor_id, "membership")
+
+    async def revoke_invisible(self, floor_id: str, reason: str) -> None:
+        """End the view and the stay of every local session that may no longer see
+        ``floor_id``: ``floor.revoked {floor_id, reason}`` to each watcher, and people
+        on the floor back to no floor (``presence.location`` with ``reason``)."""
+        evicted: set[PersonId] = set()
+        for sid, session in list(self._sessions.items()):
+            actor = session.actor
+            if self._campus.can_see_floor(actor, floor_id):
+                continue
+            if floor_id in session.watching:
+                session.watching.discard(floor_id)
+                await self._transport.unwatch(sid, floor_id)
+                await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": reason}, to=sid)
+            if actor.person_id not in evicted:
+                evicted.add(actor.person_id)
+                try:
+                    await self._presence.remove_from_floor(actor, floor_id, reason)
+                except StoreUnavailable:
+                    log.warning("revoke_eviction_unavailable", person=actor.person_id, floor=floor_id)
+        if evicted:
+            log.info("floor_revoked", floor=floor_id, reason=reason, people=len(evicted))
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

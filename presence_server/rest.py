@@ -119,6 +119,10 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise validation_error(exc) from None
 
 
+#: A request body checked against a model, for the other API modules (projects_api).
+read_body = _body
+
+
 def _ok(**data: Any) -> web.Response:
     return web.json_response({"ok": True, **data})
 

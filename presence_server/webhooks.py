@@ -214,10 +214,12 @@ class WebhookDispatcher:
         floor = self._campus.floor(event.floor_id)
         if floor is None:
             return  # deleted meanwhile: nobody can be shown to see it
-        cooperations = self._campus.cooperations
+        cooperations, projects = self._campus.cooperations, self._campus.projects
         for target in self.targets:
+            # A town's systems see what its staff see as a town: a project floor only
+            # when the town is a member municipality, not through one named person.
             if family in target.families and access.can_see_floor(
-                self._viewers[target.municipality], floor, cooperations
+                self._viewers[target.municipality], floor, cooperations, projects
             ):
                 target.offer(event)
 

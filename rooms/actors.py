@@ -40,6 +40,9 @@ class Actor:
     display_name: str
     roles: frozenset[Role] = frozenset({Role.STAFF})
     profile: Profile = field(default_factory=Profile)
+    #: An invited guest is confined to this project: they see its floor and nothing
+    #: else, not even their host municipality's floors (rooms/project.py).
+    project: str | None = None
     #: (municipality, user id) in its string form; derived, computed once.
     person_id: PersonId = field(init=False, repr=False, compare=False)
 
@@ -67,6 +70,7 @@ class Actor:
             "display_name": self.display_name,
             "roles": sorted(role.value for role in self.roles),
             "profile": self.profile.to_dict(),
+            "project": self.project,
         }
 
     @classmethod
@@ -79,6 +83,7 @@ class Actor:
             d["display_name"],
             frozenset(Role(r) for r in d["roles"]),
             Profile(p["department"], p["job_title"], tuple(p["skills"])),
+            d.get("project"),
         )
 
     def public_dict(self) -> dict[str, Any]:

@@ -26,7 +26,9 @@ from rooms.campus_state import CampusState
 from rooms.changes import CampusChange, CampusListener, ChangeKind
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
-from rooms.person import SEPARATOR, PersonId, qualify_legacy
+from rooms.person import SEPARATOR, PersonId, qualify_legacy, split_person
+from rooms.project import TEMPLATES, Project, ProjectPolicy, RoomTemplate
+from rooms.project_rules import PROJECT_FIELDS, check_duration, check_membership, clean_project_fields
 from rooms.seed import CampusSeed
 from rooms.store import CampusData, CampusStore
 from rooms.validation import (
@@ -51,9 +53,16 @@ _OWNER_FIELDS: Final = frozenset({"door"})
 class CampusService:
     """The campus as this node knows it. One per process; ``start`` before use."""
 
-    def __init__(self, store: CampusStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: CampusStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        project_policy: Callable[[str], ProjectPolicy] = lambda municipality: ProjectPolicy(),
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._project_policy = project_policy
         self._listeners: list[CampusListener] = []
         self._write_lock = asyncio.Lock()
         self._applying_remote = False  # set while apply_remote runs, under the write lock
@@ -104,6 +113,11 @@ class CampusService:
         """Read-only view of the current state (taken after ``start``)."""
         return self._state.cooperations
 
+    @property
+    def projects(self) -> Mapping[str, Project]:
+        """Read-only view of every project (authorisation is the caller's)."""
+        return self._state.projects
+
     def floor(self, floor_id: str) -> Floor | None:
         return self._state.floors.get(floor_id)
 
@@ -117,23 +131,23 @@ class CampusService:
     def visible_floors(self, actor: Actor) -> list[Floor]:
         """Floors the actor may see: their own municipality's first, then the
         cooperations', each by position, then name."""
-        cooperations = self._state.cooperations
-        floors = [f for f in self._state.floors.values() if access.can_see_floor(actor, f, cooperations)]
+        state = self._state
+        floors = [f for f in state.floors.values() if access.can_see_floor(actor, f, state.cooperations, state.projects)]
 
-        def order(f: Floor) -> tuple[bool, str, int, str, str]:
+        def order(f: Floor) -> tuple[bool, bool, str, int, str, str]:
             foreign = not (f.owner_kind is OwnerKind.MUNICIPALITY and f.owner_id == actor.municipality_id)
-            return (foreign, f.owner_id, f.position, f.name, f.id)
+            return (foreign, f.owner_kind is OwnerKind.PROJECT, f.owner_id, f.position, f.name, f.id)
 
         return sorted(floors, key=order)
 
     def can_see_floor(self, actor: Actor, floor_id: str) -> bool:
         floor = self._state.floors.get(floor_id)
-        return floor is not None and access.can_see_floor(actor, floor, self._state.cooperations)
+        return floor is not None and access.can_see_floor(actor, floor, self._state.cooperations, self._state.projects)
 
     def visible_floor(self, actor: Actor, floor_id: str) -> Floor:
         """The floor, or ``NOT_FOUND`` if it is missing or the actor may not see it."""
         floor = self._state.floors.get(floor_id)
-        if floor is None or not access.can_see_floor(actor, floor, self._state.cooperations):
+        if floor is None or not self.can_see_floor(actor, floor_id):
             raise DomainError(ErrorCode.NOT_FOUND, f"floor {floor_id!r}")
         return floor
 
@@ -160,10 +174,31 @@ class CampusService:
         return {
             "municipality": None if own is None else {"id": own.id, "name": own.name},
             "cooperations": cooperations,
+            "projects": [self.project_dict(p) for p in self.visible_projects(actor)],
             "floors": [
                 {**f.to_dict(), "rooms": [r.to_dict() for r in self.rooms_on(f.id)]} for f in self.visible_floors(actor)
             ],
         }
+
+    def visible_projects(self, actor: Actor) -> list[Project]:
+        """The projects the actor is a member of, by name."""
+        mine = [p for p in self._state.projects.values() if access.is_project_member(actor, p)]
+        return sorted(mine, key=lambda p: (p.name, p.id))
+
+    def visible_project(self, actor: Actor, project_id: str) -> Project:
+        """The project, or ``NOT_FOUND`` if it is missing or the actor is not a member."""
+        project = self._state.projects.get(project_id)
+        if project is None or not access.is_project_member(actor, project):
+            raise DomainError(ErrorCode.NOT_FOUND, f"project {project_id!r}")
+        return project
+
+    def project_floor(self, project_id: str) -> Floor | None:
+        return self._state.project_floor(project_id)
+
+    def project_dict(self, project: Project) -> dict[str, Any]:
+        """A project as members see it, with its floor's id."""
+        floor = self._state.project_floor(project.id)
+        return {**project.to_dict(), "floor_id": None if floor is None else floor.id}
 
     def next_expiry(self) -> float | None:
         """The earliest ``expires_at`` of any room, for scheduling :meth:`expire_rooms`."""
@@ -270,6 +305,7 @@ class CampusService:
             self._require_started()
             floor = self.visible_floor(actor, floor_id)
             self._require_admin(actor, floor)
+            self._check_project_room_limit(floor)
             now = self._clock()
             raw = {"name": name, "kind": kind, "rect": rect, "door": door, "capacity": capacity}
             clean = clean_room_fields({**raw, "owners": owners, "expires_at": expires_at}, floor, now=now)
@@ -291,8 +327,9 @@ class CampusService:
             self._require_started()
             room = self.visible_room(actor, room_id)
             floor = self._state.floors[room.floor_id]
-            is_admin = access.can_admin_floor(actor, floor, self._state.cooperations)
-            if not is_admin and not access.can_change_door(actor, room, floor, self._state.cooperations):
+            cooperations, projects = self._state.cooperations, self._state.projects
+            is_admin = access.can_admin_floor(actor, floor, cooperations, projects)
+            if not is_admin and not access.can_change_door(actor, room, floor, cooperations, projects):
                 raise DomainError(ErrorCode.FORBIDDEN, "not an admin of this floor or an owner of this room")
             _reject_unknown(changes, ROOM_FIELDS)
             if not is_admin and not set(changes) <= _OWNER_FIELDS:
@@ -332,6 +369,183 @@ class CampusService:
                 await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
             return expired
 
+    # -- projects -----------------------------------------------------------
+
+    async def create_project(
+        self,
+        actor: Actor,
+        *,
+        name: str,
+        purpose: str = "",
+        persons: Sequence[str] = (),
+        municipalities: Sequence[str] = (),
+        ends_at: float | None = None,
+        template: RoomTemplate | str = RoomTemplate.MEETING,
+    ) -> tuple[Project, Floor, list[Room]]:
+        """Self-service: any member of staff whose town's policy allows it creates a
+        project, becomes its first coordinator, and gets its floor with the
+        template's rooms. The rooms close at ``ends_at`` (default and upper bound:
+        the town's ``max_days``)."""
+        async with self._write_lock:
+            self._require_started()
+            if actor.is_guest:
+                raise DomainError(ErrorCode.FORBIDDEN, "guests do not create projects")
+            policy = self._project_policy(actor.municipality_id)
+            if not policy.may_create(is_admin=actor.is_admin):
+                raise DomainError(ErrorCode.FORBIDDEN, "in your municipality only admins create projects")
+            now = self._clock()
+            raw = {"name": name, "purpose": purpose, "members": persons, "municipalities": municipalities}
+            clean = clean_project_fields({**raw, "ends_at": ends_at}, now=now)
+            kind = check_enum(RoomTemplate, template, "template")
+            rooms_wanted = TEMPLATES[kind]
+            if len(rooms_wanted) > policy.max_rooms:
+                raise invalid("template", f"your municipality allows at most {policy.max_rooms} rooms per project")
+            clean["ends_at"] = check_duration(clean["ends_at"], policy, created_at=now, now=now)
+            project_id = self._new_id("p", self._state.projects, None, "project_id")
+            project = check_membership(
+                Project(id=project_id, coordinators=(actor.person_id,), created_by=actor.person_id, created_at=now, **clean),
+                self._state.municipalities,
+            )
+            floor = Floor(
+                id=self._new_id("f", self._state.floors, None, "floor_id"),
+                name=project.name,
+                owner_kind=OwnerKind.PROJECT,
+                owner_id=project.id,
+            )
+            rooms: list[Room] = []
+            for spec in rooms_wanted:
+                taken = {**self._state.rooms, **{r.id: r for r in rooms}}
+                rooms.append(
+                    Room(
+                        id=self._new_id("r", taken, None, "room_id"),
+                        floor_id=floor.id,
+                        name=spec.name,
+                        kind=spec.kind,
+                        rect=spec.rect,
+                        door=spec.door,
+                        capacity=spec.capacity,
+                        expires_at=project.ends_at,
+                        created_at=now,
+                    )
+                )
+            # The project first: a floor owned by a project nobody knows is invisible to all.
+            await self._store.put_project(project)
+            await self._store.put_floor(floor)
+            for room in rooms:
+                await self._store.put_room(room)
+            self._state.put_project(project)
+            self._state.put_floor(floor)
+            await self._emit(CampusChange("project_upserted", floor.id, project=project))
+            await self._emit(CampusChange("floor_upserted", floor.id, floor=floor))
+            for room in rooms:
+                self._state.put_room(room)
+                await self._emit(CampusChange("room_upserted", floor.id, room=room))
+            log.info("project %s created by %s with floor %s", project.id, actor.person_id, floor.id)
+            return project, floor, rooms
+
+    async def update_project(self, actor: Actor, project_id: str, **changes: Any) -> Project:
+        """A coordinator changes the name, purpose, end date or membership (whole lists).
+
+        Membership changes take effect at once, everywhere: listeners get
+        ``project_upserted`` and end the views of people who lost the project
+        (``floor.revoked``). A new end date moves its rooms' ``expires_at``.
+        """
+        return await self._change_project(actor, project_id, lambda project: changes)
+
+    async def add_member(
+        self, actor: Actor, project_id: str, *, person: str | None = None, municipality: str | None = None,
+        coordinator: bool = False,
+    ) -> Project:
+        """Add one person (as member or coordinator) or one whole municipality.
+        Promoting a member to coordinator is adding them as coordinator."""  # fmt: skip
+        if (person is None) == (municipality is None):
+            raise invalid("person", "give either a person or a municipality")
+
+        def changes(project: Project) -> dict[str, Any]:
+            if municipality is not None:
+                return {"municipalities": [*project.municipalities, municipality]}
+            if coordinator:
+                return {"coordinators": [*project.coordinators, person]}
+            return {"members": [*project.members, person]}
+
+        return await self._change_project(actor, project_id, changes)
+
+    async def remove_member(
+        self, actor: Actor, project_id: str, *, person: str | None = None, municipality: str | None = None
+    ) -> Project:
+        """Remove a person (member or coordinator; the last coordinator stays) or a municipality."""
+        if (person is None) == (municipality is None):
+            raise invalid("person", "give either a person or a municipality")
+
+        def changes(project: Project) -> dict[str, Any]:
+            if municipality is not None:
+                return {"municipalities": [m for m in project.municipalities if m != municipality]}
+            return {
+                "coordinators": [p for p in project.coordinators if p != person],
+                "members": [p for p in project.members if p != person],
+            }
+
+        return await self._change_project(actor, project_id, changes)
+
+    async def _change_project(
+        self, actor: Actor, project_id: str, make_changes: Callable[[Project], Mapping[str, Any]]
+    ) -> Project:
+        async with self._write_lock:
+            self._require_started()
+            project = self._require_coordinator(actor, project_id)
+            changes = make_changes(project)  # under the lock: two coordinators cannot lose each other's change
+            _reject_unknown(changes, PROJECT_FIELDS)
+            now = self._clock()
+            clean = clean_project_fields(changes, now=now)
+            if "ends_at" in clean:
+                creator_town = split_person(project.created_by)[0] if project.created_by else actor.municipality_id
+                policy = self._project_policy(creator_town)
+                clean["ends_at"] = check_duration(clean["ends_at"], policy, created_at=project.created_at, now=now)
+            new = check_membership(replace(project, **clean), self._state.municipalities)
+            if new == project:
+                return project
+            floor = self._state.project_floor(project.id)
+            await self._store.put_project(new)
+            self._state.put_project(new)
+            await self._emit(CampusChange("project_upserted", floor.id if floor else "", project=new))
+            if floor is not None and new.ends_at != project.ends_at:
+                for room in self._state.rooms_on(floor.id):
+                    moved = replace(room, expires_at=new.ends_at)
+                    await self._store.put_room(moved)
+                    self._state.put_room(moved)
+                    await self._emit(CampusChange("room_upserted", floor.id, room=moved))
+            return new
+
+    async def delete_project(self, actor: Actor, project_id: str) -> Project:
+        """A coordinator ends the project now: its floor and rooms go (everyone on
+        it is moved off, as for any deleted floor), then the project record."""
+        async with self._write_lock:
+            self._require_started()
+            project = self._require_coordinator(actor, project_id)
+            floor = self._state.project_floor(project.id)
+            if floor is not None:
+                await self._store.delete_floor(floor.id)
+                await self._drop_floor(floor)
+            await self._store.delete_project(project.id)
+            self._state.remove_project(project.id)
+            await self._emit(CampusChange("project_deleted", floor.id if floor else "", project=project))
+            return project
+
+    def _require_coordinator(self, actor: Actor, project_id: str) -> Project:
+        project = self.visible_project(actor, project_id)
+        if not access.is_coordinator(actor, project):
+            raise DomainError(ErrorCode.FORBIDDEN, f"not a coordinator of project {project_id!r}")
+        return project
+
+    def _check_project_room_limit(self, floor: Floor) -> None:
+        if floor.owner_kind is not OwnerKind.PROJECT:
+            return
+        project = self._state.projects.get(floor.owner_id)
+        town = split_person(project.created_by)[0] if project and project.created_by else ""
+        limit = self._project_policy(town).max_rooms
+        if len(self._state.rooms_on(floor.id)) >= limit:
+            raise DomainError(ErrorCode.CONFLICT, f"a project floor holds at most {limit} rooms", limit=limit)
+
     async def restore_store(self) -> int:
         """Write back to the store what it lost and this node still holds in memory
         (cluster mode: Redis came back empty). Only what is missing is written, in
@@ -346,11 +560,14 @@ class CampusService:
                 [c for c in self._state.cooperations.values() if c.id not in stored.cooperations],
                 [f for f in self._state.floors.values() if f.id not in stored.floors],
                 [r for r in self._state.rooms.values() if r.id not in stored.rooms],
+                [p for p in self._state.projects.values() if p.id not in stored.projects],
             )
             for municipality in missing[0]:
                 await self._store.put_municipality(municipality)
             for cooperation in missing[1]:
                 await self._store.put_cooperation(cooperation)
+            for project in missing[4]:  # before their floors, as when created
+                await self._store.put_project(project)
             for floor in missing[2]:
                 await self._store.put_floor(floor)
             for room in missing[3]:
@@ -385,6 +602,12 @@ class CampusService:
         elif change.kind == "room_upserted":
             assert change.room is not None
             self._state.put_room(change.room)
+        elif change.kind == "project_upserted":
+            assert change.project is not None
+            self._state.put_project(change.project)
+        elif change.kind == "project_deleted":
+            assert change.project is not None
+            self._state.remove_project(change.project.id)
         else:
             assert change.room is not None
             self._state.remove_room(change.room.id)
@@ -397,7 +620,7 @@ class CampusService:
             raise RuntimeError("CampusService is not running: call .start() first")
 
     def _require_admin(self, actor: Actor, floor: Floor) -> None:
-        if not access.can_admin_floor(actor, floor, self._state.cooperations):
+        if not access.can_admin_floor(actor, floor, self._state.cooperations, self._state.projects):
             raise DomainError(ErrorCode.FORBIDDEN, f"not an admin of floor {floor.id!r}")
 
     def _new_id(self, prefix: str, taken: Mapping[str, object], given: str | None, field: str) -> str:

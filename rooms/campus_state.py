@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from rooms.model import Cooperation, Floor, Municipality, Room
+from rooms.model import Cooperation, Floor, Municipality, OwnerKind, Room
+from rooms.project import Project
 from rooms.store import CampusData
 
 __all__ = ["CampusState"]
@@ -28,6 +29,7 @@ class CampusState:
         self._municipalities = dict(data.municipalities)
         self._cooperations = dict(data.cooperations)
         self._floors = dict(data.floors)
+        self._projects = dict(data.projects)
         self._rooms: dict[str, Room] = {}
         self._rooms_by_floor: dict[str, dict[str, Room]] = {}
         for room in data.rooms.values():
@@ -51,6 +53,17 @@ class CampusState:
     def rooms(self) -> Mapping[str, Room]:
         return MappingProxyType(self._rooms)
 
+    @property
+    def projects(self) -> Mapping[str, Project]:
+        return MappingProxyType(self._projects)
+
+    def project_floor(self, project_id: str) -> Floor | None:
+        """The floor a project owns (a scan: projects are few, and this is not on a hot path)."""
+        for floor in self._floors.values():
+            if floor.owner_kind is OwnerKind.PROJECT and floor.owner_id == project_id:
+                return floor
+        return None
+
     def rooms_on(self, floor_id: str) -> list[Room]:
         """The floor's rooms sorted by name, then id (stable for equal names)."""
         return sorted(self._rooms_by_floor.get(floor_id, {}).values(), key=lambda r: (r.name, r.id))
@@ -65,6 +78,12 @@ class CampusState:
         return min((r.expires_at for r in self._rooms.values() if r.expires_at is not None), default=None)
 
     # -- changes ------------------------------------------------------------
+
+    def put_project(self, project: Project) -> None:
+        self._projects[project.id] = project
+
+    def remove_project(self, project_id: str) -> Project | None:
+        return self._projects.pop(project_id, None)
 
     def put_floor(self, floor: Floor) -> None:
         self._floors[floor.id] = floor

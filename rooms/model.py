@@ -45,10 +45,11 @@ class RoomKind(str, enum.Enum):
 
 
 class OwnerKind(str, enum.Enum):
-    """Who a floor belongs to: one municipality, or a cooperation (a shared floor)."""
+    """Who a floor belongs to: one municipality, a cooperation (a shared floor) or a project."""
 
     MUNICIPALITY = "municipality"
     COOPERATION = "cooperation"
+    PROJECT = "project"  # a project's own floor: only its members see it (rooms/project.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class Floor:
     id: str
     name: str
     owner_kind: OwnerKind
-    owner_id: str  # municipality id or cooperation id
+    owner_id: str  # municipality, cooperation or project id, by owner_kind
     width: int = 1000
     height: int = 600
     position: int = 0  # order in a building view

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rooms.model import Cooperation, Floor, Municipality, Room
+from rooms.project import Project
 
 __all__ = ["CampusData", "CampusStore"]
 
@@ -33,9 +34,10 @@ class CampusData:
     cooperations: dict[str, Cooperation] = field(default_factory=dict)
     floors: dict[str, Floor] = field(default_factory=dict)
     rooms: dict[str, Room] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return not (self.municipalities or self.cooperations or self.floors or self.rooms)
+        return not (self.municipalities or self.cooperations or self.floors or self.rooms or self.projects)
 
 
 class CampusStore(Protocol):
@@ -63,3 +65,9 @@ class CampusStore(Protocol):
 
     async def delete_room(self, room_id: str) -> bool:
         """False if it did not exist."""
+
+    async def put_project(self, project: Project) -> None:
+        """Insert or replace by id. A project's floor is stored as a floor."""
+
+    async def delete_project(self, project_id: str) -> bool:
+        """Remove the project record only (its floor is deleted separately); False if it did not exist."""

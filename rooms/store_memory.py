@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rooms.model import Cooperation, Floor, Municipality, Room
+from rooms.project import Project
 from rooms.store import CampusData
 
 __all__ = ["MemoryCampusStore"]
@@ -29,6 +30,7 @@ class MemoryCampusStore:
         self._cooperations: dict[str, Cooperation] = {}
         self._floors: dict[str, Floor] = {}
         self._rooms: dict[str, Room] = {}
+        self._projects: dict[str, Project] = {}
 
     async def open(self) -> None:
         """Nothing to connect; idempotent."""
@@ -42,6 +44,7 @@ class MemoryCampusStore:
             cooperations=dict(self._cooperations),
             floors=dict(self._floors),
             rooms=dict(self._rooms),
+            projects=dict(self._projects),
         )
 
     async def put_municipality(self, municipality: Municipality) -> None:
@@ -69,6 +72,12 @@ class MemoryCampusStore:
 
     async def delete_room(self, room_id: str) -> bool:
         return self._rooms.pop(room_id, None) is not None
+
+    async def put_project(self, project: Project) -> None:
+        self._projects[project.id] = project  # frozen, tuples: nothing can change it behind our back
+
+    async def delete_project(self, project_id: str) -> bool:
+        return self._projects.pop(project_id, None) is not None
 
 
 def _frozen_cooperation(cooperation: Cooperation) -> Cooperation:

@@ -9,6 +9,7 @@ msgpack-encoded dict, the same fields as the model's ``to_dict`` (plus a room's
     P{campus}:floors                HASH  floor id        -> floor
     P{campus}:rooms                 HASH  room id         -> room
     P{campus}:floor_rooms:<floor>   SET   ids of the rooms on <floor>
+    P{campus}:projects              HASH  project id      -> project
 
 Every key carries the one hash tag ``{campus}``, so all of them live in one slot
 and the multi-key scripts and transactions below stay atomic on Redis Cluster
@@ -27,6 +28,7 @@ from typing import Any, Final
 import msgpack
 
 from rooms.model import Cooperation, Floor, Municipality, Room
+from rooms.project import Project
 from rooms.redis_link import RedisLink, ScriptedRedis, as_bytes
 from rooms.store import CampusData
 
@@ -114,13 +116,15 @@ class RedisCampusStore(ScriptedRedis):
         self._floors_key: Final = base + "floors"
         self._rooms_key: Final = base + "rooms"
         self._floor_rooms_base: Final = base + "floor_rooms:"
+        self._projects_key: Final = base + "projects"
 
     async def load(self) -> CampusData:
-        # MULTI/EXEC: the four reads run back to back with no write in between.
+        # MULTI/EXEC: the reads run back to back with no write in between.
         pipe = self._redis().pipeline(transaction=True)
-        for key in (self._municipalities_key, self._cooperations_key, self._floors_key, self._rooms_key):
+        keys = (self._municipalities_key, self._cooperations_key, self._floors_key, self._rooms_key, self._projects_key)
+        for key in keys:
             pipe.hgetall(key)
-        municipalities, cooperations, floors, rooms = await pipe.execute()
+        municipalities, cooperations, floors, rooms, projects = await pipe.execute()
         data = CampusData()
         for blob in municipalities.values():
             municipality = _decode_municipality(blob)
@@ -134,6 +138,9 @@ class RedisCampusStore(ScriptedRedis):
         for blob in rooms.values():
             room = Room.from_dict(_unpack(blob))
             data.rooms[room.id] = room
+        for blob in projects.values():
+            project = Project.from_dict(_unpack(blob))
+            data.projects[project.id] = project
         return data
 
     async def put_municipality(self, municipality: Municipality) -> None:
@@ -181,6 +188,12 @@ class RedisCampusStore(ScriptedRedis):
             if int(await self._run("delete_room", keys, [room_id, current])) == 1:
                 return True
         raise RuntimeError(f"room {room_id!r} kept changing under delete_room; gave up after {_MAX_ATTEMPTS} attempts")
+
+    async def put_project(self, project: Project) -> None:
+        await self._redis().hset(self._projects_key, project.id, _pack(project.to_dict()))
+
+    async def delete_project(self, project_id: str) -> bool:
+        return int(await self._redis().hdel(self._projects_key, project_id)) == 1
 
     # -- helpers --------------------------------------------------------------
 

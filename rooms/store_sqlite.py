@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
+from rooms.project import Project
 from rooms.store import CampusData
 
 __all__ = ["SqliteCampusStore", "SCHEMA_VERSION"]
@@ -24,7 +25,7 @@ __all__ = ["SqliteCampusStore", "SCHEMA_VERSION"]
 T = TypeVar("T")
 
 #: Bumped with every entry in :data:`_MIGRATIONS`; kept in ``PRAGMA user_version``.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # _MIGRATIONS[n] takes a database from version n to n + 1. Append, never edit:
 # files in the field are at every version that was ever released.
@@ -64,6 +65,14 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         created_at REAL NOT NULL
     );
     CREATE INDEX rooms_by_floor ON rooms(floor_id);
+    """,
+    # 1 -> 2: projects (rooms/project.py). The record as JSON: it is read whole and
+    # never queried by field, and a new field then needs no migration.
+    """
+    CREATE TABLE projects (
+        id     TEXT PRIMARY KEY,
+        record TEXT NOT NULL           -- Project.to_dict() as JSON
+    );
     """,
 )
 
@@ -172,6 +181,16 @@ class SqliteCampusStore:
     async def delete_room(self, room_id: str) -> bool:
         return await self._execute("DELETE FROM rooms WHERE id = ?", (room_id,)) > 0
 
+    async def put_project(self, project: Project) -> None:
+        record = json.dumps(project.to_dict(), separators=(",", ":"))
+        await self._execute(
+            "INSERT INTO projects (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+            (project.id, record),
+        )
+
+    async def delete_project(self, project_id: str) -> bool:
+        return await self._execute("DELETE FROM projects WHERE id = ?", (project_id,)) > 0
+
     # -- worker-thread side -------------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -259,6 +278,9 @@ class SqliteCampusStore:
                     created_at=row[12],
                 )
                 data.rooms[room.id] = room
+            for (record,) in conn.execute("SELECT record FROM projects"):
+                project = Project.from_dict(json.loads(record))
+                data.projects[project.id] = project
         finally:
             conn.execute("COMMIT")
         return data

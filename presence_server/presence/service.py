@@ -240,6 +240,16 @@ class PresenceService:
         if before is not None:
             await self._left(actor.person_id, before.floor_id, before.room_id)
 
+    async def remove_from_floor(self, actor: Actor, floor_id: str, reason: str) -> bool:
+        """Walk ``actor`` off ``floor_id`` if they are on it (they lost the right to
+        see it); their sessions hear ``presence.location`` with ``reason``."""
+        member = await self.store.member(actor.person_id)
+        if member is None or member.floor_id != floor_id:
+            return False
+        await self.leave_floor(actor)
+        self._tell_location(actor.person_id, {"floor_id": None, "room_id": None}, reason)
+        return True
+
     async def update_actor(self, actor: Actor) -> None:
         """A refreshed token: show a changed name or profile to the floor."""
         self._post(await self.store.update_actor(actor))

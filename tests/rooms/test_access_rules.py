@@ -9,6 +9,7 @@ from rooms.actors import Actor, Role
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Cooperation, DoorState, Floor, OwnerKind, Rect, Room, RoomKind
 from rooms.person import PersonId
+from rooms.project import Project
 
 
 def person(user_id: str, municipality: str, *roles: Role) -> Actor:
@@ -37,42 +38,68 @@ STAFF_B = person("ben.bergheim", "bergheim")
 ADMIN_S = person("admin.seefeld", "seefeld", Role.ADMIN)
 STAFF_S = person("sven.seefeld", "seefeld")
 
-FLOORS = [ALTBACH_EG, BERGHEIM_EG, PROJEKT, SEEBUND, GHOST, LOOKALIKE]
+# A project across cooperations: all of Altbach, Ben of Bergheim coordinating,
+# and one named person of Seefeld (another cooperation).
+PROJECTS = {
+    "p-digi": Project(
+        "p-digi", "Digitales Bauamt", "", coordinators=(PersonId("bergheim/ben.bergheim"),),
+        members=(PersonId("seefeld/sven.seefeld"),), municipalities=("altbach",),
+    ),
+}  # fmt: skip
+DIGI = Floor("digi", "Digitales Bauamt", OwnerKind.PROJECT, "p-digi")
+NO_PROJECT = Floor("orphan", "Orphan", OwnerKind.PROJECT, "p-gone")
+# A project id that happens to equal a municipality or cooperation id confers nothing.
+PROJECT_LOOKALIKE = Floor("p-lookalike", "Lookalike", OwnerKind.PROJECT, "altbach")
+
+FLOORS = [ALTBACH_EG, BERGHEIM_EG, PROJEKT, SEEBUND, GHOST, LOOKALIKE, DIGI, NO_PROJECT, PROJECT_LOOKALIKE]
+
+INVITED_GUEST = Actor("gast-1", "altbach", "Gast", frozenset({Role.GUEST}), project="p-digi")
+INVITED_ELSEWHERE = Actor("gast-2", "altbach", "Gast", frozenset({Role.GUEST}), project="p-other")
+STAFF_S_NAMESAKE = person("sven.seefeld", "bergheim")  # same sub as the named member, another town
+ADMIN_B = person("admin.bergheim", "bergheim", Role.ADMIN)
 
 #: actor -> the floors they see (every other floor in FLOORS is invisible to them)
 SEES = {
-    STAFF_A: {"altbach-eg", "projekt"},
-    ADMIN_A: {"altbach-eg", "projekt"},
-    STAFF_ADMIN_A: {"altbach-eg", "projekt"},
-    GUEST_A: {"altbach-eg"},
+    STAFF_A: {"altbach-eg", "projekt", "digi"},  # through the municipality
+    ADMIN_A: {"altbach-eg", "projekt", "digi"},
+    STAFF_ADMIN_A: {"altbach-eg", "projekt", "digi"},
+    GUEST_A: {"altbach-eg"},  # a guest of Altbach is not a member through the town
     GUEST_ADMIN_A: {"altbach-eg"},
-    STAFF_B: {"bergheim-eg", "projekt"},
+    STAFF_B: {"bergheim-eg", "projekt", "digi"},  # the coordinator
     ADMIN_S: {"seebund"},
-    STAFF_S: {"seebund"},
+    STAFF_S: {"seebund", "digi"},  # named in person, from another cooperation
+    INVITED_GUEST: {"digi"},  # only the project: not even the host town's floors
+    INVITED_ELSEWHERE: set(),
+    STAFF_S_NAMESAKE: {"bergheim-eg", "projekt"},
+    ADMIN_B: {"bergheim-eg", "projekt"},  # Bergheim is not a member town
 }
 
 #: actor -> the floors they administer
 ADMINISTERS = {
     STAFF_A: set(),
-    ADMIN_A: {"altbach-eg", "projekt"},
+    ADMIN_A: {"altbach-eg", "projekt"},  # a member town's admin does not administer the project
     STAFF_ADMIN_A: {"altbach-eg", "projekt"},
     GUEST_A: set(),
     GUEST_ADMIN_A: set(),  # a token that carries guest never administers
-    STAFF_B: set(),
+    STAFF_B: {"digi"},  # coordinators administer their project's floor
     ADMIN_S: {"seebund"},
     STAFF_S: set(),
+    INVITED_GUEST: set(),
+    INVITED_ELSEWHERE: set(),
+    STAFF_S_NAMESAKE: set(),
+    ADMIN_B: {"bergheim-eg", "projekt"},
 }
 
 
 @pytest.mark.parametrize("actor", list(SEES), ids=lambda a: a.user_id)
 def test_visibility_table(actor: Actor) -> None:
-    seen = {f.id for f in FLOORS if can_see_floor(actor, f, COOPS)}
+    seen = {f.id for f in FLOORS if can_see_floor(actor, f, COOPS, PROJECTS)}
     assert seen == SEES[actor]
 
 
 @pytest.mark.parametrize("actor", list(ADMINISTERS), ids=lambda a: a.user_id)
 def test_admin_table(actor: Actor) -> None:
-    administered = {f.id for f in FLOORS if can_admin_floor(actor, f, COOPS)}
+    administered = {f.id for f in FLOORS if can_admin_floor(actor, f, COOPS, PROJECTS)}
     assert administered == ADMINISTERS[actor]
     # Nobody administers what they cannot see.
     assert administered <= SEES[actor]
@@ -88,6 +115,7 @@ def test_admin_table(actor: Actor) -> None:
         (ADMIN_A, OwnerKind.COOPERATION, "no-such-coop", False),
         (STAFF_A, OwnerKind.MUNICIPALITY, "altbach", False),
         (GUEST_A, OwnerKind.MUNICIPALITY, "altbach", False),
+        (ADMIN_A, OwnerKind.PROJECT, "p-digi", False),  # project floors come with their project
     ],
 )
 def test_who_may_administer_an_owner(actor: Actor, owner_kind: OwnerKind, owner_id: str, expected: bool) -> None:
@@ -115,7 +143,7 @@ PROJECT_ROOM = Room("projekt-raum", "projekt", "Projektraum", RoomKind.PROJECT, 
     ],
 )
 def test_door_table(actor: Actor, room: Room, floor: Floor, expected: bool) -> None:
-    assert can_change_door(actor, room, floor, COOPS) is expected
+    assert can_change_door(actor, room, floor, COOPS, PROJECTS) is expected
 
 
 def _room(door: DoorState, capacity: int = 2) -> Room:

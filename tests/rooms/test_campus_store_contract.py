@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rooms.person import PersonId
+from rooms.project import Project
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.store import CampusStore
 from rooms.store_memory import MemoryCampusStore
@@ -198,6 +201,22 @@ async def test_data_survives_close_and_reopen_in_a_new_store_object(new_durable_
     assert data.rooms["altbach-buero-anna"].created_at == ROOM_A.created_at
 
 
+async def test_projects_round_trip_replace_and_delete(store: CampusStore) -> None:
+    project = Project(
+        "p-1", "Digitales Bauamt", "Bauanträge online", coordinators=(PersonId("altbach/anna"),),
+        members=(PersonId("seefeld/sven"),), municipalities=("bergheim",), ends_at=2e9,
+        created_by=PersonId("altbach/anna"), created_at=1e9,
+    )  # fmt: skip
+    await store.put_project(project)
+    assert (await store.load()).projects == {"p-1": project}
+    renamed = replace(project, name="Bauamt digital", municipalities=())
+    await store.put_project(renamed)
+    assert (await store.load()).projects == {"p-1": renamed}
+    assert await store.delete_project("p-1") is True
+    assert await store.delete_project("p-1") is False
+    assert (await store.load()).projects == {}
+
+
 async def test_sqlite_writes_are_committed_before_returning(tmp_path: Path) -> None:
     path = tmp_path / "campus.sqlite3"
     s = SqliteCampusStore(path)
@@ -218,7 +237,7 @@ async def test_sqlite_file_is_wal_versioned_and_enforces_foreign_keys(tmp_path: 
     await s.close()
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         fk = conn.execute("SELECT \"table\", on_delete FROM pragma_foreign_key_list('rooms')").fetchall()
         assert fk == [("floors", "CASCADE")]
 

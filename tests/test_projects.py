@@ -1,0 +1,211 @@
+"""Projects across organisations (docs/projects.md), with real clients.
+
+Every test runs against one server process and against two server processes
+sharing one real Redis (clients spread over both nodes). The project of most
+tests: whole Altbach and Bergheim, one named person of Lindenau, and nobody of
+Seefeld — though all four towns share the cooperation "vier-taeler", so what
+keeps Seefeld and the rest of Lindenau out is the project, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from signalling.client import OfficeClient, RequestError
+from tests.support.processes import ServerProcess
+from tests.support.redis_server import RedisServer
+from tests.test_qualified_identity import Office, _env, unique
+
+pytestmark = pytest.mark.slow
+
+POLICY = {
+    # Seefeld lets only admins create projects; Lindenau allows at most 30 days.
+    "PRESENCE_AUTH__MUNICIPALITIES__SEEFELD__PROJECTS__CREATORS": "admin",
+    "PRESENCE_AUTH__MUNICIPALITIES__LINDENAU__PROJECTS__MAX_DAYS": "30",
+}
+
+
+@pytest.fixture(scope="module", params=["one-node", "two-nodes-on-redis"])
+def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    logs = tmp_path_factory.mktemp("project-logs")
+    if request.param == "one-node":
+        envs = [_env({"PRESENCE_STORAGE__BACKEND": "memory", **POLICY})]
+    else:
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        prefix = f"p{uuid.uuid4().hex[:8]}:"
+        envs = [_env({"PRESENCE_REDIS__URL": redis.url, "PRESENCE_REDIS__PREFIX": prefix, **POLICY})] * 2
+    started: list[ServerProcess] = []
+    try:
+        for i, env in enumerate(envs):
+            started.append(ServerProcess(env, log_path=logs / f"node{i}.log").start())
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+@pytest.fixture
+async def office(nodes: list[ServerProcess]) -> AsyncIterator[Office]:
+    office = Office(nodes)
+    yield office
+    for client in office.clients:
+        await client.disconnect()
+
+
+async def create(client: OfficeClient, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Digitales Bauamt", "purpose": "Bauanträge online", "template": "project_office", **fields}
+    return await client.request("project.create", body)
+
+
+def floor_ids(campus: dict[str, Any]) -> set[str]:
+    return {f["id"] for f in campus["floors"]}
+
+
+async def test_exactly_the_members_see_the_project_everywhere(office: Office) -> None:
+    named = unique("lena")
+    anna = await office.client(0, unique("anna"), "altbach")
+    made = await create(anna, members={"municipalities": ["altbach", "bergheim"], "persons": [f"lindenau/{named}"]})
+    project, floor = made["project"], made["floor"]
+    assert project["coordinators"] == [anna.person] and project["floor_id"] == floor["id"]
+    assert floor["owner_kind"] == "project" and [r["kind"] for r in floor["rooms"]] == ["project", "meeting"]
+    office_room = floor["rooms"][0]["id"]
+
+    ben = await office.client(1, unique("ben"), "bergheim")  # through his town
+    lena = await office.client(1, named, "lindenau")  # named in person
+    lars = await office.client(0, unique("lars"), "lindenau")  # same town as Lena, not named
+    sven = await office.client(1, unique("sven"), "seefeld")  # the fourth town
+    namesake = await office.client(0, named, "seefeld")  # Lena's sub in another town
+
+    for member in (anna, ben, lena):
+        campus = (await member.request("campus.get"))["campus"]
+        assert floor["id"] in floor_ids(campus)
+        assert project["id"] in {p["id"] for p in campus["projects"]}
+    for outsider in (lars, sven, namesake):
+        campus = (await outsider.request("campus.get"))["campus"]
+        assert floor["id"] not in floor_ids(campus) and campus["projects"] == []
+        for attempt in (outsider.watch(floor["id"]), outsider.move(floor["id"], office_room), outsider.knock(office_room)):
+            with pytest.raises(RequestError) as err:
+                await attempt
+            assert err.value.code == "not_found"
+
+    # Walking in, watched by a member on the other node.
+    view = await ben.watch(floor["id"])
+    await lena.move(floor["id"], office_room)
+    await ben.until_view(floor["id"], lambda v: v.members.get(lena.person, {}).get("room_id") == office_room)
+    assert view.members[lena.person]["municipality"] == "lindenau"
+
+    # Finder and badge: the outsider finds Lena (same cooperation) but not where she is.
+    async def card(viewer_token: str) -> dict[str, Any]:
+        status, body = await office.rest("GET", f"/api/v1/municipalities/lindenau/users/{named}/badge", viewer_token)
+        assert status == 200, body
+        return body["badge"]  # type: ignore[no-any-return]
+
+    inside, outside = await card(office.token(unique("bo"), "bergheim")), await card(office.token(unique("si"), "seefeld"))
+    assert (inside["floor_id"], inside["room_id"]) == (floor["id"], office_room)
+    assert (outside["floor_id"], outside["room_id"]) == (None, None)
+    assert outside["online"] is True
+
+    # Occupancy: members get the floor, the fourth town the same not_found as for a missing floor.
+    status, body = await office.rest("GET", f"/api/v1/floors/{floor['id']}/occupancy", office.token("x", "bergheim"))
+    assert status == 200 and [o["person"] for r in body["rooms"] for o in r["occupants"]] == [lena.person]
+    for token in (office.token("x", "seefeld"), office.token(named, "seefeld")):
+        status, body = await office.rest("GET", f"/api/v1/floors/{floor['id']}/occupancy", token)
+        assert (status, body["error"]["code"]) == (404, "not_found")
+        status, body = await office.rest("GET", f"/api/v1/projects/{project['id']}", token)
+        assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_adding_and_removing_a_member_changes_their_view_live(office: Office) -> None:
+    anna = await office.client(0, unique("anna"), "altbach")
+    made = await create(anna, template="meeting")
+    project_id, floor_id = made["project"]["id"], made["floor"]["id"]
+    room = made["floor"]["rooms"][0]["id"]
+    sven = await office.client(1, unique("sven"), "seefeld")
+    with pytest.raises(RequestError):
+        await sven.watch(floor_id)
+
+    # Added over REST by the coordinator: Sven can watch and walk in at once.
+    status, body = await office.rest("POST", f"/api/v1/projects/{project_id}/members", office.token(anna.me["user_id"], "altbach"),
+                                     {"person": sven.person})  # fmt: skip
+    assert status == 200 and body["project"]["members"] == [sven.person], body
+    await sven.watch(floor_id)
+    await sven.move(floor_id, room)
+    anna_view = await anna.watch(floor_id)
+    await anna.until_view(floor_id, lambda v: sven.person in v.members)
+
+    # A plain member may not manage the project; an outsider does not even see it.
+    with pytest.raises(RequestError) as err:
+        await sven.request("project.update", {"project_id": project_id, "members": []})
+    assert err.value.code == "forbidden"
+
+    # Removed: his watch ends with floor.revoked, he is walked off, everyone sees him go.
+    await anna.request("project.update", {"project_id": project_id, "members": []})
+    revoked = await sven.next_event("floor.revoked", lambda e: e["floor_id"] == floor_id)
+    assert revoked == {"floor_id": floor_id, "reason": "membership"}
+    moved = await sven.next_event("presence.location", lambda e: e["reason"] == "membership")
+    assert (moved["floor_id"], moved["room_id"]) == (None, None)
+    await anna.until_view(floor_id, lambda v: sven.person not in v.members)
+    assert sven.person not in anna_view.members
+    with pytest.raises(RequestError) as err:
+        await sven.watch(floor_id)
+    assert err.value.code == "not_found"
+    assert (await sven.request("project.list"))["projects"] == []
+
+
+async def test_town_policy_limits_who_creates_and_for_how_long(office: Office) -> None:
+    staff = await office.client(0, unique("sina"), "seefeld")
+    with pytest.raises(RequestError) as err:
+        await create(staff)
+    assert err.value.code == "forbidden"
+    admin = await office.client(1, unique("sa"), "seefeld", roles=("staff", "admin"))
+    assert (await create(admin))["project"]["coordinators"] == [admin.person]
+
+    lin = await office.client(0, unique("lu"), "lindenau")
+    with pytest.raises(RequestError) as err:
+        await create(lin, ends_at=time.time() + 31 * 86400)
+    assert (err.value.code, err.value.error["field"]) == ("invalid_payload", "ends_at")
+    made = await create(lin)  # no end date given: the town's longest
+    assert made["project"]["ends_at"] == pytest.approx(time.time() + 30 * 86400, abs=60)
+    assert {r["expires_at"] for r in made["floor"]["rooms"]} == {made["project"]["ends_at"]}
+
+    guest = await office.client(1, unique("gast"), "altbach", roles=("guest",))
+    with pytest.raises(RequestError) as err:
+        await create(guest)
+    assert err.value.code == "forbidden"
+    with pytest.raises(RequestError) as err:
+        await create(lin, members={"municipalities": ["atlantis"]})
+    assert (err.value.code, err.value.error["field"]) == ("invalid_payload", "municipalities")
+
+
+async def test_a_project_room_closes_at_the_end_date(office: Office) -> None:
+    anna = await office.client(0, unique("anna"), "altbach")
+    made = await create(anna, template="lounge", ends_at=time.time() + 2, members={"municipalities": ["altbach"]})
+    floor_id, room = made["floor"]["id"], made["floor"]["rooms"][0]["id"]
+    ben = await office.client(1, unique("ben"), "altbach")
+    await ben.watch(floor_id)
+    await ben.move(floor_id, room)
+    await ben.until_view(floor_id, lambda v: room not in v.rooms, timeout=15)
+    moved = await ben.next_event("presence.location", lambda e: e["reason"] == "room_removed", timeout=5)
+    assert moved["room_id"] is None
+    # The project itself stays (its name is in the audit trail); its floor is empty.
+    listed = (await anna.request("project.list"))["projects"]
+    assert made["project"]["id"] in [p["id"] for p in listed]
+
+
+async def test_deleting_a_project_revokes_its_floor(office: Office) -> None:
+    anna = await office.client(0, unique("anna"), "altbach")
+    made = await create(anna, members={"municipalities": ["bergheim"]})
+    floor_id = made["floor"]["id"]
+    ben = await office.client(1, unique("ben"), "bergheim")
+    await ben.watch(floor_id)
+    status, body = await office.rest("DELETE", f"/api/v1/projects/{made['project']['id']}",
+                                     office.token(anna.me["user_id"], "altbach"))  # fmt: skip
+    assert status == 200, body
+    revoked = await ben.next_event("floor.revoked", lambda e: e["floor_id"] == floor_id)
+    assert revoked["reason"] == "deleted"
+    assert floor_id not in floor_ids((await ben.request("campus.get"))["campus"])

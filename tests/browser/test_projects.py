@@ -230,6 +230,16 @@ def test_a_staff_member_creates_a_project_by_keyboard_and_a_colleague_of_another
         expect(floors.get_by_role("button", name=floor["name"])).to_have_count(0, timeout=TIMEOUT)
         expect(lea_in).to_have_count(0, timeout=TIMEOUT)
         lea.screenshot(path=str(ARTIFACTS / "demo-page-floor-revoked-de.png"))
+
+        # Anna ends the project: its floor is deleted under her widget, which says so.
+        ended = rest(office, "DELETE", f"/api/v1/projects/{project['id']}", anna_token)
+        assert ended["ok"], ended
+        expect(widget(anna).locator(".notice")).to_contain_text(f"Die Etage „{floor['name']}“ wurde gelöscht.", timeout=TIMEOUT)
+        expect(widget(anna).locator(".top h2")).not_to_have_text(floor["name"], timeout=TIMEOUT)
+        anna.wait_for_function(
+            "(id) => window.voEvents.some((e) => e.name === 'vo-floor-revoked' && e.detail.floor_id === id"
+            " && e.detail.reason === 'deleted')", arg=floor_id, timeout=TIMEOUT)
+        expect(widget(anna)).not_to_have_attribute("floor", floor_id)
     finally:
         for page in (anna, ben, lea, sven):
             if page is not None:

@@ -275,5 +275,19 @@ def test_a_refusal_of_the_server_is_said_in_the_dialog_with_its_field_focused_in
         token = dev_token("nina.lindenau", "lindenau", "Nina Lehmann")
         listed = rest(office, "GET", "/api/v1/projects", token)
         assert listed["ok"] and listed["projects"] == [], listed
+
+        # Without an end date it goes through; the demo page lists the new floor as the one shown.
+        date.fill("")
+        dialog(nina).get_by_role("button", name="Create project").press("Enter")
+        expect(dialog(nina)).to_be_hidden(timeout=TIMEOUT)
+        expect(widget(nina).locator(".notice")).to_contain_text("Project “Waldkindergarten” created.", timeout=TIMEOUT)
+        listed = rest(office, "GET", "/api/v1/projects", token)
+        assert [p["name"] for p in listed["projects"]] == ["Waldkindergarten"], listed
+        floor_name = next(f["name"] for f in rest(office, "GET", "/api/v1/campus", token)["campus"]["floors"]
+                          if f["id"] == listed["projects"][0]["floor_id"])
+        shown = nina.locator('nav button[aria-current="true"]')
+        expect(shown).to_have_text(floor_name, timeout=TIMEOUT)
+        expect(widget(nina).locator(".top h2")).to_have_text(floor_name)
+        expect(widget(nina).locator("svg g.room")).to_have_count(1)  # the lounge template
     finally:
         nina.context.close()

@@ -31,6 +31,8 @@ from aiohttp import web
 from presence_server.config import Settings
 from presence_server.runtime import RUNTIME
 from rooms.model import Cooperation, Floor, OwnerKind
+from rooms.person import split_person
+from rooms.project import Project
 
 __all__ = ["add_embed_routes", "frame_origins", "content_security_policy", "WIDGET_DIR"]
 
@@ -47,12 +49,17 @@ _ASSET_HEADERS: Final = {
 
 
 def frame_origins(
-    settings: Settings, floor: Floor | None, cooperations: Mapping[str, Cooperation]
+    settings: Settings,
+    floor: Floor | None,
+    cooperations: Mapping[str, Cooperation],
+    projects: Mapping[str, Project] | None = None,
 ) -> dict[str, list[str]]:
     """Who may frame the page of ``floor``: ``{municipality id: origins}``.
 
     The municipalities are those whose staff may see the floor: its owner, or
-    every member of the cooperation that owns it. Each gets its own
+    every member of the cooperation that owns it, or for a project floor the
+    member municipalities and the towns of its named members and coordinators
+    (their portals are where those people work). Each gets its own
     ``allowed_origins`` plus the origins for everyone: ``http.cors_origins`` and
     the server's own ``http.public_url``. An unknown floor gets only the origins
     for everyone, under the key ``"*"``. Nothing else: the header names no origin
@@ -64,6 +71,9 @@ def frame_origins(
         return {"*": _clean(common)}
     if floor.owner_kind is OwnerKind.MUNICIPALITY:
         members: tuple[str, ...] = (floor.owner_id,)
+    elif floor.owner_kind is OwnerKind.PROJECT:
+        project = (projects or {}).get(floor.owner_id)
+        members = () if project is None else _project_towns(project)
     else:
         coop = cooperations.get(floor.owner_id)
         members = coop.members if coop is not None else ()
@@ -74,6 +84,11 @@ def frame_origins(
         if conf is not None:
             result[mid] = _clean([*common, *conf.allowed_origins])
     return result
+
+
+def _project_towns(project: Project) -> tuple[str, ...]:
+    named = (split_person(p)[0] for p in (*project.coordinators, *project.members))
+    return tuple(dict.fromkeys([*project.municipalities, *named]))
 
 
 def content_security_policy(origins: Mapping[str, list[str]]) -> str:
@@ -110,7 +125,7 @@ async def embed_page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     floor_id = request.match_info["floor_id"]
     floor = rt.campus.floor(floor_id)
-    origins = frame_origins(rt.settings, floor, rt.campus.cooperations)
+    origins = frame_origins(rt.settings, floor, rt.campus.cooperations, rt.campus.projects)
     lang = _language(request)
     config = {"floor_id": floor_id, "origins": origins}
     # JSON inside <script type="application/json">: "</" must not end the element.

@@ -46,6 +46,12 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
                     {"call_id": "c", "to": "altbach/u", "kind": "offer", "data": "sdp"},
                     {"call_id": "c", "to": "altbach/u"},
                     {"call_id": "c", "to": "u", "kind": "offer", "data": {}}],
+    "project.create": [{"name": 5}, {"purpose": "no name"}, {"name": ""}, {"name": "x", "template": "castle"},
+                       {"name": "x", "members": ["altbach"]}, {"name": "x", "members": {"persons": ["bare.id"]}},
+                       {"name": "x", "members": {"municipalities": [7]}}, {"name": "x", "ends_at": "tomorrow"}],
+    "project.list": [],
+    "project.update": [{"name": "x"}, {"project_id": 5}, {"project_id": "p", "members": "altbach/u"},
+                       {"project_id": "p", "coordinators": ["u"]}, {"project_id": "p", "ends_at": [1]}],
 }
 
 

@@ -1,6 +1,7 @@
 """The documentation's code examples are run by tests, all of them.
 
-docs/embedding.md and docs/portal.md show portals what to write. Every fenced
+docs/embedding.md and docs/portal.md show portals what to write, docs/projects.md
+what projects are (its picture is checked against the access rules). Every fenced
 block there carries an ``<!-- example: name -->`` marker, and some test reads
 each marker with ``doc_snippet("<doc>", "<name>")`` and runs the code (browser
 tests: tests/browser/test_portal_docs.py; tokens: tests/test_embedding_docs.py;
@@ -18,7 +19,7 @@ import pytest
 from tests.support.doc_snippets import code_blocks, markers
 
 TESTS = Path(__file__).resolve().parent
-DOCS_RUN = ("embedding", "portal")
+DOCS_RUN = ("embedding", "portal", "projects")
 _CALL = re.compile(r"""doc_snippet\(\s*["']([a-z]+)["']\s*,\s*["']([a-z0-9-]+)["']\s*\)""")
 
 

@@ -106,3 +106,22 @@ def test_frame_origins_of_a_cooperation_floor_are_per_member_town() -> None:
         "bergheim": [EVERYONE],
     }
     assert frame_origins(settings, floor, {}) == {"*": [EVERYONE]}  # cooperation gone: nobody else
+
+
+def test_frame_origins_of_a_project_floor_are_its_member_and_named_towns() -> None:
+    from rooms.model import Floor, OwnerKind
+    from rooms.person import PersonId
+    from rooms.project import Project
+
+    settings = make_settings(ENV)
+    floor = Floor("f", "F", OwnerKind.PROJECT, "p-1")
+    # Bergheim by its named coordinator; Altbach, whose portal is configured, is not a member.
+    project = Project("p-1", "P", "", coordinators=(PersonId("bergheim/ben"),), municipalities=("seefeld",))
+    assert frame_origins(settings, floor, {}, {"p-1": project}) == {
+        "*": [EVERYONE],
+        "seefeld": [EVERYONE],
+        "bergheim": [EVERYONE],
+    }
+    joined = Project("p-1", "P", "", coordinators=(PersonId("altbach/anna"),))
+    assert frame_origins(settings, floor, {}, {"p-1": joined})["altbach"] == [EVERYONE, PORTAL_A]
+    assert frame_origins(settings, floor, {}, {}) == {"*": [EVERYONE]}  # project gone: nobody else

@@ -324,3 +324,28 @@ def test_webhook_secrets_come_from_the_environment_and_are_checked(tmp_path: Pat
         with pytest.raises(ConfigError) as refused:
             load_settings(conf, env={f"PRESENCE_AUTH__MUNICIPALITIES__ALTBACH__WEBHOOKS__INTRANET__{key}": value})
         assert problem in str(refused.value)
+
+
+async def test_project_floor_events_reach_only_member_municipalities(office: OfficeServer, receiver: Receiver) -> None:
+    """A project of Bergheim (a member town) with Anna of Altbach named as coordinator:
+    Bergheim's systems see the project floor; Altbach's do not (one named person does
+    not make the town a member), nor Ferndorf's."""
+    anna = await person(office, "anna.altbach", "altbach")
+    ben = await person(office, "ben.bergheim", "bergheim")
+    frida = await person(office, "frida.ferndorf", "ferndorf")
+    made = await anna.request("project.create", {"name": "Radweg", "members": {"municipalities": ["bergheim"]}})
+    project_floor = made["floor"]["id"]
+    await ben.move(project_floor)
+    await anna.move(project_floor)
+    await ben.set_status("busy", "Planung")
+    # Barriers: a later event for each receiver, on a floor it does see.
+    await anna.move(FLOOR)
+    await anna.set_status("away")
+    await frida.move("ferndorf-eg")
+    await frida.set_status("away")
+    await receiver.until(lambda ds: any(d.path == "bergheim" and d.event["type"] == "presence.status"
+                                        and d.event["floor_id"] == project_floor for d in ds)
+                         and any(d.path == "altbach" and d.event["type"] == "presence.status" for d in ds)
+                         and any(d.path == "ferndorf" and d.event["type"] == "presence.status" for d in ds))
+    assert project_floor in floors(receiver, "bergheim")
+    assert project_floor not in floors(receiver, "altbach") | floors(receiver, "ferndorf")

@@ -86,6 +86,10 @@ svg { width: 100%; height: auto; display: block; }
 .tile video { width: 200px; height: 150px; background: #1f2328; border-radius: 6px; display: block; }
 .tile figcaption { font-size: 0.85em; color: #3d444d; }
 .top .new-project { margin: 0; }
+.floors[hidden] { display: none; }
+.floor-form { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: end; margin: 8px 0 0; }
+.floor-form .field { display: flex; flex-direction: column; }
+.floor-form label { font-size: 0.9em; }
 .project-dialog { max-width: min(40rem, 96vw); max-height: 92vh; overflow: auto; border: 1px solid #57606a; border-radius: 8px;
   padding: 12px 16px; color: #1f2328; background: #ffffff; font: 15px/1.45 system-ui, "DejaVu Sans", "Liberation Sans", sans-serif; }
 .project-dialog::backdrop { background: rgba(31, 35, 40, 0.55); }

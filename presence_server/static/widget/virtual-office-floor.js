@@ -11,6 +11,8 @@
 // Properties set before this module ran (a portal's inline script right after
 // the tag) are adopted when the element is defined: the custom-element
 // "upgrade" of own properties that would otherwise shadow the setters.
+// Above the floor: a picker of the floors the user may see (floor-picker.js,
+// campus.get; a portal with its own list hides it: ::part(floors)).
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
 // For staff: "New project" (project-dialog.js, project.create), which then shows
 // the project's floor; a floor the user may no longer see (floor.revoked) is left
@@ -31,6 +33,7 @@ import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
 import { FinderPanel } from "./finder.js";
+import { FloorPicker } from "./floor-picker.js";
 import { ProjectDialog } from "./project-dialog.js";
 import { errorText, pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
@@ -289,6 +292,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this._announced = true;
     this._presenceSignature = null;
     this._render(); // and the first vo-presence, with the same view
+    this.floorPicker.refresh(); // floors may have come or gone while we were away
   }
 
   /** vo-token-expiring once per token: TOKEN_WARNING_S before exp, or at three
@@ -326,6 +330,8 @@ export class VirtualOfficeFloor extends HTMLElement {
     const floorId = ack.floor?.id ?? ack.project?.floor_id;
     this._emit("vo-project-created", { project: ack.project, floor: ack.floor });
     if (floorId) this.setAttribute("floor", floorId); // watches it (attributeChangedCallback)
+    this.floorPicker.current = floorId ?? this.floorPicker.current;
+    this.floorPicker.refresh();
     this._notice(this._i18n.t("project_created", { name: ack.project?.name ?? "" }), false, true);
   }
 
@@ -335,16 +341,23 @@ export class VirtualOfficeFloor extends HTMLElement {
     const { t } = this._i18n;
     let next = null;
     if (shown) {
+      // Focus on the floor that goes (a room, a button of the list): back to the floor picker.
+      const active = this.shadowRoot.activeElement;
+      const focusWasOnFloor = !!active && (this.$plan.contains(active) || this.$list.contains(active));
       this.$plan.replaceChildren();
       this.$list.replaceChildren();
       this.$title.textContent = t("widget");
       this.$listTitle.textContent = "";
       const ack = await this._request("campus.get", {}, false);
       next = ack.ok ? ack.campus.floors.find((f) => f.id !== floorId) ?? null : null;
+      if (ack.ok) this.floorPicker.update(ack.campus.floors.filter((f) => f.id !== floorId), next?.id ?? null);
       const why = t(reason === "deleted" ? "floor_revoked_deleted" : "floor_revoked_membership", { floor: name });
       this._notice(next ? `${why} ${t("floor_revoked_next", { floor: next.name })}` : why, false, true);
       if (next) this.setAttribute("floor", next.id);
       else { this.removeAttribute("floor"); this._render(); }
+      if (focusWasOnFloor) (this.$floors.hidden ? this.$listTitle : this.floorPicker.select).focus();
+    } else {
+      this.floorPicker.refresh();
     }
     this._emit("vo-floor-revoked", { floor_id: floorId, reason, next_floor_id: next?.id ?? null });
   }
@@ -455,12 +468,17 @@ export class VirtualOfficeFloor extends HTMLElement {
       token: () => this.token, me: () => this.session?.me ?? null,
       request: (event, data) => this._request(event, data, false), campus: () => this._request("campus.get", {}, false),
       created: (ack) => this._projectCreated(ack) });
+    this.$floors = el("div", { class: "floors", part: "floors" }); // a portal may hide it: ::part(floors)
+    const picker = new FloorPicker(this.$floors, { t, campus: () => this._request("campus.get", {}, false),
+      show: (floorId) => this.setAttribute("floor", floorId) });
+    if (this.floorPicker) picker.restore(this.floorPicker);
+    this.floorPicker = picker;
     const carried = this.projectDialog?.snapshot(); // a new language: the same dialog in new words
     this.projectDialog?.close();
     this.projectDialog = dialog;
     root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
       el("div", { class: "top" }, this.$title, this.$where, this.$conn, dialog.button), dialog.dialog,
-      this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
+      this.$floors, this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
       el("div", { class: "layout" },
         el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
         el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
@@ -489,6 +507,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$where.textContent = s?.me ? t("where_me", { where: this._whereText() }) : "";
     if (!view || view.stale || !view.floor) return;
     this.dataset.seq = String(view.seq);
+    this.floorPicker.setCurrent(view.floorId);
     this.$title.textContent = view.floor.name;
     this.$listTitle.textContent = t("list", { floor: view.floor.name });
     if (!this.shadowRoot.activeElement?.closest?.("form")) {

@@ -32,6 +32,7 @@ from presence_server.presence.state import Status
 from presence_server.ratelimit import TokenBucket
 from presence_server.session_limit import SessionLimit
 from presence_server.transport_sio import GatewayTransport
+from rooms import access
 from rooms.actors import Actor
 from rooms.changes import CampusChange
 from rooms.errors import DomainError, ErrorCode, StoreUnavailable
@@ -472,9 +473,18 @@ class Gateway(PresenceHooks):
 
     # ------------------------------------------------------- campus listener
     async def campus_changed(self, change: CampusChange) -> None:
-        """A project's membership changed (here or on another node): whoever on this
-        node can no longer see its floor stops watching it and is walked off it."""
-        if change.kind == "project_upserted" and change.floor_id:
+        """A project changed (here or on another node): its members on this node hear
+        ``project.updated`` (a new member learns of the project this way); whoever
+        can no longer see its floor stops watching it and is walked off it."""
+        if change.kind != "project_upserted" or change.project is None:
+            return
+        project = change.project
+        wire: dict[str, Any] | None = None
+        for sid, session in list(self._sessions.items()):
+            if access.is_project_member(session.actor, project):
+                wire = wire or {"project": self._campus.project_dict(project)}
+                await self._sio.emit("project.updated", wire, to=sid)
+        if change.floor_id:
             await self.revoke_invisible(change.floor_id, "membership")
 
     async def revoke_invisible(self, floor_id: str, reason: str) -> None:

@@ -76,7 +76,8 @@ async def test_exactly_the_members_see_the_project_everywhere(office: Office) ->
     office_room = floor["rooms"][0]["id"]
 
     ben = await office.client(1, unique("ben"), "bergheim")  # through his town
-    lena = await office.client(1, named, "lindenau")  # named in person
+    skill = f"Bauordnung-{uuid.uuid4().hex[:4]}"
+    lena = await office.client(1, named, "lindenau", skills=[skill])  # named in person
     lars = await office.client(0, unique("lars"), "lindenau")  # same town as Lena, not named
     sven = await office.client(1, unique("sven"), "seefeld")  # the fourth town
     namesake = await office.client(0, named, "seefeld")  # Lena's sub in another town
@@ -109,6 +110,10 @@ async def test_exactly_the_members_see_the_project_everywhere(office: Office) ->
     assert (inside["floor_id"], inside["room_id"]) == (floor["id"], office_room)
     assert (outside["floor_id"], outside["room_id"]) == (None, None)
     assert outside["online"] is True
+    for viewer, town, where in (("bo", "bergheim", (floor["id"], office_room)), ("si", "seefeld", (None, None))):
+        status, body = await office.rest("GET", f"/api/v1/people/search?skill={skill}", office.token(unique(viewer), town))
+        assert status == 200 and [r["person"] for r in body["results"]] == [lena.person], body
+        assert (body["results"][0]["floor_id"], body["results"][0]["room_id"]) == where
 
     # Occupancy: members get the floor, the fourth town the same not_found as for a missing floor.
     status, body = await office.rest("GET", f"/api/v1/floors/{floor['id']}/occupancy", office.token("x", "bergheim"))
@@ -133,6 +138,8 @@ async def test_adding_and_removing_a_member_changes_their_view_live(office: Offi
     status, body = await office.rest("POST", f"/api/v1/projects/{project_id}/members", office.token(anna.me["user_id"], "altbach"),
                                      {"person": sven.person})  # fmt: skip
     assert status == 200 and body["project"]["members"] == [sven.person], body
+    told = await sven.next_event("project.updated", lambda e: e["project"]["id"] == project_id)
+    assert told["project"]["floor_id"] == floor_id
     await sven.watch(floor_id)
     await sven.move(floor_id, room)
     anna_view = await anna.watch(floor_id)

@@ -493,9 +493,10 @@ async def test_webhook_worker(crashes: Crashes) -> None:
 
 
 class StubCampusFloors:
-    """Enough of the campus for routing: one floor of Altbach, no cooperations."""
+    """Enough of the campus for routing: one floor of Altbach, no cooperations or projects."""
 
     cooperations: dict[str, Any] = {}
+    projects: dict[str, Any] = {}
 
     def floor(self, floor_id: str) -> Floor | None:
         return Floor(floor_id, "EG", OwnerKind.MUNICIPALITY, "altbach") if floor_id == "altbach-eg" else None

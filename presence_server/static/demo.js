@@ -5,7 +5,8 @@
 // calls and the finder are the element's. The page adds only what a portal adds:
 // who is signed in, which floor to show, and a fresh token when the old one
 // runs out. "New project" is the element's too: the page only lists the new
-// floor (vo-project-created), and drops a floor the person may no longer see
+// floor (vo-project-created, and vo-project-updated when someone else adds the
+// person to a project), and drops a floor the person may no longer see
 // (vo-floor-revoked; the element says why and shows another floor). It talks to the element through its public API only (attributes,
 // the token property, methods, vo-* events).
 //
@@ -93,6 +94,7 @@ async function signIn(who, { floor = null, room = null } = {}) {
   office.addEventListener("vo-token-expiring", () => refreshToken());
   office.addEventListener("vo-project-created", (e) => onProjectCreated(e.detail));
   office.addEventListener("vo-floor-revoked", (e) => onFloorRevoked(e.detail));
+  office.addEventListener("vo-project-updated", () => loadFloors()); // e.g. added to a project: its floor appears
   if (room) startIn(office, room);
   office.token = signedIn.token; // before it is connected: it signs in with this token when it is
   signedIn.element = office;

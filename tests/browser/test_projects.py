@@ -120,8 +120,12 @@ def test_a_staff_member_creates_a_project_by_keyboard_and_a_colleague_of_another
     anna_token = dev_token("anna.altbach", "altbach", "Anna Albrecht")
     anna_context = new_context(chromium, locale="en-US")  # the date field's segments: month/day/year
     anna = open_widget(anna_context, url, anna_token, lang="de")
-    lea = sven = None
+    sven = None
+    # Lea of Lindenau is signed in on the demo page already: she learns of the project live.
+    lea = open_demo(chromium, office, "/?municipality=lindenau&user=lea.lindenau&name=Lea%20Lorenz&lang=de")
     try:
+        floors = lea.get_by_role("navigation", name="Etagen")
+        expect(floors.get_by_role("button")).to_have_count(2, timeout=TIMEOUT)  # her town's and the cooperation's
         # ---------------------------------------------------------- keyboard only
         focus = tab_to(anna, "project:new")
         assert focus["visible"] and focus["label"] == "Neues Projekt"
@@ -195,9 +199,11 @@ def test_a_staff_member_creates_a_project_by_keyboard_and_a_colleague_of_another
         sven_token = dev_token("sven.seefeld", "seefeld", "Sven Schuster")
         assert floor_id not in visible_floors(office, sven_token)
 
-        # Lea of Lindenau signs in on the demo page: the project floor is among hers.
-        lea = open_demo(chromium, office, "/?municipality=lindenau&user=lea.lindenau&name=Lea%20Lorenz&lang=de")
-        floors = lea.get_by_role("navigation", name="Etagen")
+        # Lea (Lindenau is a member town) was told, and the project floor is among hers now.
+        joined = f"Sie sind jetzt Mitglied des Projekts „{PROJECT}“"
+        expect(widget(lea).locator(".notice")).to_contain_text(joined, timeout=TIMEOUT)
+        expect(widget(ben).locator(".notice")).to_contain_text(joined, timeout=TIMEOUT)  # and Ben, named
+        expect(widget(anna).locator(".notice")).not_to_contain_text(joined)  # not the creator
         floors.get_by_role("button", name=floor["name"]).click(timeout=TIMEOUT)
         expect(widget(lea).locator(".top h2")).to_have_text(floor["name"], timeout=TIMEOUT)
         meeting = rooms["Besprechungsraum"]

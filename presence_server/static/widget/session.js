@@ -18,8 +18,9 @@
 // snapshot of a new session is shown and the user stands where they will stand),
 // view, location, floor-missing, floor-revoked ({floor_id, reason, name, shown}: a
 // floor this session watched became invisible, e.g. its project dropped the user;
-// `shown` when it was the floor on view, which is then gone), degraded, knock.incoming, knock.pending,
-// knock.outcome, call.updated, call.signal, call.ring ({ring}), call.ring_outcome,
+// `shown` when it was the floor on view, which is then gone), project.updated
+// ({project}: a project of the user was created or changed, e.g. they were just
+// added), degraded, knock.incoming, knock.pending, knock.outcome, call.updated, call.signal, call.ring ({ring}), call.ring_outcome,
 // call.notes.
 //
 // People are named by their person id, "municipality/user_id" (`me.person`,
@@ -35,7 +36,7 @@ export const FINAL_REFUSALS = new Set([
   "origin_not_allowed", "municipality_not_allowed", "unauthenticated", "token_expired", "forbidden",
 ]);
 const FORWARDED = [
-  "knock.incoming", "knock.pending", "knock.outcome",
+  "project.updated", "knock.incoming", "knock.pending", "knock.outcome",
   "call.updated", "call.signal", "call.ring", "call.ring_outcome", "call.notes",
 ];
 

@@ -22,7 +22,7 @@
 // joinCall(), leaveCall(), ring(person), createProject(payload), openProjectDialog().
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
 // vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring,
-// vo-project-created, vo-floor-revoked.
+// vo-project-created, vo-project-updated, vo-floor-revoked.
 // A person is named by their person id, "municipality/user_id" (e.g.
 // "lindenau/lea.lindenau"), in methods, events and data attributes: a user id is
 // unique only within its town. user_id and municipality come along as information.
@@ -237,6 +237,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     on("location", () => this._render());
     on("floor-missing", () => { this._notice(this._i18n.t("floor_missing"), true); this._render(); });
     on("floor-revoked", (revoked) => this._onRevoked(revoked));
+    on("project.updated", ({ project }) => this._onProjectUpdated(project));
     on("degraded", ({ degraded }) => this._notice(this._i18n.t(degraded ? "degraded" : "recovered")));
     on("knock.incoming", (knock) => this._onKnockIncoming(knock));
     on("knock.pending", (knock) => this._setPending(knock));
@@ -333,6 +334,18 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.floorPicker.current = floorId ?? this.floorPicker.current;
     this.floorPicker.refresh();
     this._notice(this._i18n.t("project_created", { name: ack.project?.name ?? "" }), false, true);
+  }
+
+  /** project.updated: a project of this user was created or changed. Someone just
+   * added (not its creator, whose widget already shows it) hears of it; the floor
+   * picker lists its floor; the portal hears vo-project-updated. */
+  async _onProjectUpdated(project) {
+    const known = this.floorPicker.floors.some((f) => f.id === project.floor_id);
+    await this.floorPicker.refresh();
+    if (!known && project.created_by !== this.session?.me?.person && this.floorPicker.floors.some((f) => f.id === project.floor_id)) {
+      this._notice(this._i18n.t("project_joined", { name: project.name }), false, true);
+    }
+    this._emit("vo-project-updated", { project });
   }
 
   /** floor.revoked: the floor on view is gone for this user. Say why, and show their

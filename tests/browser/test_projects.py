@@ -185,6 +185,8 @@ def test_a_staff_member_creates_a_project_by_keyboard_and_a_colleague_of_another
         rooms = {r["name"]: r["id"] for r in floor["rooms"]}
         assert set(rooms) == {"Projektbüro", "Besprechungsraum"}  # the project-office template
         expect(widget(anna).locator("svg g.room")).to_have_count(2)
+        # She still stands in the shared floor's hallway, named as such though another floor is shown.
+        expect(widget(anna).locator(".where")).to_have_text("Ihr Ort: Flur, Projektetage Digitales Rathaus")
         # What the server keeps is what the dialog said.
         assert project["name"] == PROJECT and project["purpose"] == PURPOSE
         assert project["coordinators"] == ["altbach/anna.altbach"]

@@ -578,7 +578,8 @@ export class VirtualOfficeFloor extends HTMLElement {
     const { floor_id: floorId, room_id: roomId } = this.session.location;
     const { t } = this._i18n;
     if (!floorId) return t("nowhere");
-    const floorName = this.session.view?.floorId === floorId ? this.session.view.floor?.name : floorId;
+    const floorName = (this.session.view?.floorId === floorId ? this.session.view.floor?.name : null)
+      || this.floorPicker?.floors.find((f) => f.id === floorId)?.name || floorId; // on a floor not shown: the picker knows its name
     return roomId ? `${this._roomName(roomId)}, ${floorName}` : `${t("in_hallway")}, ${floorName}`;
   }
 

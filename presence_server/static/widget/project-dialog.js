@@ -132,9 +132,9 @@ export class ProjectDialog {
   }
 
   restore(s) {
-    Object.assign(this.name, { value: s.name });
-    Object.assign(this.purpose, { value: s.purpose });
-    Object.assign(this.ends, { value: s.ends });
+    this.name.value = s.name;
+    this.purpose.value = s.purpose;
+    this.ends.value = s.ends;
     this.templates.forEach((r) => { r.checked = r.value === s.template; });
     s.chosen.forEach((p) => this.chosen.set(p.person, p));
     this._renderChosen();

@@ -4,7 +4,10 @@
 // itself (docs/embedding.md) — the plan, the list, walking, knocking, status,
 // calls and the finder are the element's. The page adds only what a portal adds:
 // who is signed in, which floor to show, and a fresh token when the old one
-// runs out. It talks to the element through its public API only (attributes,
+// runs out. "New project" is the element's too: the page only lists the new
+// floor (vo-project-created, and vo-project-updated when someone else adds the
+// person to a project), and drops a floor the person may no longer see
+// (vo-floor-revoked; the element says why and shows another floor). It talks to the element through its public API only (attributes,
 // the token property, methods, vo-* events).
 //
 // Shortcut for demos and tests (signs in at once):
@@ -89,6 +92,9 @@ async function signIn(who, { floor = null, room = null } = {}) {
   office.addEventListener("vo-ready", (e) => onReady(e.detail));
   office.addEventListener("vo-presence", (e) => markShown(e.detail.floor_id));
   office.addEventListener("vo-token-expiring", () => refreshToken());
+  office.addEventListener("vo-project-created", (e) => onProjectCreated(e.detail));
+  office.addEventListener("vo-floor-revoked", (e) => onFloorRevoked(e.detail));
+  office.addEventListener("vo-project-updated", () => loadFloors()); // e.g. added to a project: its floor appears
   if (room) startIn(office, room);
   office.token = signedIn.token; // before it is connected: it signs in with this token when it is
   signedIn.element = office;
@@ -126,6 +132,24 @@ function startIn(office, room) {
     office.walkTo(room === "hallway" ? null : room, detail.floor_id);
   };
   office.addEventListener("vo-presence", walk);
+}
+
+/** A project was created in the element, which now shows its floor: list it too. */
+async function onProjectCreated({ floor }) {
+  if (floor?.id) signedIn.chosen = floor.id;
+  await loadFloors();
+  if (floor?.id) markShown(floor.id);
+}
+
+/** A floor is gone for this person: the element said why and shows another one;
+ * the page lists what is left and, if the focus was on the floor, goes back to
+ * the floor picker. */
+async function onFloorRevoked({ next_floor_id: next }) {
+  const focusWasOnFloor = document.activeElement === signedIn.element;
+  signedIn.chosen = next;
+  await loadFloors();
+  markShown(next);
+  if (focusWasOnFloor) $("floor-list").querySelector('button[aria-current="true"]')?.focus();
 }
 
 // ------------------------------------------------------------------ floors

@@ -16,8 +16,11 @@
 //
 // Events (EventTarget, `detail` is the payload): state, ready, live (the first
 // snapshot of a new session is shown and the user stands where they will stand),
-// view, location, floor-missing, degraded, knock.incoming, knock.pending,
-// knock.outcome, call.updated, call.signal, call.ring ({ring}), call.ring_outcome,
+// view, location, floor-missing, floor-revoked ({floor_id, reason, name, shown}: a
+// floor this session watched became invisible, e.g. its project dropped the user;
+// `shown` when it was the floor on view, which is then gone), project.updated
+// ({project}: a project of the user was created or changed, e.g. they were just
+// added), degraded, knock.incoming, knock.pending, knock.outcome, call.updated, call.signal, call.ring ({ring}), call.ring_outcome,
 // call.notes.
 //
 // People are named by their person id, "municipality/user_id" (`me.person`,
@@ -33,7 +36,7 @@ export const FINAL_REFUSALS = new Set([
   "origin_not_allowed", "municipality_not_allowed", "unauthenticated", "token_expired", "forbidden",
 ]);
 const FORWARDED = [
-  "knock.incoming", "knock.pending", "knock.outcome",
+  "project.updated", "knock.incoming", "knock.pending", "knock.outcome",
   "call.updated", "call.signal", "call.ring", "call.ring_outcome", "call.notes",
 ];
 
@@ -103,6 +106,7 @@ export class OfficeSession extends EventTarget {
       if (view && view.floorId === floorId && (view.stale || seq > view.seq)) this.watch(floorId); // behind, or a refused resync
     });
     socket.on("presence.location", (where) => this._setLocation({ floor_id: where.floor_id, room_id: where.room_id }));
+    socket.on("floor.revoked", (revoked) => this._onRevoked(revoked));
     socket.on("session.degraded", ({ degraded }) => this._emit("degraded", { degraded }));
     for (const name of FORWARDED) socket.on(name, (payload) => this._emit(name, payload));
   }
@@ -244,10 +248,26 @@ export class OfficeSession extends EventTarget {
     if (view.stale) return; // buffered until the snapshot arrives
     if (view.removed) {
       this.view = null;
+      this._missing = { floorId: view.floorId, name: view.floor?.name };
       this._emit("floor-missing", { floor_id: view.floorId });
       return;
     }
     this._afterChange(view, frame);
+  }
+
+  /** floor.revoked: the server stopped this session's watch of a floor it may no longer
+   * see (removed from a project, or the floor deleted). Leave that view for good: no
+   * resync may bring it back. */
+  _onRevoked({ floor_id: floorId, reason }) {
+    const view = this.view;
+    // A deleted floor may have gone already by its floor_removed diff: that was the shown one too.
+    const missing = this._missing?.floorId === floorId ? this._missing : null;
+    const shown = view?.floorId === floorId || !!missing;
+    const name = (view?.floorId === floorId ? view.floor?.name : missing?.name) || floorId;
+    if (view?.floorId === floorId) this.view = null;
+    if (this.wantedFloor === floorId) this.wantedFloor = null;
+    if (this.location.floor_id === floorId) this._setLocation({ floor_id: null, room_id: null });
+    this._emit("floor-revoked", { floor_id: floorId, reason, name, shown });
   }
 
   _afterChange(view, frame) {

@@ -88,6 +88,29 @@ svg { width: 100%; height: auto; display: block; }
 .tile { margin: 0; width: 200px; }
 .tile video { width: 200px; height: 150px; background: #1f2328; border-radius: 6px; display: block; }
 .tile figcaption { font-size: 0.85em; color: #3d444d; }
+.top .new-project { margin: 0; }
+.floors[hidden] { display: none; }
+.floor-form { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: end; margin: 8px 0 0; }
+.floor-form .field { display: flex; flex-direction: column; }
+.floor-form label { font-size: 0.9em; }
+.project-dialog { max-width: min(40rem, 96vw); max-height: 92vh; overflow: auto; border: 1px solid #57606a; border-radius: 8px;
+  padding: 12px 16px; color: #1f2328; background: #ffffff; font: 15px/1.45 system-ui, "DejaVu Sans", "Liberation Sans", sans-serif; }
+.project-dialog::backdrop { background: rgba(31, 35, 40, 0.55); }
+.project-dialog h3 { margin-top: 0; }
+.project-dialog .field { display: flex; flex-direction: column; margin: 8px 0; }
+.project-dialog .field input:not([type]), .project-dialog .field input[type=text] { width: 100%; }
+.project-dialog fieldset { border: 1px solid #d0d7de; border-radius: 6px; margin: 8px 0; padding: 6px 10px; }
+.project-dialog legend { font-weight: 600; padding: 0 4px; }
+.project-dialog .choice { margin: 4px 0; }
+.project-dialog .choice input { margin-right: 6px; }
+.project-dialog .inline { display: flex; gap: 6px; align-items: center; }
+.project-dialog .inline button { margin: 0; white-space: nowrap; }
+.project-dialog ul { list-style: none; margin: 4px 0; padding: 0; }
+.project-dialog li { margin: 2px 0; }
+.project-dialog [aria-invalid="true"] { border: 2px solid #b42318; }
+.project-error { color: #b42318; font-weight: 600; margin: 4px 0; }
+.project-error:empty { margin: 0; }
+.project-dialog .buttons { margin-top: 10px; }
 `;
 
 let sheet = null;

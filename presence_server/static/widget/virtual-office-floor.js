@@ -11,12 +11,18 @@
 // Properties set before this module ran (a portal's inline script right after
 // the tag) are adopted when the element is defined: the custom-element
 // "upgrade" of own properties that would otherwise shadow the setters.
+// Above the floor: a picker of the floors the user may see (floor-picker.js,
+// campus.get; a portal with its own list hides it: ::part(floors)).
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
+// For staff: "New project" (project-dialog.js, project.create), which then shows
+// the project's floor; a floor the user may no longer see (floor.revoked) is left
+// with a notice saying why, for their first visible floor.
 // Methods: setToken(token), walkTo(roomId|null), setStatus(status, text),
 // knock(roomId, message), answerKnock(knockId, admit), cancelKnock(knockId?),
-// joinCall(), leaveCall(), ring(person).
+// joinCall(), leaveCall(), ring(person), createProject(payload), openProjectDialog().
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
-// vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring.
+// vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring,
+// vo-project-created, vo-project-updated, vo-floor-revoked.
 // A person is named by their person id, "municipality/user_id" (e.g.
 // "lindenau/lea.lindenau"), in methods, events and data attributes: a user id is
 // unique only within its town. user_id and municipality come along as information.
@@ -27,6 +33,8 @@ import { OfficeSession } from "./session.js";
 import { MeshCall } from "./call.js";
 import { CallPanel } from "./call-panel.js";
 import { FinderPanel } from "./finder.js";
+import { FloorPicker } from "./floor-picker.js";
+import { ProjectDialog } from "./project-dialog.js";
 import { errorText, pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
 import { el, legend, renderList, renderPlan } from "./render.js";
@@ -86,7 +94,10 @@ export class VirtualOfficeFloor extends HTMLElement {
   attributeChangedCallback(name, old, value) {
     if (!this._live || old === value) return;
     if (name === "token") this.token = value;
-    else if (name === "floor" && this.session?.connected && value) this.session.watch(value);
+    else if (name === "floor" && value && this.session) {
+      this.session.wantedFloor = value; // also after a reconnect
+      if (this.session.connected) this.session.watch(value);
+    }
     else if (name === "lang") { this._i18n = translator(pickLanguage(this)); this._build(); this._render(); }
     else if (name === "server") { this.disconnectedCallback(); this._live = true; this._start(); }
   }
@@ -187,6 +198,22 @@ export class VirtualOfficeFloor extends HTMLElement {
     return ack;
   }
 
+  /** Create a project (project.create; payload as docs/protocol.md): the user becomes
+   * its first coordinator and the widget shows its new floor. Resolves to the ack
+   * ({ok, project, floor} or {ok: false, error: {code, message, field?}}). */
+  async createProject(payload) {
+    const ack = await this._request("project.create", payload, false);
+    if (ack.ok) await this._projectCreated(ack);
+    return ack;
+  }
+
+  /** Open the "New project" dialog (staff only; as the button does). */
+  openProjectDialog() {
+    if (this.projectDialog?.button.hidden) return false;
+    this.projectDialog?.open();
+    return true;
+  }
+
   // ------------------------------------------------------------ internals
   _start() {
     const token = this.token;
@@ -209,6 +236,8 @@ export class VirtualOfficeFloor extends HTMLElement {
     on("view", () => this._render());
     on("location", () => this._render());
     on("floor-missing", () => { this._notice(this._i18n.t("floor_missing"), true); this._render(); });
+    on("floor-revoked", (revoked) => this._onRevoked(revoked));
+    on("project.updated", ({ project }) => this._onProjectUpdated(project));
     on("degraded", ({ degraded }) => this._notice(this._i18n.t(degraded ? "degraded" : "recovered")));
     on("knock.incoming", (knock) => this._onKnockIncoming(knock));
     on("knock.pending", (knock) => this._setPending(knock));
@@ -246,6 +275,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     if (ready.knocks?.own) this._setPending(ready.knocks.own);
     this.$status.value = ready.me.status;
     this.$text.value = ready.me.text;
+    this.projectDialog.setMe(ready.me);
   }
 
   /** The first snapshot of a new session is shown, with the user where they stand. */
@@ -263,6 +293,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this._announced = true;
     this._presenceSignature = null;
     this._render(); // and the first vo-presence, with the same view
+    this.floorPicker.refresh(); // floors may have come or gone while we were away
   }
 
   /** vo-token-expiring once per token: TOKEN_WARNING_S before exp, or at three
@@ -281,11 +312,67 @@ export class VirtualOfficeFloor extends HTMLElement {
     }, Math.min(ms, 2 ** 31 - 1));
   }
 
-  async _request(event, data) {
+  /** A request; a refusal goes to vo-error and (unless `notice` is false: the dialog
+   * says it itself) to the widget's notice line. */
+  async _request(event, data, notice = true) {
     if (!this.session) return { ok: false, error: this._errorShape({ code: "offline" }) };
     const ack = await this.session.request(event, data);
-    if (!ack.ok) { ack.error = this._errorShape(ack.error); this._error(ack.error); }
+    if (!ack.ok) {
+      ack.error = this._errorShape(ack.error);
+      if (notice) this._error(ack.error);
+      else this._emit("vo-error", { error: ack.error });
+    }
     return ack;
+  }
+
+  // ----------------------------------------------------------- projects
+  /** A project was created here: show its floor, say so, tell the portal. */
+  async _projectCreated(ack) {
+    const floorId = ack.floor?.id ?? ack.project?.floor_id;
+    this._emit("vo-project-created", { project: ack.project, floor: ack.floor });
+    if (floorId) this.setAttribute("floor", floorId); // watches it (attributeChangedCallback)
+    this.floorPicker.current = floorId ?? this.floorPicker.current;
+    this.floorPicker.refresh();
+    this._notice(this._i18n.t("project_created", { name: ack.project?.name ?? "" }), false, true);
+  }
+
+  /** project.updated: a project of this user was created or changed. Someone just
+   * added (not its creator, whose widget already shows it) hears of it; the floor
+   * picker lists its floor; the portal hears vo-project-updated. */
+  async _onProjectUpdated(project) {
+    const known = this.floorPicker.floors.some((f) => f.id === project.floor_id);
+    await this.floorPicker.refresh();
+    if (!known && project.created_by !== this.session?.me?.person && this.floorPicker.floors.some((f) => f.id === project.floor_id)) {
+      this._notice(this._i18n.t("project_joined", { name: project.name }), false, true);
+    }
+    this._emit("vo-project-updated", { project });
+  }
+
+  /** floor.revoked: the floor on view is gone for this user. Say why, and show their
+   * first visible floor instead (the portal hears vo-floor-revoked and may choose). */
+  async _onRevoked({ floor_id: floorId, reason, name, shown }) {
+    const { t } = this._i18n;
+    let next = null;
+    if (shown) {
+      // Focus on the floor that goes (a room, a button of the list): back to the floor picker.
+      const active = this.shadowRoot.activeElement;
+      const focusWasOnFloor = !!active && (this.$plan.contains(active) || this.$list.contains(active));
+      this.$plan.replaceChildren();
+      this.$list.replaceChildren();
+      this.$title.textContent = t("widget");
+      this.$listTitle.textContent = "";
+      const ack = await this._request("campus.get", {}, false);
+      next = ack.ok ? ack.campus.floors.find((f) => f.id !== floorId) ?? null : null;
+      if (ack.ok) this.floorPicker.update(ack.campus.floors.filter((f) => f.id !== floorId), next?.id ?? null);
+      const why = t(reason === "deleted" ? "floor_revoked_deleted" : "floor_revoked_membership", { floor: name });
+      this._notice(next ? `${why} ${t("floor_revoked_next", { floor: next.name })}` : why, false, true);
+      if (next) this.setAttribute("floor", next.id);
+      else { this.removeAttribute("floor"); this._render(); }
+      if (focusWasOnFloor) (this.$floors.hidden ? this.$listTitle : this.floorPicker.select).focus();
+    } else {
+      this.floorPicker.refresh();
+    }
+    this._emit("vo-floor-revoked", { floor_id: floorId, reason, next_floor_id: next?.id ?? null });
   }
 
   /** The one error shape, with a message in the widget's language where the server gave none. */
@@ -390,13 +477,26 @@ export class VirtualOfficeFloor extends HTMLElement {
       view: () => this.session?.view, walkTo: (room, floor) => this.walkTo(room, floor), enter: (room) => this._enter(room) });
     if (this.finder) finder.restore(this.finder); // a new language: the same search in new words
     this.finder = finder;
+    const dialog = new ProjectDialog({ ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER,
+      token: () => this.token, me: () => this.session?.me ?? null,
+      request: (event, data) => this._request(event, data, false), campus: () => this._request("campus.get", {}, false),
+      created: (ack) => this._projectCreated(ack) });
+    this.$floors = el("div", { class: "floors", part: "floors" }); // a portal may hide it: ::part(floors)
+    const picker = new FloorPicker(this.$floors, { t, campus: () => this._request("campus.get", {}, false),
+      show: (floorId) => this.setAttribute("floor", floorId) });
+    if (this.floorPicker) picker.restore(this.floorPicker);
+    this.floorPicker = picker;
+    const carried = this.projectDialog?.snapshot(); // a new language: the same dialog in new words
+    this.projectDialog?.close();
+    this.projectDialog = dialog;
     root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
-      el("div", { class: "top" }, this.$title, this.$where, this.$conn),
-      this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
+      el("div", { class: "top" }, this.$title, this.$where, this.$conn, dialog.button), dialog.dialog,
+      this.$floors, this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
       el("div", { class: "layout" },
         el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
         el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
       this.$finder));
+    if (carried) dialog.restore(carried); // once attached: showModal needs a connected dialog
     if (this.callPanel) { // a new language: the same state in new words
       this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
       this.callPanel.update();
@@ -420,6 +520,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     this.$where.textContent = s?.me ? t("where_me", { where: this._whereText() }) : "";
     if (!view || view.stale || !view.floor) return;
     this.dataset.seq = String(view.seq);
+    this.floorPicker.setCurrent(view.floorId);
     this.$title.textContent = view.floor.name;
     this.$listTitle.textContent = t("list", { floor: view.floor.name });
     if (!this.shadowRoot.activeElement?.closest?.("form")) {
@@ -477,7 +578,8 @@ export class VirtualOfficeFloor extends HTMLElement {
     const { floor_id: floorId, room_id: roomId } = this.session.location;
     const { t } = this._i18n;
     if (!floorId) return t("nowhere");
-    const floorName = this.session.view?.floorId === floorId ? this.session.view.floor?.name : floorId;
+    const floorName = (this.session.view?.floorId === floorId ? this.session.view.floor?.name : null)
+      || this.floorPicker?.floors.find((f) => f.id === floorId)?.name || floorId; // on a floor not shown: the picker knows its name
     return roomId ? `${this._roomName(roomId)}, ${floorName}` : `${t("in_hallway")}, ${floorName}`;
   }
 

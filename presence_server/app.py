@@ -15,7 +15,7 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import metrics_http, portal_rest, projects_rest, rest, security_headers
+from presence_server import invitations_rest, metrics_http, portal_rest, projects_rest, rest, security_headers
 from presence_server.auth import TokenVerifier
 from presence_server.backends import make_backends
 from presence_server.calls.service import CallService
@@ -94,7 +94,8 @@ def build_app(settings: Settings) -> web.Application:
     presence = PresenceService(campus, outbox, backends.presence, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
     knocks = KnockService(presence, outbox, store=backends.knocks)
-    verifier = TokenVerifier(settings.auth)
+    secret = settings.invitations.signing_secret
+    verifier = TokenVerifier(settings.auth, invitation_secret=None if secret is None else secret.get_secret_value())
     calls = CallService(presence, outbox, settings, backends.calls)
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls
@@ -114,6 +115,7 @@ def build_app(settings: Settings) -> web.Application:
     rest.setup(app)
     portal_rest.install(app)  # occupancy, badge, finder, webhooks, CORS rules (docs/portal.md)
     projects_rest.install(app)  # self-service projects (docs/projects.md)
+    invitations_rest.install(app)  # invitation links and guest sessions (docs/projects.md)
     return app
 
 

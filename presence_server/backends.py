@@ -6,7 +6,7 @@ a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
 * One node (``redis.url`` unset): the campus in SQLite or memory
   (``storage.backend``), presence, knocks, calls and the directory in this
-  process's memory; no bus.
+  process's memory, invitations with the campus (SQLite or memory); no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
   membership, all on one :class:`~rooms.redis_link.RedisLink` — one client,
   one pool, one connection policy for the whole node.
@@ -28,6 +28,8 @@ from presence_server.cluster.bus import Bus
 from presence_server.config import Settings
 from presence_server.directory.store import DirectoryStore
 from presence_server.directory.store_memory import MemoryDirectoryStore
+from presence_server.invitations.store import InvitationStore
+from presence_server.invitations.store_memory import MemoryInvitationStore
 from presence_server.knocks.store import KnockStore
 from presence_server.knocks.store_memory import MemoryKnockStore
 from presence_server.presence.store import ClusterPresenceStore, PresenceStore
@@ -61,6 +63,7 @@ class Backends:
     knocks: KnockStore
     calls: CallStore
     directory: DirectoryStore
+    invitations: InvitationStore
     cluster: ClusterBackends | None = None
     #: The shared connection in cluster mode; opened and closed here, used by nobody above the stores.
     link: RedisLink | None = None
@@ -90,8 +93,10 @@ class Backends:
         if self.link is not None:
             await self.link.drop_idle_connections()
 
-    def _stores(self) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore, ...]:
-        return self.campus, self.presence, self.knocks, self.calls, self.directory
+    def _stores(
+        self,
+    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | InvitationStore, ...]:
+        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.invitations
 
 
 def make_backends(settings: Settings) -> Backends:
@@ -104,7 +109,17 @@ def make_backends(settings: Settings) -> Backends:
         knocks=MemoryKnockStore(timeout=settings.knock.timeout_seconds, cooldown=settings.knock.cooldown_seconds),
         calls=MemoryCallStore(max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds),
         directory=MemoryDirectoryStore(),
+        invitations=_local_invitations(settings),
     )
+
+
+def _local_invitations(settings: Settings) -> InvitationStore:
+    # In the campus file when the campus is in SQLite; in memory with it otherwise.
+    if settings.storage.backend == "memory":
+        return MemoryInvitationStore()
+    from presence_server.invitations.store_sqlite import SqliteInvitationStore
+
+    return SqliteInvitationStore(settings.storage.sqlite_path)
 
 
 def _local_campus(settings: Settings) -> CampusStore:
@@ -125,6 +140,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
     from presence_server.cluster.membership import Membership
     from presence_server.cluster.node import new_node_id
     from presence_server.directory.store_redis import RedisDirectoryStore
+    from presence_server.invitations.store_redis import RedisInvitationStore
     from presence_server.knocks.store_redis import RedisKnockStore
     from presence_server.presence.store_redis import RedisPresenceStore
     from rooms.redis_link import RedisLink
@@ -149,6 +165,9 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
             link, prefix=prefix, max_mesh=settings.calls.max_mesh, ring_timeout=settings.calls.ring_timeout_seconds
         ),
         directory=RedisDirectoryStore(link, prefix=prefix),
+        invitations=RedisInvitationStore(
+            link, prefix=prefix, keep_seconds=settings.invitations.retention_days * 86400
+        ),
         cluster=cluster,
         link=link,
     )

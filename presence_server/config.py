@@ -48,6 +48,7 @@ from pydantic_settings import (
 )
 
 from presence_server.config_metrics import MetricsSettings, metrics_problems
+from presence_server.config_invitations import InvitationSettings, invitation_problems
 from presence_server.config_projects import ProjectSettings
 from rooms.project import ProjectPolicy
 from presence_server.config_portal import PortalSettings, WebhookSettings, check_webhook_names, webhook_problems
@@ -380,6 +381,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def project_policy(self, municipality: str) -> ProjectPolicy:
@@ -393,6 +395,7 @@ class Settings(BaseSettings):
         problems = metrics_problems(
             self.metrics, http_port=self.http.port, dev_mode=self.dev_mode, min_token_bytes=MIN_HS256_SECRET_BYTES
         )
+        problems += invitation_problems(self.invitations, dev_mode=self.dev_mode, min_bytes=MIN_HS256_SECRET_BYTES)
         if not self.dev_mode:
             problems += self._weak_secrets()
         if problems:

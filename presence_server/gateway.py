@@ -20,10 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
+from presence_server import invitations_api as invitations
 from presence_server import projects_api as projects
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
+from presence_server.invitations.service import InvitationService
 from presence_server.knocks.service import KnockService
 from presence_server.origins import OriginPolicy
 from presence_server.session_expiry import ExpiryTimers
@@ -85,6 +87,7 @@ class Gateway(PresenceHooks):
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
         self._degraded = False  # cluster: Redis away, or this node fenced and recovering
+        self._invitations: InvitationService | None = None  # attach_invitations
         # Sessions per person on this node: the limit, and vo_online_users.
         self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
@@ -166,6 +169,7 @@ class Gateway(PresenceHooks):
             if not all(self._known_origins(origin, environ) for origin in origins):
                 raise DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
+            await self._check_invitation(identity)
             policy = self._origins.get(identity.actor.municipality_id)
             if policy is not None and not all(policy(origin, environ) for origin in origins):
                 raise DomainError(ErrorCode.MUNICIPALITY_NOT_ALLOWED)
@@ -388,6 +392,7 @@ class Gateway(PresenceHooks):
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
         identity = await self._verifier.verify(msg.token)
+        await self._check_invitation(identity)
         old = s.actor
         if identity.actor.person_id != old.person_id:  # (municipality, user id): both must match
             raise DomainError(ErrorCode.FORBIDDEN, "token is for another person")
@@ -476,6 +481,9 @@ class Gateway(PresenceHooks):
         node can no longer see its floor stops watching it and is walked off it."""
         if change.kind == "project_upserted" and change.floor_id:
             await self.revoke_invisible(change.floor_id, "membership")
+        if change.kind == "project_deleted" and change.project is not None:
+            # Its invited guests have nothing left to see: their sessions end.
+            await self.end_guests(invitation_id=None, project_id=change.project.id, detail="project deleted")
 
     async def revoke_invisible(self, floor_id: str, reason: str) -> None:
         """End the view and the stay of every local session that may no longer see
@@ -498,6 +506,76 @@ class Gateway(PresenceHooks):
                     log.warning("revoke_eviction_unavailable", person=actor.person_id, floor=floor_id)
         if evicted:
             log.info("floor_revoked", floor=floor_id, reason=reason, people=len(evicted))
+
+    # ------------------------------------------------------------ invitations
+    def attach_invitations(self, service: InvitationService) -> None:
+        """Invitation links (docs/projects.md): their events, the check of guest tokens
+        at connect and refresh, and this gateway as the holder of guest sessions."""
+        self._invitations = service
+        service.add_listener(self)
+        added: dict[str, tuple[type[BaseModel], Handler]] = {
+            "invitation.create": (invitations.InvitationCreateMsg, self._invitation_create),
+            "invitation.list": (invitations.InvitationListMsg, self._invitation_list),
+            "invitation.revoke": (invitations.InvitationRevokeMsg, self._invitation_revoke),
+        }
+        self._table.update(added)
+        for event in added:
+            self._sio.on(event, self._bind(event))
+
+    def _invitation_service(self) -> InvitationService:
+        if self._invitations is None:
+            raise DomainError(ErrorCode.UNAVAILABLE, "invitations are not set up")
+        return self._invitations
+
+    async def _check_invitation(self, identity: Identity) -> None:
+        """A guest token of a revoked invitation (or a deleted project) is refused."""
+        if identity.invitation_id is None:
+            return
+        try:
+            await self._invitation_service().check_active(identity)
+        except StoreUnavailable:
+            raise DomainError(ErrorCode.UNAVAILABLE) from None
+
+    async def _invitation_create(self, s: Session, msg: invitations.InvitationCreateMsg) -> dict[str, Any]:
+        base = self._settings.http.public_url or ""
+        return await invitations.create_invitation(self._invitation_service(), s.actor, msg.project_id, msg, base=base)
+
+    async def _invitation_list(self, s: Session, msg: invitations.InvitationListMsg) -> dict[str, Any]:
+        return await invitations.list_invitations(self._invitation_service(), s.actor, msg.project_id)
+
+    async def _invitation_revoke(self, s: Session, msg: invitations.InvitationRevokeMsg) -> dict[str, Any]:
+        return await invitations.revoke_invitation(
+            self._invitation_service(), s.actor, msg.project_id, msg.invitation_id
+        )
+
+    def live_invitations(self) -> set[str]:
+        return {s.identity.invitation_id for s in self._sessions.values() if s.identity.invitation_id is not None}
+
+    async def end_guests(self, *, invitation_id: str | None, project_id: str | None, detail: str) -> int:
+        """End the local guest sessions of an invitation (or of every invitation of a
+        project): no more floor updates, ``session.ended`` with ``invitation_revoked``,
+        then the disconnect — like a token that ran out (:meth:`_expire`)."""
+        ended = 0
+        for sid, session in list(self._sessions.items()):
+            inv = session.identity.invitation_id
+            if inv is None:
+                continue
+            if invitation_id is not None and inv != invitation_id:
+                continue
+            if project_id is not None and session.actor.project != project_id:
+                continue
+            ended += 1
+            error = DomainError(ErrorCode.INVITATION_REVOKED, detail)
+            metrics.ERRORS.labels(error.code.value).inc()
+            log.info("guest_session_ended", sid=sid, person=session.actor.person_id, invitation=inv, detail=detail)
+            try:
+                for floor_id in list(session.watching):
+                    await self._transport.unwatch(sid, floor_id)
+                session.watching.clear()
+                await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
+            finally:
+                await self._sio.disconnect(sid)
+        return ended
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

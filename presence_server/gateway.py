@@ -403,8 +403,17 @@ class Gateway(PresenceHooks):
 
     # ---------------------------------------------------------------- expiry
     def _deadline(self, identity: Identity) -> float:
-        """When a session holding ``identity`` is cut off unless it refreshes."""
-        return identity.expires_at + self._leeway + self._refresh_grace
+        """When a session holding ``identity`` is cut off unless it refreshes; an
+        invited guest's also at their project's end (it may have moved earlier)."""
+        deadline = identity.expires_at + self._leeway + self._refresh_grace
+        project_end = self._guest_project_end(identity)
+        return deadline if project_end is None else min(deadline, project_end)
+
+    def _guest_project_end(self, identity: Identity) -> float | None:
+        if identity.invitation_id is None or identity.actor.project is None:
+            return None
+        project = self._campus.projects.get(identity.actor.project)
+        return None if project is None else project.ends_at
 
     async def _expire(self, sid: str) -> None:
         """The session's token expired and the grace to refresh it is over: no more
@@ -417,7 +426,11 @@ class Gateway(PresenceHooks):
         if deadline > time.time():  # refreshed meanwhile, or a clock step
             self._expiry.schedule(sid, deadline)
             return
-        error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
+        project_end = self._guest_project_end(session.identity)
+        if project_end is not None and project_end <= time.time():
+            error = DomainError(ErrorCode.INVITATION_EXPIRED, "the project has ended")
+        else:
+            error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
         metrics.ERRORS.labels(error.code.value).inc()
         log.info("session_expired", sid=sid, person=session.actor.person_id, municipality=session.actor.municipality_id)
         try:
@@ -481,6 +494,11 @@ class Gateway(PresenceHooks):
         node can no longer see its floor stops watching it and is walked off it."""
         if change.kind == "project_upserted" and change.floor_id:
             await self.revoke_invisible(change.floor_id, "membership")
+        if change.kind == "project_upserted" and change.project is not None:
+            # Its end date may have moved: its invited guests' sessions end with it.
+            for sid, session in self._sessions.items():
+                if session.identity.invitation_id is not None and session.actor.project == change.project.id:
+                    self._expiry.schedule(sid, self._deadline(session.identity))
         if change.kind == "project_deleted" and change.project is not None:
             # Its invited guests have nothing left to see: their sessions end.
             await self.end_guests(invitation_id=None, project_id=change.project.id, detail="project deleted")

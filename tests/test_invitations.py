@@ -273,3 +273,20 @@ async def test_deleting_the_project_ends_its_guests(office: Office) -> None:
     with pytest.raises(ConnectRefused) as refused:
         await OfficeClient(office.url(0), guest_pass["token"]).connect()
     assert refused.value.code == "invitation_revoked"
+
+
+async def test_the_projects_end_ends_its_guests(office: Office) -> None:
+    anna = await office.client(0, unique("anna"), "altbach")
+    made = await anna.request("project.create", {"name": "Kurzprojekt", "template": "lounge",
+                                                 "ends_at": time.time() + 600})  # fmt: skip
+    p = Project(office, anna, made)
+    invited = await p.invite()
+    guest_pass = (await redeem(office, 1, invited["code"]))[1]
+    guest = await guest_client(office, 1, guest_pass["token"])
+    # The coordinator moves the end date to a few seconds from now (on the other node).
+    ends_at = time.time() + 3
+    await anna.request("project.update", {"project_id": p.id, "ends_at": ends_at})
+    ended = await guest.next_event("session.ended", timeout=15)
+    assert ended["error"]["code"] == "invitation_expired"
+    assert time.time() >= ends_at - 0.5  # at the end, not before
+    await guest.wait_disconnected(timeout=5)

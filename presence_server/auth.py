@@ -37,7 +37,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from presence_server.config import AuthSettings, ConfigError, MunicipalityAuth
 from presence_server.config_invitations import INVITATION_ISSUER
 from rooms.actors import Actor, Profile, Role
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 
 __all__ = [
     "Identity",
@@ -269,6 +269,12 @@ class TokenVerifier:
             if invitation_secret is None
             else _Verifier("HS256", invitation_secret.encode(), None, INVITATION_ISSUER, None, guest=True)
         )
+        self._guest_check: Callable[[Identity], Awaitable[None]] | None = None
+
+    def set_guest_check(self, check: Callable[[Identity], Awaitable[None]]) -> None:
+        """Run ``check`` on every verified guest token of an invitation in :meth:`verify`
+        (connect, ``auth.refresh``, REST): it raises for a revoked invitation."""
+        self._guest_check = check
 
     @property
     def municipalities(self) -> frozenset[str]:
@@ -284,12 +290,21 @@ class TokenVerifier:
             if key is None:
                 # PyJWKClient uses blocking urllib; keep the event loop free.
                 key = await asyncio.to_thread(verifier.jwks.fetch, kid)
-        return self._check(raw, verifier, key)
+        identity = self._check(raw, verifier, key)
+        if identity.invitation_id is not None:
+            if self._guest_check is None:
+                raise _unauthenticated("invitations are not set up")
+            try:
+                await self._guest_check(identity)
+            except StoreUnavailable:
+                raise DomainError(ErrorCode.UNAVAILABLE) from None
+        return identity
 
     def verify_local(self, token: str | None) -> Identity:
         """Like :meth:`verify`, but never does network I/O.
 
         A token whose JWKS key is not in the cache is refused as ``UNAUTHENTICATED``.
+        A guest token's invitation is not checked (that needs the store).
         """
         raw, verifier, header = self._inspect(token)
         key = verifier.key

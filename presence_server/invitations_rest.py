@@ -126,6 +126,7 @@ def install(app: web.Application) -> None:
     )
     rt.campus.add_listener(service)
     rt.gateway.attach_invitations(service)
+    rt.verifier.set_guest_check(service.check_active)  # connect, auth.refresh and REST
     if rt.cluster is not None:
         cluster = rt.cluster
         cluster.add_channel(BUS_CHANNEL, service.on_bus)

@@ -257,6 +257,8 @@ async def test_revoking_ends_the_guests_on_every_node_and_their_tokens(office: O
         assert refused.value.code == "invitation_revoked"
     status, body = await redeem(office, 0, made["code"])
     assert (status, body["error"]["code"]) == (410, "invitation_revoked")
+    status, body = await rest(office, 1, "GET", "/api/v1/campus", passes[0]["token"])  # REST too
+    assert (status, body["error"]["code"]) == (410, "invitation_revoked")
 
 
 async def test_deleting_the_project_ends_its_guests(office: Office) -> None:

@@ -83,7 +83,7 @@ async function show(guest) {
   office.setAttribute("lang", LANG);
   office.addEventListener("vo-error", (e) => {
     const code = e.detail?.error?.code;
-    if (["invitation_revoked", "token_expired", "not_found"].includes(code)) end(code);
+    if (["invitation_revoked", "invitation_expired", "token_expired"].includes(code)) end(code);
   });
   office.token = guest.token;
   $("whoami").textContent = t("guest_as", { name: guest.display_name });

@@ -36,7 +36,7 @@ class InvitationSettings(BaseModel):
     session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
     #: Redemptions one client address may attempt per minute (found or not).
     redeem_per_minute: int = Field(default=10, ge=1, le=10000)
-    #: Open (unexpired, unrevoked or not) invitation records per project.
+    #: Open (unexpired and unrevoked) invitations one project may have at once.
     max_per_project: int = Field(default=100, ge=1, le=10000)
     #: How often each node checks its guests' invitations are still valid (the
     #: safety net behind the bus message that ends them at once).

@@ -152,8 +152,9 @@ class InvitationService:
             expires_at = min(expires_at, project.ends_at)  # never beyond the project's end
         if self._campus.project_floor(project.id) is None:
             raise DomainError(ErrorCode.CONFLICT, "the project has no floor")
-        if len(await self.store.for_project(project.id)) >= self._settings.max_per_project:
-            raise DomainError(ErrorCode.CONFLICT, f"at most {self._settings.max_per_project} invitations per project")
+        active = [i for i in await self.store.for_project(project.id) if not i.revoked and i.expires_at > now]
+        if len(active) >= self._settings.max_per_project:
+            raise DomainError(ErrorCode.CONFLICT, f"at most {self._settings.max_per_project} open invitations per project")
         code = new_code()
         invitation = Invitation(
             id=new_invitation_id(),

@@ -526,8 +526,9 @@ class Gateway(PresenceHooks):
 
     # ------------------------------------------------------------ invitations
     def attach_invitations(self, service: InvitationService) -> None:
-        """Invitation links (docs/projects.md): their events, the check of guest tokens
-        at connect and refresh, and this gateway as the holder of guest sessions."""
+        """Invitation links (docs/projects.md): their events, and this gateway as the
+        holder of guest sessions (the service ends them). Guest tokens of revoked
+        invitations are refused by the verifier (``TokenVerifier.set_guest_check``)."""
         self._invitations = service
         service.add_listener(self)
         added: dict[str, tuple[type[BaseModel], Handler]] = {
@@ -563,6 +564,8 @@ class Gateway(PresenceHooks):
         """End the local guest sessions of an invitation (or of every invitation of a
         project): no more floor updates, ``session.ended`` with ``invitation_revoked``,
         then the disconnect — like a token that ran out (:meth:`_expire`)."""
+        if invitation_id is None and project_id is None:
+            return 0  # never "every guest": a caller must say whose
         ended = 0
         for sid, session in list(self._sessions.items()):
             inv = session.identity.invitation_id

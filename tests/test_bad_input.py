@@ -46,6 +46,12 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
                     {"call_id": "c", "to": "altbach/u", "kind": "offer", "data": "sdp"},
                     {"call_id": "c", "to": "altbach/u"},
                     {"call_id": "c", "to": "u", "kind": "offer", "data": {}}],
+    "invitation.create": [{"project_id": "p", "display_name": 5}, {"project_id": "p"}, {"display_name": "Gast"},
+                          {"project_id": "p", "display_name": "Gast", "max_uses": "1"},
+                          {"project_id": "p", "display_name": "Gast", "max_uses": 0},
+                          {"project_id": "p", "display_name": "x" * 81}],
+    "invitation.list": [{"project_id": 1}, {"project": "p"}],
+    "invitation.revoke": [{"project_id": "p"}, {"project_id": "p", "invitation_id": ["i"]}],
 }
 
 

@@ -140,3 +140,25 @@ async def test_redis_keys_expire_with_the_retention_and_scripts_touch_one_slot(r
         )  # only the hash is stored
     finally:
         await store.close()
+
+
+async def test_sqlite_records_survive_a_restart_beside_the_campus(tmp_path: Path) -> None:
+    from rooms.store_sqlite import SqliteCampusStore
+
+    path = tmp_path / "campus.sqlite3"
+    campus = SqliteCampusStore(path)  # the same file, its own connection and table
+    await campus.open()
+    first = SqliteInvitationStore(path)
+    await first.open()
+    await first.add(invitation(max_uses=2))
+    await first.redeem(hash_code("code-1"), now=NOW)
+    await first.close()
+    await campus.close()
+    again = SqliteInvitationStore(path)
+    await again.open()
+    try:
+        kept = await again.get("inv1")
+        assert kept is not None and kept.uses == 1
+        assert (await again.redeem(hash_code("code-1"), now=NOW)).uses == 2
+    finally:
+        await again.close()

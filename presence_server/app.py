@@ -15,7 +15,16 @@ import socketio
 import structlog
 from aiohttp import web
 
-from presence_server import audit_rest, metrics_http, platform_rest, portal_rest, projects_rest, rest, security_headers
+from presence_server import (
+    audit_rest,
+    invitations_rest,
+    metrics_http,
+    platform_rest,
+    portal_rest,
+    projects_rest,
+    rest,
+    security_headers,
+)
 from presence_server.audit.service import AuditLog
 from presence_server.auth import TokenVerifier
 from presence_server.backends import make_backends
@@ -99,7 +108,8 @@ def build_app(settings: Settings) -> web.Application:
     presence = PresenceService(campus, outbox, backends.presence, grace_seconds=settings.presence.grace_seconds)
     campus.add_listener(presence)
     knocks = KnockService(presence, outbox, store=backends.knocks, audit=audit)
-    verifier = TokenVerifier(settings.auth)
+    secret = settings.invitations.signing_secret
+    verifier = TokenVerifier(settings.auth, invitation_secret=None if secret is None else secret.get_secret_value())
     calls = CallService(presence, outbox, settings, backends.calls)
     gateway = Gateway(
         sio, transport, settings=settings, verifier=verifier, presence=presence, knocks=knocks, calls=calls,
@@ -125,6 +135,7 @@ def build_app(settings: Settings) -> web.Application:
     projects_rest.install(app)  # self-service projects (docs/projects.md)
     audit_rest.install(app)  # GET /api/v1/audit (docs/audit.md)
     platform_rest.install(app)  # municipalities and cooperations at runtime (docs/onboarding.md)
+    invitations_rest.install(app)  # invitation links and guest sessions (docs/projects.md)
     return app
 
 

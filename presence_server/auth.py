@@ -17,6 +17,14 @@ Claims (all validated, extra claims ignored):
 * optional ``iat``, ``nbf``, ``jti``, ``department``, ``job_title``, ``skills``
   (<= 20 strings of <= 60 chars); ``iss``/``aud`` when the municipality configures them.
 
+Guest tokens of invitation links (docs/projects.md, "Invitations") are the
+platform's own: ``iss`` is :data:`~presence_server.config_invitations.INVITATION_ISSUER`,
+signed HS256 with ``invitations.signing_secret`` and checked only against it
+(never a town's key, and a town's token never against it), with ``roles``
+exactly ``["guest"]``, ``project`` (the project the guest is confined to) and
+``inv`` (the invitation, so its sessions can be found and ended). The
+``municipality`` is the host town's, which must be configured.
+
 Failures raise :class:`~rooms.errors.DomainError`: ``TOKEN_EXPIRED`` for an
 expired token, ``UNAUTHENTICATED`` for everything else (with a short reason that
 never echoes key material), ``UNAVAILABLE`` when a JWKS endpoint cannot be reached.
@@ -40,14 +48,16 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from presence_server.config import AuthSettings, ConfigError, MunicipalityAuth
+from presence_server.config_invitations import INVITATION_ISSUER
 from rooms.actors import Actor, Profile, Role
-from rooms.errors import DomainError, ErrorCode
+from rooms.errors import DomainError, ErrorCode, StoreUnavailable
 
 __all__ = [
     "Identity",
     "TokenVerifier",
     "check_municipality_auth",
     "mint_token",
+    "mint_guest_token",
     "MAX_TOKEN_CHARS",
     "JWKS_CACHE_SECONDS",
     "JWKS_TIMEOUT_SECONDS",
@@ -69,6 +79,8 @@ class Identity:
     actor: Actor
     expires_at: float  # unix seconds
     token_id: str | None  # the jti claim, if present
+    #: Set for a guest token of an invitation link (signed by this platform).
+    invitation_id: str | None = None
 
 
 def _unauthenticated(reason: str) -> DomainError:
@@ -109,9 +121,20 @@ class _Claims(BaseModel):
     )
 
 
-def _claims_from(payload: dict[str, Any]) -> _Claims:
+_Ref = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class _GuestClaims(_Claims):
+    """A guest token of an invitation link: confined to ``project``, found by ``inv``."""
+
+    roles: Annotated[list[Literal["guest"]], Field(min_length=1, max_length=1)]  # type: ignore[assignment]  # narrowed: guests only
+    project: _Ref
+    inv: _Ref
+
+
+def _claims_from(payload: dict[str, Any], model: type[_Claims] = _Claims) -> _Claims:
     try:
-        return _Claims.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         claim = str(first["loc"][0]) if first["loc"] else "?"
@@ -190,6 +213,8 @@ class _Verifier:
     jwks: _JwksKeys | None
     issuer: str | None
     audience: str | None
+    #: The platform's verifier of invitation guest tokens, not a town's.
+    guest: bool = False
 
 
 def _build_verifier(mid: str, conf: MunicipalityAuth, *, where: str | None = None) -> _Verifier:
@@ -257,7 +282,13 @@ class TokenVerifier:
     load it (another node just added it) and answer whether it did.
     """
 
-    def __init__(self, settings: AuthSettings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        invitation_secret: str | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._verifiers: dict[str, _Verifier] = {
@@ -265,6 +296,18 @@ class TokenVerifier:
         }
         self._runtime: dict[str, MunicipalityAuth] = {}
         self.on_unknown: Callable[[str], Awaitable[bool]] | None = None
+        # Pinned: HS256, this issuer, this key. Never used for a token without the issuer.
+        self._guest: _Verifier | None = (
+            None
+            if invitation_secret is None
+            else _Verifier("HS256", invitation_secret.encode(), None, INVITATION_ISSUER, None, guest=True)
+        )
+        self._guest_check: Callable[[Identity], Awaitable[None]] | None = None
+
+    def set_guest_check(self, check: Callable[[Identity], Awaitable[None]]) -> None:
+        """Run ``check`` on every verified guest token of an invitation in :meth:`verify`
+        (connect, ``auth.refresh``, REST): it raises for a revoked invitation."""
+        self._guest_check = check
 
     @property
     def municipalities(self) -> frozenset[str]:
@@ -316,12 +359,21 @@ class TokenVerifier:
             if key is None:
                 # PyJWKClient uses blocking urllib; keep the event loop free.
                 key = await asyncio.to_thread(verifier.jwks.fetch, kid)
-        return self._check(raw, verifier, key)
+        identity = self._check(raw, verifier, key)
+        if identity.invitation_id is not None:
+            if self._guest_check is None:
+                raise _unauthenticated("invitations are not set up")
+            try:
+                await self._guest_check(identity)
+            except StoreUnavailable:
+                raise DomainError(ErrorCode.UNAVAILABLE) from None
+        return identity
 
     def verify_local(self, token: str | None) -> Identity:
         """Like :meth:`verify`, but never does network I/O.
 
         A token whose JWKS key is not in the cache is refused as ``UNAUTHENTICATED``.
+        A guest token's invitation is not checked (that needs the store).
         """
         raw, verifier, header = self._inspect(token)
         key = verifier.key
@@ -349,6 +401,11 @@ class TokenVerifier:
         verifier = self._verifiers.get(municipality)
         if verifier is None:
             raise _UnknownMunicipality(municipality)
+        if unverified.get("iss") == INVITATION_ISSUER:
+            # An invitation's guest token: only the platform key may have signed it.
+            if self._guest is None:
+                raise _unauthenticated("invitations are not configured")
+            return raw, self._guest, header
         return raw, verifier, header
 
     @staticmethod
@@ -392,8 +449,9 @@ class TokenVerifier:
             # TypeError/ValueError: a JWKS key of the wrong type for the pinned algorithm.
             raise _unauthenticated("invalid token") from None
 
-        claims = _claims_from(payload)
+        claims = _claims_from(payload, _GuestClaims if verifier.guest else _Claims)
         self._check_times(claims)
+        guest = claims if isinstance(claims, _GuestClaims) else None
         actor = Actor(
             user_id=claims.sub,
             municipality_id=claims.municipality,
@@ -404,8 +462,11 @@ class TokenVerifier:
                 job_title=claims.job_title or None,
                 skills=tuple(claims.skills),
             ),
+            project=None if guest is None else guest.project,
         )
-        return Identity(actor=actor, expires_at=claims.exp, token_id=claims.jti)
+        return Identity(
+            actor=actor, expires_at=claims.exp, token_id=claims.jti, invitation_id=None if guest is None else guest.inv
+        )
 
     def _check_times(self, claims: _Claims) -> None:
         now = self._clock()
@@ -482,3 +543,31 @@ def mint_token(
     if conf.audience:
         claims["aud"] = conf.audience
     return jwt.encode(claims, conf.secret.get_secret_value(), algorithm="HS256")
+
+
+def mint_guest_token(
+    secret: str,
+    *,
+    municipality: str,
+    user_id: str,
+    name: str,
+    project: str,
+    invitation_id: str,
+    expires_at: float,
+    now: float,
+) -> str:
+    """Sign an invitation's guest token with the platform key (see the module
+    docstring): roles ``["guest"]``, confined to ``project``, expiring at ``expires_at``."""
+    claims: dict[str, Any] = {
+        "iss": INVITATION_ISSUER,
+        "sub": user_id,
+        "name": name,
+        "municipality": municipality,
+        "roles": ["guest"],
+        "project": project,
+        "inv": invitation_id,
+        "iat": int(now),
+        "exp": int(expires_at),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")

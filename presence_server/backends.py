@@ -5,10 +5,11 @@ and Redis, and the only reader of ``settings.redis``: everything else receives
 a :class:`Backends` and talks to the store Protocols, never to a backend class.
 
 * One node (``redis.url`` unset): the campus, the runtime municipalities and
-  the audit trail in SQLite (two files: ``storage.sqlite_path``, and
-  ``audit.sqlite_path``, by default ``audit.sqlite3`` beside it) or memory
-  (``storage.backend``); presence, knocks, calls and the directory in this
-  process's memory; no bus.
+  the invitations in SQLite or memory (``storage.backend``; one file,
+  ``storage.sqlite_path``), the audit trail beside them (in memory, or a file of
+  its own: ``audit.sqlite_path``, by default ``audit.sqlite3`` beside the
+  campus's); presence, knocks, calls and the directory in this process's
+  memory; no bus.
 * Cluster mode (``redis.url`` set): every store in Redis, plus the bus and
   membership, all on one :class:`~rooms.redis_link.RedisLink` — one client,
   one pool, one connection policy for the whole node.
@@ -32,6 +33,8 @@ from presence_server.cluster.bus import Bus
 from presence_server.config import Settings
 from presence_server.directory.store import DirectoryStore
 from presence_server.directory.store_memory import MemoryDirectoryStore
+from presence_server.invitations.store import InvitationStore
+from presence_server.invitations.store_memory import MemoryInvitationStore
 from presence_server.knocks.store import KnockStore
 from presence_server.knocks.store_memory import MemoryKnockStore
 from presence_server.presence.store import ClusterPresenceStore, PresenceStore
@@ -69,6 +72,7 @@ class Backends:
     audit: AuditStore
     #: Municipalities added at runtime (presence_server/tenants/).
     tenants: TenantStore
+    invitations: InvitationStore
     cluster: ClusterBackends | None = None
     #: The shared connection in cluster mode; opened and closed here, used by nobody above the stores.
     link: RedisLink | None = None
@@ -100,8 +104,14 @@ class Backends:
 
     def _stores(
         self,
-    ) -> tuple[CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | AuditStore | TenantStore, ...]:
-        return self.campus, self.presence, self.knocks, self.calls, self.directory, self.audit, self.tenants
+    ) -> tuple[
+        CampusStore | PresenceStore | KnockStore | CallStore | DirectoryStore | AuditStore | TenantStore
+        | InvitationStore, ...
+    ]:
+        return (
+            self.campus, self.presence, self.knocks, self.calls, self.directory, self.audit, self.tenants,
+            self.invitations,
+        )
 
 
 def make_backends(settings: Settings) -> Backends:
@@ -116,6 +126,7 @@ def make_backends(settings: Settings) -> Backends:
         directory=MemoryDirectoryStore(),
         audit=_local_audit(settings),
         tenants=_local_tenants(settings),
+        invitations=_local_invitations(settings),
     )
 
 
@@ -142,6 +153,15 @@ def _local_tenants(settings: Settings) -> TenantStore:
     return SqliteTenantStore(settings.storage.sqlite_path)
 
 
+def _local_invitations(settings: Settings) -> InvitationStore:
+    # In the campus file when the campus is in SQLite; in memory with it otherwise.
+    if settings.storage.backend == "memory":
+        return MemoryInvitationStore()
+    from presence_server.invitations.store_sqlite import SqliteInvitationStore
+
+    return SqliteInvitationStore(settings.storage.sqlite_path)
+
+
 def _local_campus(settings: Settings) -> CampusStore:
     # Imported here so that a node loads only the backend it uses.
     if settings.storage.backend == "memory":
@@ -161,6 +181,7 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
     from presence_server.cluster.membership import Membership
     from presence_server.cluster.node import new_node_id
     from presence_server.directory.store_redis import RedisDirectoryStore
+    from presence_server.invitations.store_redis import RedisInvitationStore
     from presence_server.knocks.store_redis import RedisKnockStore
     from presence_server.presence.store_redis import RedisPresenceStore
     from presence_server.tenants.store_redis import RedisTenantStore
@@ -188,6 +209,9 @@ def _cluster(settings: Settings, url: str, prefix: str) -> Backends:
         directory=RedisDirectoryStore(link, prefix=prefix),
         audit=RedisAuditStore(link, prefix=prefix),
         tenants=RedisTenantStore(link, prefix=prefix),
+        invitations=RedisInvitationStore(
+            link, prefix=prefix, keep_seconds=settings.invitations.retention_days * 86400
+        ),
         cluster=cluster,
         link=link,
     )

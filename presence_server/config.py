@@ -48,6 +48,7 @@ from pydantic_settings import (
 )
 
 from presence_server.config_metrics import MetricsSettings, metrics_problems
+from presence_server.config_invitations import InvitationSettings, invitation_problems
 from presence_server.config_portal import (
     MunicipalityDirectorySettings,
     PortalSettings,
@@ -421,6 +422,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
     projects: ProjectSettings = Field(default_factory=ProjectSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     def project_policy(self, municipality: str) -> ProjectPolicy:
@@ -434,6 +436,7 @@ class Settings(BaseSettings):
         problems = metrics_problems(
             self.metrics, http_port=self.http.port, dev_mode=self.dev_mode, min_token_bytes=MIN_HS256_SECRET_BYTES
         )
+        problems += invitation_problems(self.invitations, dev_mode=self.dev_mode, min_bytes=MIN_HS256_SECRET_BYTES)
         if not self.dev_mode:
             problems += self._weak_secrets()
         if problems:

@@ -20,10 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from presence_server import messages as m
 from presence_server import metrics
+from presence_server import invitations_api as invitations
 from presence_server import projects_api as projects
 from presence_server.auth import Identity, TokenVerifier
 from presence_server.config import Settings
 from presence_server.calls.service import CallService
+from presence_server.invitations.service import InvitationService
 from presence_server.knocks.service import KnockService
 from presence_server.origins import TownOrigins
 from presence_server.session_expiry import ExpiryTimers
@@ -88,6 +90,7 @@ class Gateway(PresenceHooks):
         self._campus = presence.campus
         self._sessions: dict[str, Session] = {}
         self._degraded = False  # cluster: Redis away, or this node fenced and recovering
+        self._invitations: InvitationService | None = None  # attach_invitations
         # Sessions per person on this node: the limit, and vo_online_users.
         self._session_limit = SessionLimit(settings.limits.max_sessions_per_person)
         self._leeway = settings.auth.leeway_seconds
@@ -176,6 +179,7 @@ class Gateway(PresenceHooks):
         try:
             if not all(self._origins.known(origin, environ) for origin in origins):
                 raise DomainError(ErrorCode.ORIGIN_NOT_ALLOWED)
+            # A guest token of a revoked invitation is refused in verify() (set_guest_check).
             identity = await self._verifier.verify(token if isinstance(token, str) else None)
             mid = identity.actor.municipality_id
             if any(self._origins.allowed_for(mid, origin, environ) is False for origin in origins):
@@ -398,7 +402,7 @@ class Gateway(PresenceHooks):
         return await projects.update_project(self._campus, s.actor, msg.project_id, msg)
 
     async def _auth_refresh(self, s: Session, msg: m.AuthRefresh) -> dict[str, Any]:
-        identity = await self._verifier.verify(msg.token)
+        identity = await self._verifier.verify(msg.token)  # refuses a revoked invitation's token
         old = s.actor
         if identity.actor.person_id != old.person_id:  # (municipality, user id): both must match
             raise DomainError(ErrorCode.FORBIDDEN, "token is for another person")
@@ -409,8 +413,17 @@ class Gateway(PresenceHooks):
 
     # ---------------------------------------------------------------- expiry
     def _deadline(self, identity: Identity) -> float:
-        """When a session holding ``identity`` is cut off unless it refreshes."""
-        return identity.expires_at + self._leeway + self._refresh_grace
+        """When a session holding ``identity`` is cut off unless it refreshes; an
+        invited guest's also at their project's end (it may have moved earlier)."""
+        deadline = identity.expires_at + self._leeway + self._refresh_grace
+        project_end = self._guest_project_end(identity)
+        return deadline if project_end is None else min(deadline, project_end)
+
+    def _guest_project_end(self, identity: Identity) -> float | None:
+        if identity.invitation_id is None or identity.actor.project is None:
+            return None
+        project = self._campus.projects.get(identity.actor.project)
+        return None if project is None else project.ends_at
 
     async def _expire(self, sid: str) -> None:
         """The session's token expired and the grace to refresh it is over: no more
@@ -423,7 +436,11 @@ class Gateway(PresenceHooks):
         if deadline > time.time():  # refreshed meanwhile, or a clock step
             self._expiry.schedule(sid, deadline)
             return
-        error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
+        project_end = self._guest_project_end(session.identity)
+        if project_end is not None and project_end <= time.time():
+            error = DomainError(ErrorCode.INVITATION_EXPIRED, "the project has ended")
+        else:
+            error = DomainError(ErrorCode.TOKEN_EXPIRED, "not refreshed in time")
         metrics.ERRORS.labels(error.code.value).inc()
         log.info("session_expired", sid=sid, person=session.actor.person_id, municipality=session.actor.municipality_id)
         try:
@@ -499,6 +516,14 @@ class Gateway(PresenceHooks):
                     await self._sio.emit("project.updated", wire, to=sid)
             if change.floor_id:
                 await self.revoke_unseen_floors("membership", [change.floor_id])
+        if change.kind == "project_upserted" and change.project is not None:
+            # Its end date may have moved: its invited guests' sessions end with it.
+            for sid, session in self._sessions.items():
+                if session.identity.invitation_id is not None and session.actor.project == change.project.id:
+                    self._expiry.schedule(sid, self._deadline(session.identity))
+        if change.kind == "project_deleted" and change.project is not None:
+            # Its invited guests have nothing left to see: their sessions end.
+            await self.end_guests(invitation_id=None, project_id=change.project.id, detail="project deleted")
 
     async def revoke_unseen_floors(self, reason: str, floor_ids: Sequence[str]) -> int:
         """End every watch of ``floor_ids`` whose session may no longer see the floor,
@@ -535,6 +560,70 @@ class Gateway(PresenceHooks):
     async def _tell_revoked(self, sid: str, floor_id: str, reason: str) -> None:
         metrics.FLOORS_REVOKED.labels(reason).inc()
         await self._sio.emit("floor.revoked", {"floor_id": floor_id, "reason": reason}, to=sid)
+
+    # ------------------------------------------------------------ invitations
+    def attach_invitations(self, service: InvitationService) -> None:
+        """Invitation links (docs/projects.md): their events, and this gateway as the
+        holder of guest sessions (the service ends them). Guest tokens of revoked
+        invitations are refused by the verifier (``TokenVerifier.set_guest_check``)."""
+        self._invitations = service
+        service.add_listener(self)
+        added: dict[str, tuple[type[BaseModel], Handler]] = {
+            "invitation.create": (invitations.InvitationCreateMsg, self._invitation_create),
+            "invitation.list": (invitations.InvitationListMsg, self._invitation_list),
+            "invitation.revoke": (invitations.InvitationRevokeMsg, self._invitation_revoke),
+        }
+        self._table.update(added)
+        for event in added:
+            self._sio.on(event, self._bind(event))
+
+    def _invitation_service(self) -> InvitationService:
+        if self._invitations is None:
+            raise DomainError(ErrorCode.UNAVAILABLE, "invitations are not set up")
+        return self._invitations
+
+    async def _invitation_create(self, s: Session, msg: invitations.InvitationCreateMsg) -> dict[str, Any]:
+        base = self._settings.http.public_url or ""
+        return await invitations.create_invitation(self._invitation_service(), s.actor, msg.project_id, msg, base=base)
+
+    async def _invitation_list(self, s: Session, msg: invitations.InvitationListMsg) -> dict[str, Any]:
+        return await invitations.list_invitations(self._invitation_service(), s.actor, msg.project_id)
+
+    async def _invitation_revoke(self, s: Session, msg: invitations.InvitationRevokeMsg) -> dict[str, Any]:
+        return await invitations.revoke_invitation(
+            self._invitation_service(), s.actor, msg.project_id, msg.invitation_id
+        )
+
+    def live_invitations(self) -> set[str]:
+        return {s.identity.invitation_id for s in self._sessions.values() if s.identity.invitation_id is not None}
+
+    async def end_guests(self, *, invitation_id: str | None, project_id: str | None, detail: str) -> int:
+        """End the local guest sessions of an invitation (or of every invitation of a
+        project): no more floor updates, ``session.ended`` with ``invitation_revoked``,
+        then the disconnect — like a token that ran out (:meth:`_expire`)."""
+        if invitation_id is None and project_id is None:
+            return 0  # never "every guest": a caller must say whose
+        ended = 0
+        for sid, session in list(self._sessions.items()):
+            inv = session.identity.invitation_id
+            if inv is None:
+                continue
+            if invitation_id is not None and inv != invitation_id:
+                continue
+            if project_id is not None and session.actor.project != project_id:
+                continue
+            ended += 1
+            error = DomainError(ErrorCode.INVITATION_REVOKED, detail)
+            metrics.ERRORS.labels(error.code.value).inc()
+            log.info("guest_session_ended", sid=sid, person=session.actor.person_id, invitation=inv, detail=detail)
+            try:
+                for floor_id in list(session.watching):
+                    await self._transport.unwatch(sid, floor_id)
+                session.watching.clear()
+                await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
+            finally:
+                await self._sio.disconnect(sid)
+        return ended
 
 
 def _failure(exc: DomainError, lang: str) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Visibility is the campus's: a floor is shown only to those who may see it
 may see their municipality (:func:`rooms.people.visible_municipalities`). A
 person's floor and room are shown only if the caller may see that floor;
 their status is shown to everyone who may see the person — a finder that
-cannot say "free now" would not answer its question.
+cannot say "free now" would not answer its question. An invited guest
+(``Actor.project``) finds and sees only the members of their project.
 
 The people directory (:mod:`presence_server.directory.service`) holds profiles
 of people seen; status, location and calls are read live from the presence
@@ -102,9 +103,9 @@ class PortalService:
     async def badge(self, actor: Actor, municipality_id: str, user_id: str) -> dict[str, Any]:
         """One person's presence. ``not_found`` for an unknown person and, identically,
         for anyone of a municipality the caller may not see."""
-        if municipality_id not in visible_municipalities(actor, self._campus.cooperations):
-            raise DomainError(ErrorCode.NOT_FOUND, "user")
         pid = person_id(municipality_id, user_id)
+        if not self._may_see_person(actor, pid, municipality_id):
+            raise DomainError(ErrorCode.NOT_FOUND, "user")
         member = await self._presence.store.member(pid)
         person: Person | None
         if member is not None:
@@ -129,10 +130,10 @@ class PortalService:
         """
         if criteria.empty:
             raise DomainError(ErrorCode.INVALID_PAYLOAD, "give q, skill, department or job_title")
-        municipalities = visible_municipalities(actor, self._campus.cooperations)
+        municipalities = self._searched_municipalities(actor)
         found: list[tuple[Person, bool]] = [
             (p, False) for p in await self.directory.people(municipalities)
-            if matches(p, criteria) and p.id != actor.person_id
+            if matches(p, criteria) and p.id != actor.person_id and self._may_see_person(actor, p.id, p.municipality)
         ]  # fmt: skip
         if scope == "platform":
             for person, skills in await self.directory.platform_people(actor):
@@ -166,6 +167,25 @@ class PortalService:
         return [card for _, card in ranked[:limit]]
 
     # ------------------------------------------------------------ internals
+    def _searched_municipalities(self, actor: Actor) -> frozenset[str]:
+        """Whose people the caller may find: for an invited guest, the towns of their
+        project's members (named persons and member towns), else the usual rule."""
+        if actor.project is None:
+            return visible_municipalities(actor, self._campus.cooperations)
+        project = self._campus.projects.get(actor.project)
+        if project is None:
+            return frozenset()
+        named = {p.split("/", 1)[0] for p in (*project.coordinators, *project.members)}
+        return frozenset({*project.municipalities, *named})
+
+    def _may_see_person(self, actor: Actor, pid: PersonId, municipality_id: str) -> bool:
+        """An invited guest sees only members of their project; others the
+        municipalities of :func:`visible_municipalities`."""
+        if actor.project is None:
+            return municipality_id in visible_municipalities(actor, self._campus.cooperations)
+        project = self._campus.projects.get(actor.project)
+        return project is not None and project.includes(pid, municipality_id)
+
     async def _members(self, persons: list[PersonId]) -> list[Member | None]:
         limit = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
 

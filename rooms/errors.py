@@ -51,6 +51,10 @@ class ErrorCode(str, enum.Enum):
     NOT_IN_CALL = "not_in_call"
     DO_NOT_DISTURB = "do_not_disturb"
     RING_RESOLVED = "ring_resolved"
+    # invitations (docs/projects.md, "Invitations")
+    INVITATION_EXPIRED = "invitation_expired"
+    INVITATION_USED_UP = "invitation_used_up"
+    INVITATION_REVOKED = "invitation_revoked"
     # server
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -105,6 +109,12 @@ MESSAGES: Final[dict[ErrorCode, tuple[str, str]]] = {
         "Bitte nicht stören: Sie können stattdessen eine Notiz hinterlassen.",
     ),
     ErrorCode.RING_RESOLVED: ("This call has already been answered or ended.", "Dieser Anruf ist bereits beantwortet oder beendet."),
+    ErrorCode.INVITATION_EXPIRED: ("This invitation has expired.", "Diese Einladung ist abgelaufen."),
+    ErrorCode.INVITATION_USED_UP: (
+        "This invitation has already been used as often as allowed.",
+        "Diese Einladung wurde bereits so oft wie erlaubt verwendet.",
+    ),
+    ErrorCode.INVITATION_REVOKED: ("This invitation has been withdrawn.", "Diese Einladung wurde zurückgezogen."),
     ErrorCode.UNAVAILABLE: ("The service is temporarily unavailable.", "Der Dienst ist vorübergehend nicht verfügbar."),
     ErrorCode.INTERNAL: ("Internal error.", "Interner Fehler."),
 }

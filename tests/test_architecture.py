@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("presence", "knocks", "calls", "directory", "audit", "tenants")
+FAMILIES = ("presence", "knocks", "calls", "directory", "audit", "tenants", "invitations")
 SDK = {"signalling/client.py", "signalling/webrtc.py", "signalling/floorview.py"}  # the Python client, not the server
 
 
@@ -60,7 +60,10 @@ def test_nothing_above_the_stores_touches_the_redis_link_but_the_factory_and_clu
 def test_only_make_backends_picks_a_store_implementation() -> None:
     table = modules("presence_server", "rooms")
     implementations = [f"presence_server.{family}.store_{kind}" for family in FAMILIES for kind in ("memory", "redis")]
-    implementations += ["presence_server.tenants.store_sqlite", "presence_server.audit.store_sqlite"]
+    implementations += [
+        "presence_server.tenants.store_sqlite", "presence_server.audit.store_sqlite",
+        "presence_server.invitations.store_sqlite",
+    ]  # fmt: skip
     implementations += ["rooms.store_memory", "rooms.store_sqlite", "rooms.store_redis", "presence_server.cluster.bus_redis"]
     pickers = set().union(*(importing(module, table) for module in implementations))
     assert pickers == {"presence_server/backends.py"}

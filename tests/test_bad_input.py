@@ -54,6 +54,12 @@ WRONG_TYPES: dict[str, list[dict[str, Any]]] = {
     "project.list": [],
     "project.update": [{"name": "x"}, {"project_id": 5}, {"project_id": "p", "members": "altbach/u"},
                        {"project_id": "p", "coordinators": ["u"]}, {"project_id": "p", "ends_at": [1]}],
+    "invitation.create": [{"project_id": "p", "display_name": 5}, {"project_id": "p"}, {"display_name": "Gast"},
+                          {"project_id": "p", "display_name": "Gast", "max_uses": "1"},
+                          {"project_id": "p", "display_name": "Gast", "max_uses": 0},
+                          {"project_id": "p", "display_name": "x" * 81}],
+    "invitation.list": [{"project_id": 1}, {"project": "p"}],
+    "invitation.revoke": [{"project_id": "p"}, {"project_id": "p", "invitation_id": ["i"]}],
 }
 
 

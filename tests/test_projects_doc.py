@@ -67,3 +67,17 @@ async def test_the_create_request_creates_the_project(office: OfficeServer) -> N
     assert project["municipalities"] == ["altbach", "bergheim"] and project["members"] == ["lindenau/lena.lindner"]
     assert floor["owner_kind"] == "project" and len(floor["rooms"]) == 2
     assert project["ends_at"] is not None  # the town's longest, since the request gives none
+
+
+async def test_the_invitation_body_creates_a_link(office: OfficeServer) -> None:
+    token = office.token("anna.altbach", "altbach")
+    async with office.server_session(token) as http:
+        async with http.post("/api/v1/projects", json={"name": "Radweg"}) as resp:
+            project = (await resp.json())["project"]
+        body = json.loads(doc_snippet("projects", "create-invitation"))
+        async with http.post(f"/api/v1/projects/{project['id']}/invitations", json=body) as resp:
+            answer = await resp.json()
+            assert resp.status == 201, answer
+    invitation = answer["invitation"]
+    assert (invitation["display_name"], invitation["max_uses"], invitation["uses"]) == ("Dr. Erika Extern", 1, 0)
+    assert answer["link"].endswith("/invite#" + answer["code"])

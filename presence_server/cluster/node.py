@@ -79,6 +79,8 @@ class ClusterNode:
         self._recovery_wanted = asyncio.Event()
         self._recovery_task: asyncio.Task[None] | None = None
         self.recoveries = 0  # completed (for tests and logs)
+        # Channels of services beside the campus (invitations): channel -> handler.
+        self._channels: dict[str, Callable[[dict[str, Any]], None]] = {}
         campus.add_listener(self)
         self.membership.on_fenced(self.request_recovery)
 
@@ -86,9 +88,20 @@ class ClusterNode:
     def node_id(self) -> str:
         return self.bus.node_id
 
+    def add_channel(self, channel: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Before :meth:`start`: messages on ``channel`` go to ``handler`` (on the event
+        loop; it must not block). For services that tell other nodes (invitations)."""
+        self._channels[channel] = handler
+
+    async def publish(self, channel: str, body: dict[str, Any]) -> None:
+        """Tell the other nodes on ``channel`` (at most once, like every bus message)."""
+        await self.bus.publish([(channel, body)])
+
     async def start(self) -> None:
         await self.bus.start(self._on_message, self._on_bus_state)
         await self.bus.subscribe(CAMPUS_CHANNEL)
+        for channel in self._channels:
+            await self.bus.subscribe(channel)
         self.transport.start()
         await self.membership.start(on_dead_session=self._reap_session, on_dead_linger=self._presence.reap_linger)
         self._campus_task = supervised("cluster_campus", self._apply_campus_forever)
@@ -158,5 +171,7 @@ class ClusterNode:
     def _on_message(self, channel: str, body: dict[str, Any]) -> None:
         if channel == CAMPUS_CHANNEL:
             self._campus_inbox.put_nowait(CampusChange.from_dict(body))
+        elif channel in self._channels:
+            self._channels[channel](body)
         else:
             self.transport.on_bus_message(channel, body)

@@ -9,6 +9,7 @@ from presence_server import __version__
 from presence_server import rest_models as rm
 from presence_server.openapi_audit import audit_paths, audit_schemas
 from presence_server.openapi_portal import portal_paths, portal_schemas
+from presence_server.openapi_projects import project_paths, project_schemas
 from presence_server.platform_models import platform_paths, platform_schemas
 
 __all__ = ["openapi_document"]
@@ -66,6 +67,7 @@ def openapi_document() -> dict[str, Any]:
     schemas.update(portal_schemas())
     schemas.update(audit_schemas())
     schemas.update(platform_schemas())
+    schemas.update(project_schemas())
     floor = {"name": "floor_id", "in": "path", "required": True, "schema": {"type": "string"}}
     room = {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
@@ -110,6 +112,7 @@ def openapi_document() -> dict[str, Any]:
             **portal_paths(_op),
             **audit_paths(_op),
             **platform_paths(_op),
+            **project_paths(_op),
             "/openapi.json": {"get": _op("This document", auth=False)},
             "/healthz": {"get": _op("Liveness", auth=False)},
             "/readyz": {"get": _op("Readiness (503 while starting or degraded)", auth=False)},

@@ -87,7 +87,7 @@ class ClusterNode:
         return self.bus.node_id
 
     async def start(self) -> None:
-        await self.bus.start(self._on_message, self._on_bus_state)
+        await self.bus.start(self._on_message, self._on_bus_state, self.transport.on_bus_echo)
         await self.bus.subscribe(CAMPUS_CHANNEL)
         self.transport.start()
         await self.membership.start(on_dead_session=self._reap_session, on_dead_linger=self._presence.reap_linger)

@@ -96,6 +96,7 @@ class SoakConfig:
     browsers: int = 3  # concurrent short-session loops
     grace: float = 2.0
     seed: int = 13
+    node_cpus: tuple[int, ...] | None = None  # pin every node to these cores (a crowded machine)
 
 
 @dataclass(slots=True)
@@ -361,7 +362,7 @@ def run_soak(config: SoakConfig) -> SoakResult:
         "PRESENCE_LOG__LEVEL": "warning",
         "PRESENCE_LOG__FORMAT": "json",
     }
-    stack = Stack(CONFIG, config.log_dir, nodes=config.nodes, redis=True, cpus=None, env=env)
+    stack = Stack(CONFIG, config.log_dir, nodes=config.nodes, redis=True, cpus=config.node_cpus, env=env)
     try:
         stack.start()
         result = asyncio.run(_soak(config, stack))
@@ -395,13 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watchers-per-node", type=int, default=3)
     parser.add_argument("--browsers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--node-cpus", help="pin all nodes to these cores, e.g. 0 (a crowded machine)")
     parser.add_argument("--logs", type=Path, help="server and Redis logs (default: a temporary directory)")
     parser.add_argument("--timeout", type=float, help="hard limit for the whole run (default: churn + 5 min)")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else 60 * (args.minutes if args.minutes is not None else 10)
     log_dir = args.logs or Path(tempfile.mkdtemp(prefix="vo-soak-"))
     config = SoakConfig(seconds=seconds, log_dir=log_dir, movers_per_node=args.movers_per_node,
-                        watchers_per_node=args.watchers_per_node, browsers=args.browsers, seed=args.seed)
+                        watchers_per_node=args.watchers_per_node, browsers=args.browsers, seed=args.seed,
+                        node_cpus=tuple(int(c) for c in args.node_cpus.split(",")) if args.node_cpus else None)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGALRM, _interrupt)
     signal.alarm(int(args.timeout or seconds + 300))

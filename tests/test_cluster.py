@@ -15,6 +15,7 @@ from presence_server.auth import mint_token
 from signalling.client import OfficeClient, RequestError
 from signalling.webrtc import CallPeer
 from tests.conftest import make_settings
+from tests.support.cluster_truth import until_views_tell_the_truth
 from tests.support.processes import ServerProcess
 from tests.support.redis_server import RedisServer
 
@@ -220,6 +221,8 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
             lefts = [d["person"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
             assert sorted(lefts) == [f"bergheim/doomed{i}.bergheim" for i in range(3)]  # each once
             assert await watcher.request("campus.get")  # still served
+        admin = token("lea.lindenau", "lindenau", roles=("staff", "admin"))
+        await until_views_tell_the_truth(watchers, [nodes[0].url, nodes[1].url], FLOOR, admin, timeout=10)
     finally:
         for client in c.clients:
             if client.sio.connected and client.url != nodes[2].url:

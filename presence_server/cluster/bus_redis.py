@@ -27,7 +27,9 @@ __all__ = ["RedisBus"]
 log = structlog.get_logger(__name__)
 
 _BACKOFF_START: Final = 0.1
-_BACKOFF_CAP: Final = 5.0
+# Low: after a long outage the reconnect waits at most this long once Redis is back, and
+# that wait is most of a node's recovery time (docs/cluster.md). A refused connect is cheap.
+_BACKOFF_CAP: Final = 2.0
 
 
 class RedisBus:

@@ -213,16 +213,39 @@ def test_an_own_diff_ahead_of_the_bus_waits_while_the_node_is_busy_reading_it() 
     assert order.due(now=1.5) == []  # a loop 1.5 s late: still nothing given up
     assert order.offer([text(10, 10)], now=1.5, bus=True) == []  # the bus catching up, old news first
     assert seqs(order.offer([text(11, 11)], now=1.6, bus=True)) == [11, 12]
-    assert order.offer([text(12, 12)], now=1.6, bus=True) == []  # our own echo: delivered already
+    assert order.offer([text(12, 12)], now=1.6, echo=True) == []  # our own echo: delivered already
     assert order.gaps_given_up == 0
 
 
-def test_an_own_diff_whose_echo_comes_first_is_delivered_once() -> None:
+def test_an_own_diff_whose_echo_comes_first_still_goes_out_as_the_local_copy() -> None:
+    """The echo often beats the outbox's batch window; the local copy (batched, typed)
+    is what goes out, and the echo only marks how far the channel has come."""
     order = FloorOrder(hold=2.0)
     order.start("f", after_seq=10)
-    assert seqs(order.offer([text(11, 12)], now=0, bus=True)) == [11, 12]  # the echo, before the outbox
-    assert order.offer([d(11), d(12)], now=0.01) == []  # the local copy: dropped as delivered
+    assert order.offer([text(11, 12)], now=0, echo=True) == []
+    local = [d(11), d(12)]
+    assert order.offer(local, now=0.005) == local
+    assert order.next_deadline() is None  # the echo is gone with it
     assert seqs(order.offer([d(13)], now=0.02)) == [13]
+
+
+def test_an_echo_stands_in_for_a_late_local_copy_when_a_later_diff_waits() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([text(11, 11)], now=0, echo=True) == []  # ours, the local copy on its way
+    released = order.offer([text(12, 13)], now=0.01, bus=True)  # another node's, right after it
+    assert seqs(released) == [11, 12, 13] and order.gaps_given_up == 0
+    assert order.offer([d(11)], now=0.02) == []  # the late local copy: dropped as delivered
+
+
+def test_an_echo_whose_local_copy_never_comes_goes_out_after_the_hold() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([text(11, 11)], now=0, echo=True) == []
+    assert order.next_deadline() == 2.0
+    assert order.due(now=1.9) == []
+    assert seqs(order.due(now=2.0)) == [11]
+    assert order.gaps_given_up == 0
 
 
 def test_a_silent_bus_gives_a_gap_up_after_the_hold() -> None:
@@ -245,7 +268,7 @@ def test_a_node_hearing_the_bus_late_never_gives_up_a_diff(seed: int) -> None:
     order = FloorOrder(hold=1e9)  # only the channel may declare a diff lost
     stored = 0
     subscribed = False
-    channel: list[int] = []  # published while subscribed, unread, in order
+    channel: list[tuple[int, bool]] = []  # (seq, ours) published while subscribed, unread, in order
     local: list[int] = []  # own changes on their way through the outbox
     watchers: list[dict[str, Any]] = []
     reading: list[dict[str, Any]] = []
@@ -259,13 +282,14 @@ def test_a_node_hearing_the_bus_late_never_gives_up_a_diff(seed: int) -> None:
         action = rng.random()
         if action < 0.35:  # a change is stored and published: ours or another node's
             stored += 1
+            ours = rng.random() < 0.5
             if subscribed:
-                channel.append(stored)
-            if rng.random() < 0.5:
+                channel.append((stored, ours))
+            if ours:
                 local.append(stored)
         elif action < 0.55 and channel:  # the bus reader gets to the next message
-            seq = channel.pop(0)
-            deliver(order.offer([text(seq, seq)], now=step, bus=True))
+            seq, ours = channel.pop(0)
+            deliver(order.offer([text(seq, seq)], now=step, bus=not ours, echo=ours))
         elif action < 0.75 and local:  # the outbox delivers one of ours
             seq = local.pop(rng.randrange(len(local)))
             deliver(order.offer([d(seq)], now=step))
@@ -284,8 +308,8 @@ def test_a_node_hearing_the_bus_late_never_gives_up_a_diff(seed: int) -> None:
         w["snapshot"] = stored
         deliver(order.start("f", after_seq=stored))
     rng.shuffle(local)
-    for seq in channel:
-        deliver(order.offer([text(seq, seq)], now=1e6, bus=True))
+    for seq, ours in channel:
+        deliver(order.offer([text(seq, seq)], now=1e6, bus=not ours, echo=ours))
     for seq in local:
         deliver(order.offer([d(seq)], now=1e6))
     for w in watchers:

@@ -221,11 +221,12 @@ class ClusterTransport:
     def on_bus_echo(self, channel: str, body: dict[str, Any]) -> None:
         """This node's own floor diffs, back from the bus in their place among the
         others': the stream of the floor has come this far (``FloorOrder``). Usually
-        they were delivered already (local first) and are dropped as old; if the
-        local path is the slower one, the echo is delivered and the local copy dropped."""
+        they were delivered already (local first) and are dropped as old, or the
+        local copy follows within the outbox's batch window; only if it is late
+        while a later diff waits is the echo delivered instead."""
         kind, _, name = channel.partition(":")
         if kind == "f":
-            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic(), bus=True))
+            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic(), echo=True))
 
     def _deliver(self, floor_id: str, items: list[Item]) -> None:
         given_up = self._order.gaps_lost, self._order.gaps_timed_out

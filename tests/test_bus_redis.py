@@ -1,4 +1,4 @@
-"""The Redis bus against a real redis-server: routing, order, no echo, outages."""
+"""The Redis bus against a real redis-server: routing, order, echoes only to on_echo, outages."""
 
 from __future__ import annotations
 

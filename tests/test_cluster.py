@@ -213,7 +213,9 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
         for watcher in watchers:
             await watcher.until_view(FLOOR, lambda v: not any(p.startswith("bergheim/doomed") for p in v.members),
                                      timeout=10)
-        assert time.monotonic() - started < 10
+        gone_after = time.monotonic() - started
+        print(f"\nfault 1 (kill -9): its users gone from every view {gone_after:.1f} s after the kill")
+        assert gone_after < 10
         alone = await watchers[0].next_event("call.updated", lambda c: c["members"] == ["seefeld/watcher0.seefeld"],
                                              timeout=5)
         assert not alone["ended"]  # the call goes on without the member the dead node held

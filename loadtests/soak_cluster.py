@@ -169,6 +169,7 @@ class _Soak:
         self.stop = asyncio.Event()
         self.views: list[CheckedView] = []
         self.clients: list[OfficeClient] = []
+        self.final_watchers: list[OfficeClient] = []  # the watchers' sessions at the end
         # person -> (floor, room, status, text) after their last acknowledged action
         self.model: dict[str, tuple[str | None, str | None, str, str]] = {}
 
@@ -286,7 +287,6 @@ class _Soak:
     # ---------------------------------------------------------------- run
     async def run(self) -> SoakResult:
         cfg = self.config
-        self.final_watchers: list[OfficeClient] = []
         movers = [f"soak-m{i:02}.{MUNICIPALITY}" for i in range(cfg.movers_per_node * cfg.nodes)]
         watchers = [f"soak-w{i:02}.{MUNICIPALITY}" for i in range(cfg.watchers_per_node * cfg.nodes)]
         tasks = [asyncio.create_task(self.watcher(u), name=u) for u in watchers]

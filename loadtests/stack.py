@@ -22,7 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Final, Sequence
+from typing import Callable, Final, Mapping, Sequence
 
 import procs
 from procs import Child, Children, cpu_seconds, free_port, rss_kb
@@ -36,8 +36,18 @@ _SESSIONS: Final = re.compile(r"^vo_sessions\s+([0-9.e+]+)$", re.MULTILINE)
 class Stack:
     """Redis and the nodes; everything stopped by :meth:`stop` (idempotent)."""
 
-    def __init__(self, config: Path, log_dir: Path, *, nodes: int, redis: bool, cpus: Sequence[int] | None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_dir: Path,
+        *,
+        nodes: int,
+        redis: bool,
+        cpus: Sequence[int] | None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.env = dict(env or {})  # PRESENCE_* overrides for every node
         self.log_dir = log_dir
         self.n = nodes
         self.want_redis = redis or nodes > 1
@@ -51,7 +61,7 @@ class Stack:
         return [n.base_url for n in self.nodes]
 
     def start(self, timeout: float = 60.0) -> None:
-        env: dict[str, str] = {}
+        env = dict(self.env)
         if self.want_redis:
             child = procs.redis_child(free_port(), log_path=self.log_dir / "redis.log", cpus=self.cpus)
             if child is None:

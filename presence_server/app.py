@@ -55,8 +55,11 @@ log = structlog.get_logger(__name__)
 
 _SHUTDOWN_TIMEOUT = 5.0
 
-# How long a node holds a floor diff that arrived before its predecessor.
-_REORDER_HOLD = 0.25
+# How long a node holds a floor diff that arrived before its predecessor while
+# the floor's channel carries nothing past the missing one (a bus that went
+# silent without saying so). A predecessor the channel went past is given up at
+# once; one still unread on a busy node's socket is waited for (cluster/ordering.py).
+_REORDER_HOLD = 2.0
 
 # Frames above this are cut by the transport itself; events between
 # limits.max_event_bytes and this get a structured payload_too_large error.

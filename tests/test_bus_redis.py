@@ -1,4 +1,4 @@
-"""The Redis bus against a real redis-server: routing, order, no echo, outages."""
+"""The Redis bus against a real redis-server: routing, order, echoes only to on_echo, outages."""
 
 from __future__ import annotations
 
@@ -59,6 +59,30 @@ async def test_a_node_receives_only_the_channels_it_subscribed_and_never_its_own
     await inbox_b.until(lambda i: len(i.messages) == 1)
     assert inbox_a.messages == [("f:projekt", {"n": 3})]  # not its own 2
     assert inbox_b.messages == [("f:projekt", {"n": 2})]  # not altbach-eg, not its own 3
+
+
+async def test_a_node_hears_its_own_messages_as_echoes_in_their_place_among_the_others(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """What FloorOrder relies on: the channel shows how far a floor's stream has come,
+    this node's own messages included (on_echo, never on_message)."""
+    heard = Inbox()  # one stream: ("echo" | "other", n)
+    a = RedisBus(redis_server.url, node_id="node-a", prefix=redis_prefix)
+    await a.start(lambda ch, body: heard.on_message("other", body), heard.on_state,
+                  lambda ch, body: heard.on_message("echo", body))
+    b, _ = await start_bus(redis_server.url, "node-b", redis_prefix)
+    try:
+        await a.subscribe("f:projekt")
+        for n in range(0, 60, 3):
+            await a.publish([("f:projekt", {"n": n})])
+            await b.publish([("f:projekt", {"n": n + 1}), ("f:projekt", {"n": n + 2})])
+        await heard.until(lambda i: len(i.messages) == 60)
+        assert [body["n"] for _, body in heard.messages] == list(range(60))  # publish order, echoes in place
+        assert [kind for kind, body in heard.messages if body["n"] % 3 == 0] == ["echo"] * 20
+        assert [kind for kind, body in heard.messages if body["n"] % 3] == ["other"] * 40
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_messages_from_one_publisher_arrive_in_order(two_buses) -> None:

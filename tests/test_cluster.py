@@ -15,6 +15,7 @@ from presence_server.auth import mint_token
 from signalling.client import OfficeClient, RequestError
 from signalling.webrtc import CallPeer
 from tests.conftest import make_settings
+from tests.support.cluster_truth import until_views_tell_the_truth
 from tests.support.processes import ServerProcess
 from tests.support.redis_server import RedisServer
 
@@ -212,7 +213,9 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
         for watcher in watchers:
             await watcher.until_view(FLOOR, lambda v: not any(p.startswith("bergheim/doomed") for p in v.members),
                                      timeout=10)
-        assert time.monotonic() - started < 10
+        gone_after = time.monotonic() - started
+        print(f"\nfault 1 (kill -9): its users gone from every view {gone_after:.1f} s after the kill")
+        assert gone_after < 10
         alone = await watchers[0].next_event("call.updated", lambda c: c["members"] == ["seefeld/watcher0.seefeld"],
                                              timeout=5)
         assert not alone["ended"]  # the call goes on without the member the dead node held
@@ -220,6 +223,8 @@ async def test_a_killed_node_s_users_leave_every_view_once_within_ten_seconds(
             lefts = [d["person"] for f in watcher.pending_events("floor.diffs") for d in f["diffs"] if d["type"] == "left"]
             assert sorted(lefts) == [f"bergheim/doomed{i}.bergheim" for i in range(3)]  # each once
             assert await watcher.request("campus.get")  # still served
+        admin = token("lea.lindenau", "lindenau", roles=("staff", "admin"))
+        await until_views_tell_the_truth(watchers, [nodes[0].url, nodes[1].url], FLOOR, admin, timeout=10)
     finally:
         for client in c.clients:
             if client.sio.connected and client.url != nodes[2].url:

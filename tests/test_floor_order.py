@@ -193,3 +193,126 @@ def test_a_text_that_straddles_a_given_up_gap_is_trimmed_to_what_is_new() -> Non
     assert seqs(order.due(now=1.3)) == [13]  # 11 and 12 given up
     late = order.offer([text(12, 14)], now=1.4)  # a run that began inside the gap
     assert seqs(late) == [14] and isinstance(late[0], FloorDiff)
+
+
+def test_a_diff_the_floors_channel_went_past_is_given_up_at_once() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert seqs(order.offer([text(12, 13)], now=0, bus=True)) == [12, 13]  # 11 came before them, or never
+    assert order.gaps_lost == 1 and order.gaps_timed_out == 0
+    assert order.next_deadline() is None
+
+
+def test_an_own_diff_ahead_of_the_bus_waits_while_the_node_is_busy_reading_it() -> None:
+    """The two-node load test's gaps: our own 12 is delivered first (local first),
+    another node's 11 is still unread on the bus socket while the loop is busy. The
+    wait is bounded only by the hold for a silent bus, not by a reorder guess."""
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([d(12)], now=0) == []
+    assert order.due(now=1.5) == []  # a loop 1.5 s late: still nothing given up
+    assert order.offer([text(10, 10)], now=1.5, bus=True) == []  # the bus catching up, old news first
+    assert seqs(order.offer([text(11, 11)], now=1.6, bus=True)) == [11, 12]
+    assert order.offer([text(12, 12)], now=1.6, echo=True) == []  # our own echo: delivered already
+    assert order.gaps_given_up == 0
+
+
+def test_an_own_diff_whose_echo_comes_first_still_goes_out_as_the_local_copy() -> None:
+    """The echo often beats the outbox's batch window; the local copy (batched, typed)
+    is what goes out, and the echo only marks how far the channel has come."""
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([text(11, 12)], now=0, echo=True) == []
+    local = [d(11), d(12)]
+    assert order.offer(local, now=0.005) == local
+    assert order.next_deadline() is None  # the echo is gone with it
+    assert seqs(order.offer([d(13)], now=0.02)) == [13]
+
+
+def test_an_echo_stands_in_for_a_late_local_copy_when_a_later_diff_waits() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([text(11, 11)], now=0, echo=True) == []  # ours, the local copy on its way
+    released = order.offer([text(12, 13)], now=0.01, bus=True)  # another node's, right after it
+    assert seqs(released) == [11, 12, 13] and order.gaps_given_up == 0
+    assert order.offer([d(11)], now=0.02) == []  # the late local copy: dropped as delivered
+
+
+def test_an_echo_whose_local_copy_never_comes_goes_out_after_the_hold() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    assert order.offer([text(11, 11)], now=0, echo=True) == []
+    assert order.next_deadline() == 2.0
+    assert order.due(now=1.9) == []
+    assert seqs(order.due(now=2.0)) == [11]
+    assert order.gaps_given_up == 0
+
+
+def test_a_silent_bus_gives_a_gap_up_after_the_hold() -> None:
+    order = FloorOrder(hold=2.0)
+    order.start("f", after_seq=10)
+    order.offer([d(12)], now=0)  # the channel carries nothing, 11 never comes
+    assert order.due(now=1.9) == []
+    assert seqs(order.due(now=2.0)) == [12]
+    assert order.gaps_timed_out == 1 and order.gaps_lost == 0
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_node_hearing_the_bus_late_never_gives_up_a_diff(seed: int) -> None:
+    """Two paths into one node: its own changes, at once (local first, any delay),
+    and the floor's channel, in sequence order, complete from the moment the node
+    subscribed (its own changes as echoes). The channel is read arbitrarily late.
+    Watchers come and read snapshots meanwhile. Nothing is lost here, so nothing
+    may be given up, and every watcher gets every diff after its snapshot once."""
+    rng = random.Random(seed)
+    order = FloorOrder(hold=1e9)  # only the channel may declare a diff lost
+    stored = 0
+    subscribed = False
+    channel: list[tuple[int, bool]] = []  # (seq, ours) published while subscribed, unread, in order
+    local: list[int] = []  # own changes on their way through the outbox
+    watchers: list[dict[str, Any]] = []
+    reading: list[dict[str, Any]] = []
+
+    def deliver(items: list[Item]) -> None:
+        for w in watchers:
+            if w["snapshot"] is not None:
+                w["got"].extend(seqs(items))
+
+    for step in range(rng.randint(30, 120)):
+        action = rng.random()
+        if action < 0.35:  # a change is stored and published: ours or another node's
+            stored += 1
+            ours = rng.random() < 0.5
+            if subscribed:
+                channel.append((stored, ours))
+            if ours:
+                local.append(stored)
+        elif action < 0.55 and channel:  # the bus reader gets to the next message
+            seq, ours = channel.pop(0)
+            deliver(order.offer([text(seq, seq)], now=step, bus=not ours, echo=ours))
+        elif action < 0.75 and local:  # the outbox delivers one of ours
+            seq = local.pop(rng.randrange(len(local)))
+            deliver(order.offer([d(seq)], now=step))
+        elif action < 0.85:  # a session watches: subscribe, snapshot later
+            subscribed = True
+            w: dict[str, Any] = {"snapshot": None, "got": []}
+            order.prepare("f")
+            watchers.append(w)
+            reading.append(w)
+        elif reading:
+            w = reading.pop(rng.randrange(len(reading)))
+            w["snapshot"] = stored
+            deliver(order.start("f", after_seq=stored, now=step))
+        deliver(order.due(now=step))
+    for w in reading:
+        w["snapshot"] = stored
+        deliver(order.start("f", after_seq=stored))
+    rng.shuffle(local)
+    for seq, ours in channel:
+        deliver(order.offer([text(seq, seq)], now=1e6, bus=not ours, echo=ours))
+    for seq in local:
+        deliver(order.offer([d(seq)], now=1e6))
+    for w in watchers:
+        after = [s for s in w["got"] if s > w["snapshot"]]
+        assert after == list(range(w["snapshot"] + 1, stored + 1)), (seed, w)
+    assert order.gaps_given_up == 0

@@ -8,8 +8,11 @@ Contract (every implementation):
   missed by sequence numbers and resync.
 * **FIFO per publisher and channel.** Messages one node publishes on one
   channel arrive in publish order.
-* **No echo.** A node never receives its own messages; it delivered them
-  locally before publishing ("local first, then notify the others").
+* **No echo to** ``on_message``. A node never receives its own messages there;
+  it delivered them locally before publishing ("local first, then notify the
+  others"). Given ``on_echo``, it hears them there, in their place among the
+  others' messages of the channel: a floor's channel then shows this node how
+  far the floor's stream has come (``FloorOrder``), its own changes included.
 * **Routed.** A node receives only channels it subscribed to, so a node with no
   watcher of a floor receives none of its traffic.
 
@@ -47,7 +50,9 @@ class Bus(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    async def start(self, on_message: MessageHandler, on_state: StateHandler) -> None:
+    async def start(
+        self, on_message: MessageHandler, on_state: StateHandler, on_echo: MessageHandler | None = None
+    ) -> None:
         """Connect and start receiving. Returns once connected (or raises)."""
 
     async def close(self) -> None:

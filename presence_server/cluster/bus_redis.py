@@ -27,7 +27,9 @@ __all__ = ["RedisBus"]
 log = structlog.get_logger(__name__)
 
 _BACKOFF_START: Final = 0.1
-_BACKOFF_CAP: Final = 5.0
+# Low: after a long outage the reconnect waits at most this long once Redis is back, and
+# that wait is most of a node's recovery time (docs/cluster.md). A refused connect is cheap.
+_BACKOFF_CAP: Final = 2.0
 
 
 class RedisBus:
@@ -46,6 +48,7 @@ class RedisBus:
         self._channels: set[str] = set()  # bus channel names (without prefix)
         self._on_message: MessageHandler | None = None
         self._on_state: StateHandler | None = None
+        self._on_echo: MessageHandler | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = False
         self._lock = asyncio.Lock()  # subscription changes vs. reconnects
@@ -57,8 +60,10 @@ class RedisBus:
     def _key(self, channel: str) -> str:
         return self._prefix + channel
 
-    async def start(self, on_message: MessageHandler, on_state: StateHandler) -> None:
-        self._on_message, self._on_state = on_message, on_state
+    async def start(
+        self, on_message: MessageHandler, on_state: StateHandler, on_echo: MessageHandler | None = None
+    ) -> None:
+        self._on_message, self._on_state, self._on_echo = on_message, on_state, on_echo
         await self._link.open()  # shared: already open in a running node
         self._started = True
         await self._connect()
@@ -153,8 +158,10 @@ class RedisBus:
         except Exception:  # a foreign or corrupt message must not stop the reader
             log.warning("bus_message_undecodable", channel=channel)
             return
-        if sender == self.node_id:
-            return  # our own echo: delivered locally before it was published
+        if sender == self.node_id:  # our own echo: delivered locally before it was published
+            if self._on_echo is not None:
+                self._on_echo(channel, body)
+            return
         kind, _, name = channel.partition(":")
         metrics.BUS_RECEIVED.labels(kind).inc()
         if kind == "f":

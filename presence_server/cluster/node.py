@@ -98,7 +98,7 @@ class ClusterNode:
         await self.bus.publish([(channel, body)])
 
     async def start(self) -> None:
-        await self.bus.start(self._on_message, self._on_bus_state)
+        await self.bus.start(self._on_message, self._on_bus_state, self.transport.on_bus_echo)
         await self.bus.subscribe(CAMPUS_CHANNEL)
         for channel in self._channels:
             await self.bus.subscribe(channel)

@@ -32,10 +32,12 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, Final, Mapping
 
 import structlog
+from prometheus_client import Counter as Metric
 
 from presence_server.cluster.bus import Bus
 from presence_server.cluster.ordering import FloorOrder, Item
 from presence_server.diffs import DiffsText, FloorDiff
+from presence_server.metrics import REGISTRY
 from presence_server.outbox import Outbox
 from presence_server.supervise import supervised
 from presence_server.tasks import cancel_and_wait
@@ -48,6 +50,16 @@ log = structlog.get_logger(__name__)
 
 #: After a watch whose snapshot failed, when its floor's watchers hear ``floor.seq``.
 OWED_SEQ_SECONDS: Final = 1.0
+
+
+GAPS: Final = Metric(
+    "vo_cluster_gaps_given_up_total",
+    "Floor diffs this node gave up waiting for, by reason: lost (the floor's channel went past them: "
+    "after an outage) or bus_silent (the channel carried nothing for the reorder hold). Watchers then "
+    "resync by snapshot; anything outside an outage is worth a look.",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 def floor_channel(floor_id: str) -> str:
@@ -73,6 +85,7 @@ class ClusterTransport:
         self._work: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._owed: dict[str, asyncio.TimerHandle] = {}  # floor -> its owed floor.seq
+        self._gaps_seen = (0, 0)  # FloorOrder's gaps_lost, gaps_timed_out already counted
 
     @property
     def outbox(self) -> Outbox | None:
@@ -201,11 +214,24 @@ class ClusterTransport:
     def on_bus_message(self, channel: str, body: dict[str, Any]) -> None:
         kind, _, name = channel.partition(":")
         if kind == "f":
-            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic()))
+            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic(), bus=True))
         elif kind == "u":
             self._spawn(self.local.send_person(PersonId(name), body["event"], body["payload"]))
 
+    def on_bus_echo(self, channel: str, body: dict[str, Any]) -> None:
+        """This node's own floor diffs, back from the bus in their place among the
+        others': the stream of the floor has come this far (``FloorOrder``). Usually
+        they were delivered already (local first) and are dropped as old, or the
+        local copy follows within the outbox's batch window; only if it is late
+        while a later diff waits is the echo delivered instead."""
+        kind, _, name = channel.partition(":")
+        if kind == "f":
+            self._deliver(name, self._order.offer(_bus_diffs(name, body), time.monotonic(), echo=True))
+
     def _deliver(self, floor_id: str, items: list[Item]) -> None:
+        given_up = self._order.gaps_lost, self._order.gaps_timed_out
+        if given_up != self._gaps_seen:
+            self._count_gaps(floor_id, given_up)
         if items:
             self._spawn(self._send_local(floor_id, items))
         if self._order.next_deadline() is not None:
@@ -229,6 +255,16 @@ class ClusterTransport:
             released = self._order.due(time.monotonic())
             for floor_id in {d.floor_id for d in released}:
                 self._deliver(floor_id, [d for d in released if d.floor_id == floor_id])
+
+    def _count_gaps(self, floor_id: str, given_up: tuple[int, int]) -> None:
+        lost, timed_out = given_up[0] - self._gaps_seen[0], given_up[1] - self._gaps_seen[1]
+        self._gaps_seen = given_up
+        if lost:
+            GAPS.labels("lost").inc(lost)
+        if timed_out:
+            GAPS.labels("bus_silent").inc(timed_out)
+        # Once per give-up, rare by design: after an outage, or a bus that went quiet.
+        log.warning("cluster_gap_given_up", floor=floor_id, lost=lost, bus_silent=timed_out)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Queue work for the sender; it runs in the order queued."""

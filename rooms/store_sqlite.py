@@ -3,26 +3,23 @@
 All SQLite work runs on one dedicated worker thread that owns the one connection:
 ``sqlite3`` blocks, and the event loop must not. A single-thread executor both
 keeps the connection on the thread that created it and serialises every call, so
-no lock is needed and calls run in the order they were made.
+no lock is needed and calls run in the order they were made. That machinery is
+:class:`rooms.sqlite_worker.SqliteWorker`, which the other SQLite stores share.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.project import Project
+from rooms.sqlite_worker import Migrations, SqliteWorker
 from rooms.store import CampusData
 
 __all__ = ["SqliteCampusStore", "SCHEMA_VERSION"]
-
-T = TypeVar("T")
 
 #: Bumped with every entry in :data:`_MIGRATIONS`; kept in ``PRAGMA user_version``.
 SCHEMA_VERSION: Final = 2
@@ -75,6 +72,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     );
     """,
 )
+_SCHEMA: Final = Migrations(_MIGRATIONS)
+assert _SCHEMA.version == SCHEMA_VERSION
 
 # Upserts, not INSERT OR REPLACE: REPLACE deletes the old row first, and deleting a
 # floor row would cascade to its rooms.
@@ -115,55 +114,40 @@ class SqliteCampusStore:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self._path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        # Campus edits are rare and must not vanish on power loss: the worker pays for FULL.
+        self._worker = SqliteWorker(
+            path, owner="SqliteCampusStore", thread_name="campus-sqlite", schema=_SCHEMA, foreign_keys=True
+        )
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._worker.path
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="campus-sqlite")
-        try:
-            self._conn = await self._run(self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._worker.open()
 
     async def close(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def load(self) -> CampusData:
-        return await self._run(self._load)
+        return await self._worker.run(self._load)
 
     async def put_municipality(self, municipality: Municipality) -> None:
-        await self._execute(_PUT_MUNICIPALITY, (municipality.id, municipality.name))
+        await self._worker.execute(_PUT_MUNICIPALITY, (municipality.id, municipality.name))
 
     async def put_cooperation(self, cooperation: Cooperation) -> None:
         members = json.dumps(list(cooperation.members))
-        await self._execute(_PUT_COOPERATION, (cooperation.id, cooperation.name, members))
+        await self._worker.execute(_PUT_COOPERATION, (cooperation.id, cooperation.name, members))
 
     async def put_floor(self, floor: Floor) -> None:
-        await self._execute(
+        await self._worker.execute(
             _PUT_FLOOR,
             (floor.id, floor.name, floor.owner_kind.value, floor.owner_id, floor.width, floor.height, floor.position),
         )
 
     async def delete_floor(self, floor_id: str) -> bool:
         # The rooms go with it through ON DELETE CASCADE, in the same statement.
-        return await self._execute("DELETE FROM floors WHERE id = ?", (floor_id,)) > 0
+        return await self._worker.execute("DELETE FROM floors WHERE id = ?", (floor_id,)) > 0
 
     async def put_room(self, room: Room) -> None:
         r = room.rect
@@ -172,84 +156,29 @@ class SqliteCampusStore:
             room.door.value, room.capacity, json.dumps(list(room.owners)), room.expires_at, room.created_at,
         )  # fmt: skip
         try:
-            await self._execute(_PUT_ROOM, params)
+            await self._worker.execute(_PUT_ROOM, params)
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" not in str(exc):
                 raise
             raise KeyError(f"floor {room.floor_id!r} does not exist") from exc
 
     async def delete_room(self, room_id: str) -> bool:
-        return await self._execute("DELETE FROM rooms WHERE id = ?", (room_id,)) > 0
+        return await self._worker.execute("DELETE FROM rooms WHERE id = ?", (room_id,)) > 0
 
     async def put_project(self, project: Project) -> None:
         record = json.dumps(project.to_dict(), separators=(",", ":"))
-        await self._execute(
+        await self._worker.execute(
             "INSERT INTO projects (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record",
             (project.id, record),
         )
 
     async def delete_project(self, project_id: str) -> bool:
-        return await self._execute("DELETE FROM projects WHERE id = ?", (project_id,)) > 0
+        return await self._worker.execute("DELETE FROM projects WHERE id = ?", (project_id,)) > 0
 
     # -- worker-thread side -------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise RuntimeError("SqliteCampusStore is not open: call .open() first")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    async def _execute(self, sql: str, params: tuple[object, ...]) -> int:
-        """Run one write statement; returns the number of rows it changed."""
-
-        def work() -> int:
-            return self._connection().execute(sql, params).rowcount
-
-        return await self._run(work)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("SqliteCampusStore is not open: call .open() first")
-        return self._conn
-
-    def _connect(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so each write statement commits on its
-        # own and multi-statement work states its transaction explicitly.
-        conn = sqlite3.connect(self._path, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # Campus edits are rare and must not vanish on power loss: pay for FULL.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            self._migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self._path}: schema version {version} is newer than this code ({SCHEMA_VERSION}); upgrade the server"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            # executescript() would commit on its own; split the script so each step
-            # and its version bump land in one transaction or not at all.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target:d}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
     def _load(self) -> CampusData:
-        conn = self._connection()
+        conn = self._worker.connection()
         data = CampusData()
         # One read transaction, so the four tables are read as of one moment.
         conn.execute("BEGIN")

@@ -15,25 +15,21 @@ Schema (version 1)::
 
 A read of one municipality walks its part of the ``audit_scopes`` key in id
 order; a purge is one ``DELETE ... WHERE id < ?`` that takes the scope rows
-with it. As in the campus store, one worker thread owns the one connection.
+with it. As in the campus store, one worker thread owns the one connection
+(:class:`rooms.sqlite_worker.SqliteWorker`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from presence_server.audit.store import AuditQuery, id_range
 from rooms.audit import AuditEntry, entry_id_bound
+from rooms.sqlite_worker import Migrations, SqliteWorker
 
 __all__ = ["SqliteAuditStore", "SCHEMA_VERSION"]
-
-T = TypeVar("T")
 
 SCHEMA_VERSION: Final = 1
 
@@ -55,6 +51,8 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX audit_scopes_by_entry ON audit_scopes(entry_id);
     """,
 )
+_SCHEMA: Final = Migrations(_MIGRATIONS, name="audit schema")
+assert _SCHEMA.version == SCHEMA_VERSION
 
 # An entry never changes: a retried append of a stored id is a no-op.
 _PUT: Final = "INSERT OR IGNORE INTO audit_entries (id, at, project, body) VALUES (?, ?, ?, ?)"
@@ -65,41 +63,27 @@ class SqliteAuditStore:
     One process per file: not a cluster backend."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        # An audit entry is a record someone may have to produce: the worker pays for
+        # synchronous=FULL, as the campus does.
+        self._worker = SqliteWorker(
+            path, owner="SqliteAuditStore", thread_name="audit-sqlite", schema=_SCHEMA, foreign_keys=True
+        )
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._worker.path
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sqlite")
-        try:
-            self._conn = await self._run(self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._worker.open()
 
     async def close(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def append(self, entry: AuditEntry) -> None:
         body = json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
         def work() -> None:
-            conn = self._connection()
+            conn = self._worker.connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if conn.execute(_PUT, (entry.id, entry.at, entry.project, body)).rowcount:
@@ -112,7 +96,7 @@ class SqliteAuditStore:
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._run(work)
+        await self._worker.run(work)
 
     async def query(self, query: AuditQuery) -> list[AuditEntry]:
         low, inclusive, high = id_range(query)
@@ -136,60 +120,11 @@ class SqliteAuditStore:
         params.append(query.limit)
 
         def work() -> list[AuditEntry]:
-            return [AuditEntry.from_dict(json.loads(body)) for (body,) in self._connection().execute(sql, params)]
+            rows = self._worker.connection().execute(sql, params)
+            return [AuditEntry.from_dict(json.loads(body)) for (body,) in rows]
 
-        return await self._run(work)
+        return await self._worker.run(work)
 
     async def purge(self, *, before: float) -> int:
         bound = entry_id_bound(before)
-
-        def work() -> int:
-            return self._connection().execute("DELETE FROM audit_entries WHERE id < ?", (bound,)).rowcount
-
-        return await self._run(work)
-
-    # -- worker-thread side -------------------------------------------------
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise RuntimeError("SqliteAuditStore is not open: call .open() first")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("SqliteAuditStore is not open: call .open() first")
-        return self._conn
-
-    def _connect(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None)  # autocommit; transactions stated
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # An audit entry is a record someone may have to produce: pay for FULL, as the campus does.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-            self._migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self._path}: audit schema version {version} is newer than this code ({SCHEMA_VERSION}); "
-                "upgrade the server"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target:d}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        return await self._worker.execute("DELETE FROM audit_entries WHERE id < ?", (bound,))

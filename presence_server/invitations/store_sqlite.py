@@ -3,7 +3,8 @@ of a single node with ``storage.backend = "sqlite"`` (the default).
 
 The table ``invitations`` lives in the campus file (``storage.sqlite_path``),
 on a connection of its own: one file to back up. Like the campus store, all
-work runs on one worker thread that owns the connection. A redemption is one
+work runs on one worker thread that owns the connection
+(:class:`rooms.sqlite_worker.SqliteWorker`). A redemption is one
 conditional ``UPDATE`` (``uses < max_uses`` and not revoked and not expired),
 so even two processes on one file could not both count the last use; only a
 refused one reads the row again to say why. One process per file, as for the
@@ -12,18 +13,14 @@ campus: this is not a cluster backend.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from presence_server.invitations.store import Invitation, check_redeemable
+from rooms.sqlite_worker import SharedTable, SqliteWorker
 
 __all__ = ["SqliteInvitationStore"]
-
-T = TypeVar("T")
 
 _COLUMNS: Final = (
     "id", "project_id", "municipality", "display_name", "max_uses", "uses", "expires_at", "revoked",
@@ -31,7 +28,7 @@ _COLUMNS: Final = (
 )  # fmt: skip
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM invitations"
 
-_SCHEMA: Final = """
+_SCHEMA: Final = SharedTable("""
 CREATE TABLE IF NOT EXISTS invitations (
     id           TEXT PRIMARY KEY,
     project_id   TEXT NOT NULL,
@@ -45,38 +42,23 @@ CREATE TABLE IF NOT EXISTS invitations (
     created_at   REAL NOT NULL,
     code_hash    TEXT NOT NULL UNIQUE
 )
-"""
+""")
 
 
 class SqliteInvitationStore:
     """Invitation records in a SQLite file (WAL). One node; survives restarts."""
 
     def __init__(self, path: str | Path) -> None:
-        self._path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        # No foreign keys: the table references nothing.
+        self._worker = SqliteWorker(
+            path, owner="SqliteInvitationStore", thread_name="invitations-sqlite", schema=_SCHEMA, foreign_keys=False
+        )
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="invitations-sqlite")
-        try:
-            self._conn = await self._run(self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._worker.open()
 
     async def close(self) -> None:
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
-        conn, self._conn = self._conn, None
-        try:
-            if conn is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        finally:
-            executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def add(self, invitation: Invitation) -> None:
         record = invitation.to_record()
@@ -84,30 +66,31 @@ class SqliteInvitationStore:
 
         def work() -> None:
             try:
-                self._db().execute(
+                self._worker.connection().execute(
                     f"INSERT INTO invitations ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row
                 )
             except sqlite3.IntegrityError as exc:
                 raise ValueError("invitation id or code already exists") from exc
 
-        await self._run(work)
+        await self._worker.run(work)
 
     async def get(self, invitation_id: str) -> Invitation | None:
-        return await self._run(lambda: self._one("id", invitation_id))
+        return await self._worker.run(lambda: self._one("id", invitation_id))
 
     async def peek(self, code_hash: str) -> Invitation | None:
-        return await self._run(lambda: self._one("code_hash", code_hash))
+        return await self._worker.run(lambda: self._one("code_hash", code_hash))
 
     async def for_project(self, project_id: str) -> list[Invitation]:
         def work() -> list[Invitation]:
-            rows = self._db().execute(f"{_SELECT} WHERE project_id = ? ORDER BY created_at, id", (project_id,))
+            sql = f"{_SELECT} WHERE project_id = ? ORDER BY created_at, id"
+            rows = self._worker.connection().execute(sql, (project_id,))
             return [_invitation(row) for row in rows]
 
-        return await self._run(work)
+        return await self._worker.run(work)
 
     async def redeem(self, code_hash: str, *, now: float) -> Invitation:
         def work() -> Invitation:
-            changed = self._db().execute(
+            changed = self._worker.connection().execute(
                 "UPDATE invitations SET uses = uses + 1"
                 " WHERE code_hash = ? AND revoked = 0 AND expires_at > ? AND uses < max_uses",
                 (code_hash, now),
@@ -119,49 +102,23 @@ class SqliteInvitationStore:
             assert invitation is not None
             return invitation
 
-        return await self._run(work)
+        return await self._worker.run(work)
 
     async def revoke(self, invitation_id: str) -> Invitation | None:
         def work() -> Invitation | None:
-            self._db().execute("UPDATE invitations SET revoked = 1 WHERE id = ?", (invitation_id,))
+            self._worker.connection().execute("UPDATE invitations SET revoked = 1 WHERE id = ?", (invitation_id,))
             return self._one("id", invitation_id)
 
-        return await self._run(work)
+        return await self._worker.run(work)
 
     async def purge(self, *, expired_before: float) -> int:
-        def work() -> int:
-            return self._db().execute("DELETE FROM invitations WHERE expires_at < ?", (expired_before,)).rowcount
-
-        return await self._run(work)
+        return await self._worker.execute("DELETE FROM invitations WHERE expires_at < ?", (expired_before,))
 
     # -- worker-thread side -------------------------------------------------
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise RuntimeError("SqliteInvitationStore is not open: call .open() first")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("SqliteInvitationStore is not open: call .open() first")
-        return self._conn
-
     def _one(self, column: str, value: str) -> Invitation | None:
-        row = self._db().execute(f"{_SELECT} WHERE {column} = ?", (value,)).fetchone()
+        row = self._worker.connection().execute(f"{_SELECT} WHERE {column} = ?", (value,)).fetchone()
         return None if row is None else _invitation(row)
-
-    def _connect(self) -> sqlite3.Connection:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None)  # autocommit: each statement commits
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")  # the campus store writes the same file
-            conn.execute(_SCHEMA)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
 
 def _invitation(row: tuple[Any, ...]) -> Invitation:

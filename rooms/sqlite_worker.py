@@ -3,7 +3,8 @@
 ``sqlite3`` blocks, and the event loop must not. A single-thread executor both
 keeps the connection on the thread that created it and serialises every call,
 so no lock is needed and calls run in the order they were made. A store owns a
-:class:`SqliteWorker` and sends its work through :meth:`SqliteWorker.run`.
+:class:`SqliteWorker` (by subclassing :class:`OnSqliteWorker`, whose ``open``
+and ``close`` are the worker's) and sends its work through :meth:`SqliteWorker.run`.
 
 The connection is in autocommit mode (``isolation_level=None``): each write
 statement commits on its own, and multi-statement work states its transaction
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["SqliteWorker", "Migrations", "SharedTable"]
+__all__ = ["SqliteWorker", "OnSqliteWorker", "Migrations", "SharedTable"]
 
 T = TypeVar("T")
 
@@ -168,3 +169,22 @@ class SqliteWorker:
             conn.close()
             raise
         return conn
+
+
+class OnSqliteWorker:
+    """Base of a store that runs on one :class:`SqliteWorker`, named for the
+    store's class in its errors: the store's ``open`` and ``close`` are the
+    worker's, and its methods reach the file through ``self._worker``."""
+
+    def __init__(
+        self, path: str | Path, *, thread_name: str, schema: Migrations | SharedTable, foreign_keys: bool
+    ) -> None:
+        self._worker = SqliteWorker(
+            path, owner=type(self).__name__, thread_name=thread_name, schema=schema, foreign_keys=foreign_keys
+        )
+
+    async def open(self) -> None:
+        await self._worker.open()
+
+    async def close(self) -> None:
+        await self._worker.close()

@@ -16,7 +16,7 @@ from typing import Final
 
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
 from rooms.project import Project
-from rooms.sqlite_worker import Migrations, SqliteWorker
+from rooms.sqlite_worker import Migrations, OnSqliteWorker
 from rooms.store import CampusData
 
 __all__ = ["SqliteCampusStore", "SCHEMA_VERSION"]
@@ -103,7 +103,7 @@ _PUT_ROOM: Final = """
 """
 
 
-class SqliteCampusStore:
+class SqliteCampusStore(OnSqliteWorker):
     """:class:`rooms.store.CampusStore` in one SQLite file (WAL mode).
 
     Contract as in :mod:`rooms.store`. Every write is a single statement in
@@ -115,19 +115,11 @@ class SqliteCampusStore:
 
     def __init__(self, path: str | Path) -> None:
         # Campus edits are rare and must not vanish on power loss: the worker pays for FULL.
-        self._worker = SqliteWorker(
-            path, owner="SqliteCampusStore", thread_name="campus-sqlite", schema=_SCHEMA, foreign_keys=True
-        )
+        super().__init__(path, thread_name="campus-sqlite", schema=_SCHEMA, foreign_keys=True)
 
     @property
     def path(self) -> Path:
         return self._worker.path
-
-    async def open(self) -> None:
-        await self._worker.open()
-
-    async def close(self) -> None:
-        await self._worker.close()
 
     async def load(self) -> CampusData:
         return await self._worker.run(self._load)

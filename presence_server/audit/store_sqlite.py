@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from presence_server.audit.store import AuditQuery, id_range
 from rooms.audit import AuditEntry, entry_id_bound
-from rooms.sqlite_worker import Migrations, SqliteWorker
+from rooms.sqlite_worker import Migrations, OnSqliteWorker
 
 __all__ = ["SqliteAuditStore", "SCHEMA_VERSION"]
 
@@ -58,26 +58,18 @@ assert _SCHEMA.version == SCHEMA_VERSION
 _PUT: Final = "INSERT OR IGNORE INTO audit_entries (id, at, project, body) VALUES (?, ?, ?, ?)"
 
 
-class SqliteAuditStore:
+class SqliteAuditStore(OnSqliteWorker):
     """:class:`~presence_server.audit.store.AuditStore` in one SQLite file (WAL).
     One process per file: not a cluster backend."""
 
     def __init__(self, path: str | Path) -> None:
         # An audit entry is a record someone may have to produce: the worker pays for
         # synchronous=FULL, as the campus does.
-        self._worker = SqliteWorker(
-            path, owner="SqliteAuditStore", thread_name="audit-sqlite", schema=_SCHEMA, foreign_keys=True
-        )
+        super().__init__(path, thread_name="audit-sqlite", schema=_SCHEMA, foreign_keys=True)
 
     @property
     def path(self) -> Path:
         return self._worker.path
-
-    async def open(self) -> None:
-        await self._worker.open()
-
-    async def close(self) -> None:
-        await self._worker.close()
 
     async def append(self, entry: AuditEntry) -> None:
         body = json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from presence_server.invitations.store import Invitation, check_redeemable
-from rooms.sqlite_worker import SharedTable, SqliteWorker
+from rooms.sqlite_worker import OnSqliteWorker, SharedTable
 
 __all__ = ["SqliteInvitationStore"]
 
@@ -45,20 +45,12 @@ CREATE TABLE IF NOT EXISTS invitations (
 """)
 
 
-class SqliteInvitationStore:
+class SqliteInvitationStore(OnSqliteWorker):
     """Invitation records in a SQLite file (WAL). One node; survives restarts."""
 
     def __init__(self, path: str | Path) -> None:
         # No foreign keys: the table references nothing.
-        self._worker = SqliteWorker(
-            path, owner="SqliteInvitationStore", thread_name="invitations-sqlite", schema=_SCHEMA, foreign_keys=False
-        )
-
-    async def open(self) -> None:
-        await self._worker.open()
-
-    async def close(self) -> None:
-        await self._worker.close()
+        super().__init__(path, thread_name="invitations-sqlite", schema=_SCHEMA, foreign_keys=False)
 
     async def add(self, invitation: Invitation) -> None:
         record = invitation.to_record()

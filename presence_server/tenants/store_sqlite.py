@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from presence_server.tenants.store import TenantRecord
-from rooms.sqlite_worker import SharedTable, SqliteWorker
+from rooms.sqlite_worker import OnSqliteWorker, SharedTable
 
 __all__ = ["SqliteTenantStore"]
 
@@ -27,20 +27,12 @@ _SCHEMA: Final = SharedTable("""
 """)
 
 
-class SqliteTenantStore:
+class SqliteTenantStore(OnSqliteWorker):
     """:class:`~presence_server.tenants.store.TenantStore` in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         # No foreign keys: the table references nothing.
-        self._worker = SqliteWorker(
-            path, owner="SqliteTenantStore", thread_name="tenants-sqlite", schema=_SCHEMA, foreign_keys=False
-        )
-
-    async def open(self) -> None:
-        await self._worker.open()
-
-    async def close(self) -> None:
-        await self._worker.close()
+        super().__init__(path, thread_name="tenants-sqlite", schema=_SCHEMA, foreign_keys=False)
 
     async def load(self) -> dict[str, TenantRecord]:
         def work() -> dict[str, TenantRecord]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,40 +20,26 @@ import pytest
 
 from signalling.client import ConnectRefused, OfficeClient, RequestError
 from signalling.webrtc import CallPeer
+from tests.support.office import NODE_KINDS, Office, start_nodes, unique
 from tests.support.processes import ServerProcess
-from tests.support.redis_server import RedisServer
-from tests.test_qualified_identity import Office, _env, unique
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=["one-node", "two-nodes-on-redis"])
+# A recheck slower than any wait below: ending guests on the other node is the bus's work.
+NODE_SETTINGS = {"PRESENCE_INVITATIONS__RECHECK_SECONDS": "600", "PRESENCE_INVITATIONS__REDEEM_PER_MINUTE": "1000"}
+
+
+@pytest.fixture(scope="module", params=NODE_KINDS)
 def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    logs = tmp_path_factory.mktemp("invitation-logs")
-    # A recheck slower than any wait below: ending guests on the other node is the bus's work.
-    extra = {"PRESENCE_INVITATIONS__RECHECK_SECONDS": "600", "PRESENCE_INVITATIONS__REDEEM_PER_MINUTE": "1000"}
-    if request.param == "one-node":
-        envs = [_env({"PRESENCE_STORAGE__BACKEND": "memory", **extra})]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        prefix = f"i{uuid.uuid4().hex[:8]}:"
-        envs = [_env({"PRESENCE_REDIS__URL": redis.url, "PRESENCE_REDIS__PREFIX": prefix, **extra})] * 2
-    started: list[ServerProcess] = []
-    try:
-        for i, env in enumerate(envs):
-            started.append(ServerProcess(env, log_path=logs / f"node{i}.log").start())
+    with start_nodes(request, tmp_path_factory, logs="invitation-logs", prefix="i", extra=NODE_SETTINGS) as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 @pytest.fixture
 async def office(nodes: list[ServerProcess]) -> AsyncIterator[Office]:
-    office = Office(nodes)
-    yield office
-    for client in office.clients:
-        await client.disconnect()
+    async with Office(nodes) as office:
+        yield office
 
 
 async def rest(office: Office, node: int, method: str, path: str, token: str | None = None,

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from signalling.client import OfficeClient, RequestError
+from tests.support.office import NODE_KINDS, Office, start_nodes, unique
 from tests.support.processes import ServerProcess
-from tests.support.redis_server import RedisServer
-from tests.test_qualified_identity import Office, _env, unique
 
 pytestmark = pytest.mark.slow
 
@@ -30,31 +29,16 @@ POLICY = {
 }
 
 
-@pytest.fixture(scope="module", params=["one-node", "two-nodes-on-redis"])
+@pytest.fixture(scope="module", params=NODE_KINDS)
 def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    logs = tmp_path_factory.mktemp("project-logs")
-    if request.param == "one-node":
-        envs = [_env({"PRESENCE_STORAGE__BACKEND": "memory", **POLICY})]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        prefix = f"p{uuid.uuid4().hex[:8]}:"
-        envs = [_env({"PRESENCE_REDIS__URL": redis.url, "PRESENCE_REDIS__PREFIX": prefix, **POLICY})] * 2
-    started: list[ServerProcess] = []
-    try:
-        for i, env in enumerate(envs):
-            started.append(ServerProcess(env, log_path=logs / f"node{i}.log").start())
+    with start_nodes(request, tmp_path_factory, logs="project-logs", prefix="p", extra=POLICY) as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 @pytest.fixture
 async def office(nodes: list[ServerProcess]) -> AsyncIterator[Office]:
-    office = Office(nodes)
-    yield office
-    for client in office.clients:
-        await client.disconnect()
+    async with Office(nodes) as office:
+        yield office
 
 
 async def create(client: OfficeClient, **fields: Any) -> dict[str, Any]:

@@ -14,95 +14,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 
-from presence_server.auth import mint_token
 from signalling.client import OfficeClient, RequestError
-from tests.conftest import make_settings
+from tests.support.office import NODE_KINDS, Office, start_nodes, unique
 from tests.support.processes import ServerProcess
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
 FLOOR = "projekt"  # the shared floor of the cooperation: Altbach, Bergheim and Lindenau all see it
-SETTINGS = make_settings()
-TURN_SECRET = "t" * 40
 
 
-@dataclass
-class Office:
-    """One server, or a cluster of two; ``node`` picks where a client connects."""
-
-    nodes: list[ServerProcess]
-    clients: list[OfficeClient] = field(default_factory=list)
-
-    def url(self, node: int) -> str:
-        return self.nodes[node % len(self.nodes)].url
-
-    @staticmethod
-    def token(user: str, municipality: str, *, roles: tuple[str, ...] = ("staff",), name: str | None = None,
-              **profile: Any) -> str:  # fmt: skip
-        return mint_token(SETTINGS.auth, municipality=municipality, user_id=user, name=name or user.title(),
-                          roles=roles, **profile)  # fmt: skip
-
-    async def client(self, node: int, user: str, municipality: str, **kw: Any) -> OfficeClient:
-        client = OfficeClient(self.url(node), self.token(user, municipality, **kw))
-        self.clients.append(client)
-        return await client.connect()
-
-    async def rest(self, method: str, path: str, token: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-        async with aiohttp.ClientSession() as http:
-            async with http.request(method, self.url(0) + path, json=body,
-                                    headers={"Authorization": f"Bearer {token}"}) as resp:  # fmt: skip
-                return resp.status, await resp.json()
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    return {
-        "PRESENCE_PRESENCE__GRACE_SECONDS": "0.5",
-        "PRESENCE_LIMITS__EVENTS_PER_SECOND": "1000",
-        "PRESENCE_LIMITS__BURST": "1000",
-        "PRESENCE_ICE__TURN_SECRET": TURN_SECRET,
-        "PRESENCE_ICE__TURN_URLS": '["turn:127.0.0.1:3478"]',
-        "PRESENCE_LOG__LEVEL": "warning",
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module", params=["one-node", "two-nodes-on-redis"])
+@pytest.fixture(scope="module", params=NODE_KINDS)
 def nodes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    logs = tmp_path_factory.mktemp("identity-logs")
-    if request.param == "one-node":
-        envs = [_env({"PRESENCE_STORAGE__BACKEND": "memory"})]
-    else:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        prefix = f"q{uuid.uuid4().hex[:8]}:"
-        envs = [_env({"PRESENCE_REDIS__URL": redis.url, "PRESENCE_REDIS__PREFIX": prefix})] * 2
-    started: list[ServerProcess] = []
-    try:
-        for i, env in enumerate(envs):
-            started.append(ServerProcess(env, log_path=logs / f"node{i}.log").start())
+    with start_nodes(request, tmp_path_factory, logs="identity-logs", prefix="q") as started:
         yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 @pytest.fixture
 async def office(nodes: list[ServerProcess]) -> AsyncIterator[Office]:
-    office = Office(nodes)
-    yield office
-    for client in office.clients:
-        await client.disconnect()
-
-
-def unique(stem: str) -> str:
-    """A user id no other test uses (the servers are shared by the module)."""
-    return f"{stem}.{uuid.uuid4().hex[:6]}"
+    async with Office(nodes) as office:
+        yield office
 
 
 async def create_room(office: Office, room_id: str, owner: str, *, door: str, x: int) -> None:

@@ -21,6 +21,7 @@ import pytest
 from signalling.client import ConnectRefused, OfficeClient, RequestError
 from signalling.webrtc import CallPeer
 from tests.support.office import NODE_KINDS, Office, start_nodes, unique
+from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -72,7 +73,15 @@ async def project(office: Office, ben_user: str) -> Project:
     made = await anna.request("project.create", {
         "name": "Auenschutz", "template": "meeting", "members": {"persons": [f"bergheim/{ben_user}"]},
     })  # fmt: skip
-    return Project(office, anna, made)
+    p = Project(office, anna, made)
+
+    # Made on node 0; the other nodes hear of it over the bus a moment later.
+    async def known_everywhere() -> bool:
+        answers = [await rest(office, n, "GET", f"/api/v1/projects/{p.id}", p.anna_token) for n in range(len(office.nodes))]
+        return all(status == 200 for status, _ in answers)
+
+    await eventually(known_everywhere)
+    return p
 
 
 async def redeem(office: Office, node: int, code: str) -> tuple[int, dict[str, Any]]:

@@ -18,6 +18,7 @@ import pytest
 
 from signalling.client import OfficeClient, RequestError
 from tests.support.office import NODE_KINDS, Office, start_nodes, unique
+from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -41,9 +42,20 @@ async def office(nodes: list[ServerProcess]) -> AsyncIterator[Office]:
         yield office
 
 
-async def create(client: OfficeClient, **fields: Any) -> dict[str, Any]:
+async def create(office: Office, client: OfficeClient, **fields: Any) -> dict[str, Any]:
+    """Create a project through ``client`` and wait until every node knows it (the
+    others hear of it over the bus a moment later)."""
     body = {"name": "Digitales Bauamt", "purpose": "Bauanträge online", "template": "project_office", **fields}
-    return await client.request("project.create", body)
+    made = await client.request("project.create", body)
+    creator = office.token(client.me["user_id"], client.me["municipality"])
+    path = f"/api/v1/projects/{made['project']['id']}"
+
+    async def known_everywhere() -> bool:
+        answers = [await office.rest("GET", path, creator, node=n) for n in range(len(office.nodes))]
+        return all(status == 200 for status, _ in answers)
+
+    await eventually(known_everywhere)
+    return made
 
 
 def floor_ids(campus: dict[str, Any]) -> set[str]:
@@ -53,7 +65,7 @@ def floor_ids(campus: dict[str, Any]) -> set[str]:
 async def test_exactly_the_members_see_the_project_everywhere(office: Office) -> None:
     named = unique("lena")
     anna = await office.client(0, unique("anna"), "altbach")
-    made = await create(anna, members={"municipalities": ["altbach", "bergheim"], "persons": [f"lindenau/{named}"]})
+    made = await create(office, anna, members={"municipalities": ["altbach", "bergheim"], "persons": [f"lindenau/{named}"]})
     project, floor = made["project"], made["floor"]
     assert project["coordinators"] == [anna.person] and project["floor_id"] == floor["id"]
     assert floor["owner_kind"] == "project" and [r["kind"] for r in floor["rooms"]] == ["project", "meeting"]
@@ -119,7 +131,7 @@ async def test_exactly_the_members_see_the_project_everywhere(office: Office) ->
 
 async def test_adding_and_removing_a_member_changes_their_view_live(office: Office) -> None:
     anna = await office.client(0, unique("anna"), "altbach")
-    made = await create(anna, template="meeting")
+    made = await create(office, anna, template="meeting")
     project_id, floor_id = made["project"]["id"], made["floor"]["id"]
     room = made["floor"]["rooms"][0]["id"]
     sven = await office.client(1, unique("sven"), "seefeld")
@@ -170,31 +182,31 @@ async def test_adding_and_removing_a_member_changes_their_view_live(office: Offi
 async def test_town_policy_limits_who_creates_and_for_how_long(office: Office) -> None:
     staff = await office.client(0, unique("sina"), "seefeld")
     with pytest.raises(RequestError) as err:
-        await create(staff)
+        await create(office, staff)
     assert err.value.code == "forbidden"
     admin = await office.client(1, unique("sa"), "seefeld", roles=("staff", "admin"))
-    assert (await create(admin))["project"]["coordinators"] == [admin.person]
+    assert (await create(office, admin))["project"]["coordinators"] == [admin.person]
 
     lin = await office.client(0, unique("lu"), "lindenau")
     with pytest.raises(RequestError) as err:
-        await create(lin, ends_at=time.time() + 31 * 86400)
+        await create(office, lin, ends_at=time.time() + 31 * 86400)
     assert (err.value.code, err.value.error["field"]) == ("invalid_payload", "ends_at")
-    made = await create(lin)  # no end date given: the town's longest
+    made = await create(office, lin)  # no end date given: the town's longest
     assert made["project"]["ends_at"] == pytest.approx(time.time() + 30 * 86400, abs=60)
     assert {r["expires_at"] for r in made["floor"]["rooms"]} == {made["project"]["ends_at"]}
 
     guest = await office.client(1, unique("gast"), "altbach", roles=("guest",))
     with pytest.raises(RequestError) as err:
-        await create(guest)
+        await create(office, guest)
     assert err.value.code == "forbidden"
     with pytest.raises(RequestError) as err:
-        await create(lin, members={"municipalities": ["atlantis"]})
+        await create(office, lin, members={"municipalities": ["atlantis"]})
     assert (err.value.code, err.value.error["field"]) == ("invalid_payload", "municipalities")
 
 
 async def test_a_project_room_closes_at_the_end_date(office: Office) -> None:
     anna = await office.client(0, unique("anna"), "altbach")
-    made = await create(anna, template="lounge", ends_at=time.time() + 2, members={"municipalities": ["altbach"]})
+    made = await create(office, anna, template="lounge", ends_at=time.time() + 2, members={"municipalities": ["altbach"]})
     floor_id, room = made["floor"]["id"], made["floor"]["rooms"][0]["id"]
     ben = await office.client(1, unique("ben"), "altbach")
     await ben.watch(floor_id)
@@ -209,7 +221,7 @@ async def test_a_project_room_closes_at_the_end_date(office: Office) -> None:
 
 async def test_deleting_a_project_revokes_its_floor(office: Office) -> None:
     anna = await office.client(0, unique("anna"), "altbach")
-    made = await create(anna, members={"municipalities": ["bergheim"]})
+    made = await create(office, anna, members={"municipalities": ["bergheim"]})
     floor_id = made["floor"]["id"]
     ben = await office.client(1, unique("ben"), "bergheim")
     await ben.watch(floor_id)

@@ -64,9 +64,11 @@ class Office:
         self.clients.append(client)
         return await client.connect()
 
-    async def rest(self, method: str, path: str, token: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    async def rest(
+        self, method: str, path: str, token: str, body: Any = None, *, node: int = 0
+    ) -> tuple[int, dict[str, Any]]:
         async with aiohttp.ClientSession() as http:
-            async with http.request(method, self.url(0) + path, json=body,
+            async with http.request(method, self.url(node) + path, json=body,
                                     headers={"Authorization": f"Bearer {token}"}) as resp:  # fmt: skip
                 return resp.status, await resp.json()
 

@@ -291,7 +291,8 @@ def test_a_coordinator_manages_members_and_invitation_links_by_keyboard(
 def test_the_button_follows_the_coordinator_role_live(chromium: Browser, portal: PortalServer, office: ServerProcess) -> None:
     """Only coordinators of the floor's project get the button: not on another
     floor, not as a plain member; made coordinator (by anyone, over REST) it comes,
-    and leaves again when the role goes — the open dialog closes with it."""
+    and leaves again when the role goes — the open dialog closes with it. Someone
+    not on the floor and never found is named by their user id and town."""
     carl_token = dev_token("carl.altbach", "altbach", "Carl Arndt")
     dora_token = dev_token("dora.seefeld", "seefeld", "Dora Sommer")
     made = rest(office, "POST", "/api/v1/projects", carl_token,
@@ -316,7 +317,11 @@ def test_the_button_follows_the_coordinator_role_live(chromium: Browser, portal:
         button.press("Enter")
         expect(manage(dora)).to_be_visible()
         expect(manage(dora).locator("ul.manage-coordinators li")).to_have_count(2)
-        expect(manage(dora).locator("ul.manage-coordinators")).to_contain_text("Dora Sommer (you)")
+        coordinators = manage(dora).locator("ul.manage-coordinators")
+        expect(coordinators).to_contain_text("Dora Sommer (you)")
+        # Carl can be removed from here; Dora's own entry cannot (another coordinator does that).
+        expect(coordinators.get_by_role("button")).to_have_count(1)
+        expect(coordinators.locator('li[data-id="altbach/carl.altbach"]').get_by_role("button")).to_have_text("Remove – carl.altbach (Altbach)")
 
         # Carl takes the role back: Dora's dialog closes and the button goes.
         changed = rest(office, "PATCH", f"/api/v1/projects/{project['id']}", carl_token,

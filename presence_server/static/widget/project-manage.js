@@ -3,7 +3,7 @@
 // project.updated give it), a button and a modal dialog with two parts
 // (docs/embedding.md, "Manage project"):
 //  * Members: coordinators, named members and member municipalities, each with a
-//    remove button (not the last coordinator); a person found with the finder's
+//    remove button (not the last coordinator, not oneself); a person found with the finder's
 //    search added as a member, or a municipality of the user's cooperations.
 //    Every change is one project.update with the changed list, whole.
 //  * Invitation links: invitation.list; invitation.create, whose link is shown
@@ -337,11 +337,15 @@ export class ProjectManage {
     if (!p) return;
     const focusKey = this.dialog.getRootNode().activeElement?.dataset?.key;
     this.title.textContent = t("manage_title", { name: p.name });
-    const item = (kind, id, text, removable) => el("li", { "data-id": id }, el("span", {}, text), " ",
+    const item = (kind, id, text, removable, note = null) => el("li", { "data-id": id }, el("span", {}, text), " ",
       removable ? el("button", { type: "button", class: "secondary small", "data-key": `manage-remove:${kind}:${id}`, onclick: () => this.remove(kind, id) },
-        t("manage_remove"), hidden(` – ${text}`)) : el("span", { class: "meta" }, ` ${t("manage_last_coordinator")}`));
+        t("manage_remove"), hidden(` – ${text}`)) : note && el("span", { class: "meta" }, ` ${note}`));
     const fill = (list, items) => list.replaceChildren(...(items.length ? items : [el("li", { class: "meta" }, t("manage_none"))]));
-    fill(this.lists.coordinators, p.coordinators.map((c) => item("person", c, this._name(c), p.coordinators.length > 1)));
+    // Not the last coordinator, and not oneself (that would take the dialog, and maybe the floor, away
+    // mid-action): another coordinator removes them.
+    const me = this.ctx.me()?.person;
+    fill(this.lists.coordinators, p.coordinators.map((c) => item("person", c, this._name(c), p.coordinators.length > 1 && c !== me,
+      p.coordinators.length === 1 ? t("manage_last_coordinator") : null)));
     fill(this.lists.members, p.members.filter((m) => !p.coordinators.includes(m)).map((m) => item("person", m, this._name(m), true)));
     fill(this.lists.municipalities, p.municipalities.map((m) => item("town", m, municipalityName(m), true)));
     this._renderTownOptions();

@@ -264,6 +264,17 @@ def test_a_coordinator_manages_members_and_invitation_links_by_keyboard(
         expect(box).to_be_visible()
         expect(manage(anna).locator("#vo-manage-link")).to_be_hidden()
         assert manage(anna).locator("#vo-manage-link").input_value() == ""
+        # Tab goes round inside the dialog, never onto the page behind it; Shift+Tab too.
+        seen = []
+        for _ in range(30):
+            anna.keyboard.press("Tab")
+            key = focus_key(anna)
+            assert key is not None and key.startswith("manage"), f"focus left the dialog: {deep_focus(anna)}"
+            seen.append(key)
+        assert seen.count("manage:person-q") >= 2 and "manage:close" in seen  # it wrapped
+        tab_to(anna, "manage-remove:person:bergheim/ben.bergheim", limit=20)  # the first control
+        anna.keyboard.press("Shift+Tab")
+        assert focus_key(anna) == "manage:close"
 
         # ---------------------------------------------- the same dialog in English
         anna.evaluate("() => document.querySelector('virtual-office-floor').setAttribute('lang', 'en')")

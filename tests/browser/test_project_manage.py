@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Iterator
@@ -249,6 +250,7 @@ def test_a_coordinator_manages_members_and_invitation_links_by_keyboard(
             anna.keyboard.press("Enter")
         expect(guest.locator("#messages")).to_have_text("Diese Einladung wurde zurückgezogen.", timeout=TIMEOUT)
         expect(guest.locator("virtual-office-floor")).to_have_count(0)
+        revoked_at = time.monotonic()
         expect(item).to_contain_text(f"{GUEST} – 1 von 1 Nutzungen – zurückgezogen")
         expect(item.get_by_role("button")).to_have_count(0)
         expect(manage(anna).locator("#vo-manage-inv-msg")).to_have_text(
@@ -293,6 +295,10 @@ def test_a_coordinator_manages_members_and_invitation_links_by_keyboard(
         assert focus_key(anna) == "manage:person-q"
         expect(widget(ben).locator(".notice")).to_contain_text(f"Sie sind nicht mehr Mitglied des Projekts „{floor['name']}“", timeout=TIMEOUT)
         expect(widget(ben).locator(".top h2")).not_to_have_text(floor["name"], timeout=TIMEOUT)
+        # The revoked guest's presence leaves the floor too: at the latest when the presence
+        # grace (presence.grace_seconds, 15 s) of the ended session is over.
+        expect(widget(anna).locator(f'li.person[data-person="{guest_person}"]')).to_have_count(0, timeout=30_000)
+        print(f"revoked guest left the coordinator's floor {time.monotonic() - revoked_at:.1f} s after the guest's page said so")
     finally:
         for page in (anna, ben, guest):
             if page is not None:

@@ -236,9 +236,17 @@ def test_a_coordinator_manages_members_and_invitation_links_by_keyboard(
         # Anna sees the guest arrive on the floor.
         expect(widget(anna).locator(f'li.person[data-person="{guest_person}"]')).to_contain_text(GUEST, timeout=TIMEOUT)
 
+        # The list, refreshed, counts the use (the server counted it at redeeming).
+        tab_to(anna, "manage:inv-refresh", limit=12)
+        anna.keyboard.press("Enter")
+        expect(item).to_contain_text(f"{GUEST} – 1 von 1 Nutzungen – gültig bis ", timeout=TIMEOUT)
+        expect(manage(anna).locator("#vo-manage-inv-msg")).to_have_text("Liste aktualisiert.")
+        assert focus_key(anna) == "manage:inv-refresh"
+
         # ----------------------------------------- revoke, after a confirmation step
         with anna.expect_console_message(lambda m: m.text == f"invitation for {GUEST} revoked", timeout=TIMEOUT):
-            tab_to(anna, f"manage-revoke:{invitation['id']}", limit=12)
+            anna.keyboard.press("Shift+Tab")  # the revoke button is just before "refresh"
+            assert focus_key(anna) == f"manage-revoke:{invitation['id']}"
             assert deep_focus(anna)["label"] == f"Zurückziehen – {GUEST}"
             anna.keyboard.press("Enter")
             confirm = item.get_by_role("group", name=f"Den Link für „{GUEST}“ wirklich zurückziehen?"

@@ -94,7 +94,9 @@ export class ProjectManage {
         el("div", { class: "inline" }, this.townSelect, this.townAdd)),
       this.memberMsg),
     el("section", { "aria-labelledby": "vo-manage-inv-title" },
-      this.invTitle, this.invError, this.invList, this.linkBox, this.invMsg, invForm),
+      this.invTitle, this.invError, this.invList,
+      btn("manage:inv-refresh", t("manage_inv_refresh"), () => this.listInvitations(true), { class: "secondary small refresh" }),
+      this.linkBox, this.invMsg, invForm),
     el("div", { class: "buttons" }, btn("manage:close", t("manage_close"), () => this.close())));
   }
 
@@ -129,10 +131,19 @@ export class ProjectManage {
     this._renderMembers();
     this.title.focus();
     if (carried?.link) this._showLink(carried.link, carried.linkFor);
-    const [campus, listed] = await Promise.all([this.ctx.campus(), this.ctx.request("invitation.list", { project_id: project.id })]);
+    const [campus] = await Promise.all([this.ctx.campus(), this.listInvitations()]);
     if (campus.ok) this._offerTowns(campus.campus);
-    if (listed.ok) this._renderInvitations(listed.invitations);
-    else this._error(this.invError, listed.error, null);
+  }
+
+  /** Read the invitations (their uses change as guests redeem them); `say`: confirm it. */
+  async listInvitations(say = false) {
+    const p = this.project;
+    if (!p) return;
+    this._clear(this.invError);
+    const listed = await this.ctx.request("invitation.list", { project_id: p.id });
+    if (!listed.ok) { this._error(this.invError, listed.error, null); return; }
+    this._renderInvitations(listed.invitations);
+    if (say) this._say(this.invMsg, this.ctx.t("manage_inv_listed"));
   }
 
   close() { if (this.dialog.open) this.dialog.close(); }
@@ -386,6 +397,7 @@ export class ProjectManage {
 
   _renderInvitations(invitations) {
     const { t, lang } = this.ctx;
+    const focusKey = this.dialog.getRootNode().activeElement?.dataset?.key;
     this.invitations = invitations;
     const when = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
     const now = Date.now() / 1000;
@@ -408,6 +420,8 @@ export class ProjectManage {
       return el("li", { "data-invitation": i.id, class: live ? "" : "ended" }, el("span", {}, text), " ", action);
     });
     this.invList.replaceChildren(...(items.length ? items : [el("li", { class: "meta" }, t("manage_inv_none"))]));
+    const again = focusKey && this._byKey(focusKey); // a redraw keeps the focus where it was
+    if (again && this.dialog.getRootNode().activeElement !== again) again.focus();
   }
 
   _showLink(link, name) {

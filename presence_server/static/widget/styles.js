@@ -119,6 +119,7 @@ svg { width: 100%; height: auto; display: block; }
 .project-manage li.ended > span { color: #57606a; }
 .project-manage .confirm { border-left: 3px solid #b42318; padding-left: 8px; margin: 4px 0; }
 .project-manage .confirm p { margin: 0; }
+.project-manage button.refresh { margin: 2px 0 6px; }
 .top .manage-project { margin: 0; }
 `;
 

@@ -348,6 +348,17 @@ def test_the_button_follows_the_coordinator_role_live(chromium: Browser, portal:
         expect(coordinators.get_by_role("button")).to_have_count(1)
         expect(coordinators.locator('li[data-id="altbach/carl.altbach"]').get_by_role("button")).to_have_text("Remove – carl.altbach (Altbach)")
 
+        # A refusal of the server (a person of a town the platform does not know) is said
+        # in the members' alert, with the person field focused and marked.
+        dora.evaluate("() => document.querySelector('virtual-office-floor').projectManage.addPerson('atlantis/niemand')")
+        alert = manage(dora).locator("#vo-manage-member-error")
+        expect(alert).to_contain_text("Error: ", timeout=TIMEOUT)
+        query = manage(dora).get_by_label("Add a person as member (name, department, skill)")
+        expect(query).to_be_focused()
+        expect(query).to_have_attribute("aria-invalid", "true")
+        expect(query).to_have_attribute("aria-errormessage", "vo-manage-member-error")
+        assert rest(office, "GET", f"/api/v1/projects/{project['id']}", carl_token)["project"]["members"] == []
+
         # Carl takes the role back: Dora's dialog closes and the button goes.
         changed = rest(office, "PATCH", f"/api/v1/projects/{project['id']}", carl_token,
                        {"coordinators": ["altbach/carl.altbach"], "members": ["seefeld/dora.seefeld"]})  # fmt: skip

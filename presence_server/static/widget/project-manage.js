@@ -6,9 +6,8 @@
 //    remove button (not the last coordinator, not oneself); a person found with the finder's
 //    search added as a member, or a municipality of the user's cooperations.
 //    Every change is one project.update with the changed list, whole.
-//  * Invitation links: invitation.list; invitation.create, whose link is shown
-//    once in a read-only field with "Copy link" (Clipboard API, said in a live
-//    region); invitation.revoke after a confirmation step.
+//  * Invitation links (invitation-links.js): listed, created (the link shown once,
+//    with "Copy link"), revoked after a confirmation step.
 //
 // Accessibility as project-dialog.js: a native <dialog> opened with showModal(),
 // Tab wraps inside, Escape closes, focus back on the button; errors in an alert of
@@ -20,12 +19,9 @@
 
 import { searchPeople } from "./finder.js";
 import { el, hidden, municipalityName } from "./render.js";
+import { InvitationLinks, byKey, clearError, say, showError } from "./invitation-links.js";
 
-const NAME_MAX = 80;
-const USES_MAX = 50;
 const SEARCH_TIMEOUT_MS = 8000;
-const VALIDITY_DAYS = [1, 7, 30];
-const DAY_S = 86_400;
 
 export class ProjectManage {
   constructor(ctx) {
@@ -33,8 +29,6 @@ export class ProjectManage {
     this.projects = new Map(); // project id -> Project (project.list, project.updated)
     this.projectId = null; // the project of the floor shown
     this.known = new Map(); // person id -> name, from this dialog's searches
-    this.invitations = [];
-    this.confirming = null; // invitation id whose revoke asks for confirmation
     this._listedFor = null;
     const { t } = ctx;
     const btn = (key, text, onclick, attrs = {}) => el("button", { type: "button", class: "secondary", "data-key": key, onclick, ...attrs }, ...[].concat(text));
@@ -56,27 +50,7 @@ export class ProjectManage {
     this.found = el("ul", { class: "project-found", "aria-label": t("project_person_find"), hidden: true });
     this.townSelect = el("select", { id: "vo-manage-town", "data-key": "manage:town" });
     this.townAdd = btn("manage:town-add", t("manage_town_add"), () => this.addTown());
-    // ----- invitations
-    this.invError = el("p", { id: "vo-manage-inv-error", class: "project-error", role: "alert" });
-    this.invMsg = el("p", { id: "vo-manage-inv-msg", class: "meta", role: "status", "aria-live": "polite", "aria-atomic": "true" });
-    this.invTitle = el("h4", { id: "vo-manage-inv-title", tabindex: "-1" }, t("manage_invitations"));
-    this.invList = el("ul", { class: "manage-invitations", "aria-labelledby": "vo-manage-inv-title" });
-    this.invName = el("input", { id: "vo-manage-inv-name", maxlength: String(NAME_MAX), autocomplete: "off", required: true, "aria-required": "true", "data-key": "manage:inv-name" });
-    this.invUses = el("input", { id: "vo-manage-inv-uses", type: "number", min: "1", max: String(USES_MAX), step: "1", value: "1", "data-key": "manage:inv-uses" });
-    this.invValid = el("select", { id: "vo-manage-inv-valid", "data-key": "manage:inv-valid" },
-      ...VALIDITY_DAYS.map((d) => el("option", { value: String(d * DAY_S), selected: d === 7 }, t(`manage_valid_${d}`))));
-    this.linkLabel = el("label", { for: "vo-manage-link" });
-    this.link = el("input", { id: "vo-manage-link", type: "text", readonly: true, "data-key": "manage:link", "aria-describedby": "vo-manage-inv-msg" });
-    this.linkBox = el("div", { class: "field manage-link", hidden: true }, this.linkLabel,
-      el("div", { class: "inline" }, this.link, btn("manage:copy", t("manage_copy"), () => this.copyLink())));
-    const invForm = el("form", { novalidate: true, class: "manage-inv-form", "aria-labelledby": "vo-manage-inv-new",
-      onsubmit: (e) => { e.preventDefault(); this.createInvitation(); } },
-      el("h5", { id: "vo-manage-inv-new" }, t("manage_inv_new")),
-      el("div", { class: "field" }, el("label", { for: "vo-manage-inv-name" }, t("manage_inv_name")), this.invName),
-      el("div", { class: "inline" },
-        el("div", { class: "field" }, el("label", { for: "vo-manage-inv-uses" }, t("manage_inv_max")), this.invUses),
-        el("div", { class: "field" }, el("label", { for: "vo-manage-inv-valid" }, t("manage_inv_valid")), this.invValid)),
-      el("button", { type: "submit", "data-key": "manage:inv-create" }, t("manage_inv_create")));
+    this.links = new InvitationLinks({ ...ctx, project: () => this.project, root: () => this.dialog });
     this.dialog = el("dialog", {
       class: "project-manage", "aria-labelledby": "vo-manage-title", "aria-describedby": "vo-manage-intro",
       onkeydown: (e) => this._trap(e), onclose: () => this._closed(),
@@ -93,10 +67,7 @@ export class ProjectManage {
       el("div", { class: "field" }, el("label", { for: "vo-manage-town" }, t("manage_town")),
         el("div", { class: "inline" }, this.townSelect, this.townAdd)),
       this.memberMsg),
-    el("section", { "aria-labelledby": "vo-manage-inv-title" },
-      this.invTitle, this.invError, this.invList,
-      btn("manage:inv-refresh", t("manage_inv_refresh"), () => this.listInvitations(true), { class: "secondary small refresh" }),
-      this.linkBox, this.invMsg, invForm),
+    this.links.section,
     el("div", { class: "buttons" }, btn("manage:close", t("manage_close"), () => this.close())));
   }
 
@@ -126,32 +97,20 @@ export class ProjectManage {
     if (!project || this.dialog.open) return;
     this._returnTo = this.button;
     this._clear(this.memberError);
-    this._clear(this.invError);
+    this.links.reset();
     this.dialog.showModal();
     this._renderMembers();
     this.title.focus();
-    if (carried?.link) this._showLink(carried.link, carried.linkFor);
-    const [campus] = await Promise.all([this.ctx.campus(), this.listInvitations()]);
+    if (carried?.link) this.links.showLink(carried.link.link, carried.link.name);
+    const [campus] = await Promise.all([this.ctx.campus(), this.links.list()]);
     if (campus.ok) this._offerTowns(campus.campus);
-  }
-
-  /** Read the invitations (their uses change as guests redeem them); `say`: confirm it. */
-  async listInvitations(say = false) {
-    const p = this.project;
-    if (!p) return;
-    this._clear(this.invError);
-    const listed = await this.ctx.request("invitation.list", { project_id: p.id });
-    if (!listed.ok) { this._error(this.invError, listed.error, null); return; }
-    this._renderInvitations(listed.invitations);
-    if (say) this._say(this.invMsg, this.ctx.t("manage_inv_listed"));
   }
 
   close() { if (this.dialog.open) this.dialog.close(); }
 
   /** What a redrawn element (a new language) carries over. */
   snapshot() {
-    return { open: this.dialog.open, projects: this.projects, projectId: this.projectId, known: this.known,
-      link: this.linkBox.hidden ? null : this.link.value, linkFor: this._linkFor };
+    return { open: this.dialog.open, projects: this.projects, projectId: this.projectId, known: this.known, link: this.links.shown() };
   }
 
   restore(s) {
@@ -229,78 +188,6 @@ export class ProjectManage {
     if (this.dialog.open) (this._byKey(nextKey) || this.personQuery).focus();
   }
 
-  // ---------------------------------------------------------- invitations
-  async createInvitation() {
-    const { t } = this.ctx;
-    const p = this.project;
-    if (!p) return;
-    const name = this.invName.value.trim();
-    const uses = Number(this.invUses.value);
-    this._clear(this.invError);
-    if (!name) return this._error(this.invError, { code: "invalid_payload", message: t("manage_inv_name_missing") }, this.invName);
-    if (!Number.isInteger(uses) || uses < 1 || uses > USES_MAX) {
-      return this._error(this.invError, { code: "invalid_payload", message: t("manage_inv_max_bad") }, this.invUses);
-    }
-    const ack = await this.ctx.request("invitation.create", {
-      project_id: p.id, display_name: name, max_uses: uses, expires_in_seconds: Number(this.invValid.value),
-    });
-    if (!ack.ok) {
-      const field = ack.error?.field;
-      const target = field === "display_name" ? this.invName : field === "max_uses" ? this.invUses : field?.startsWith("expires") ? this.invValid : null;
-      return this._error(this.invError, ack.error, target);
-    }
-    this.invitations = [ack.invitation, ...this.invitations.filter((i) => i.id !== ack.invitation.id)];
-    this._renderInvitations(this.invitations);
-    this.invName.value = "";
-    this._showLink(new URL(ack.link, this.ctx.server()).href, name);
-    this._say(this.invMsg, t("manage_link_created"));
-    this.link.focus();
-    this.link.select();
-    this.ctx.emit("vo-invitation-created", { invitation: ack.invitation });
-  }
-
-  /** Copy the new link with the Clipboard API; if the browser refuses, select it. */
-  async copyLink() {
-    const { t } = this.ctx;
-    try {
-      await navigator.clipboard.writeText(this.link.value);
-      this._say(this.invMsg, t("manage_copied"));
-    } catch {
-      this.link.focus();
-      this.link.select();
-      this._say(this.invMsg, t("manage_copy_failed"));
-    }
-  }
-
-  /** The confirmation step of revoking: the item asks, "No" has the focus. */
-  askRevoke(id) {
-    this.confirming = id;
-    this._renderInvitations(this.invitations);
-    this.invList.querySelector(`[data-key="manage-revoke-no:${CSS.escape(id)}"]`)?.focus();
-  }
-
-  cancelRevoke(id) {
-    this.confirming = null;
-    this._renderInvitations(this.invitations);
-    this.invList.querySelector(`[data-key="manage-revoke:${CSS.escape(id)}"]`)?.focus();
-  }
-
-  async revoke(id) {
-    const p = this.project;
-    if (!p) return;
-    this.confirming = null;
-    const ack = await this.ctx.request("invitation.revoke", { project_id: p.id, invitation_id: id });
-    if (!ack.ok) {
-      this._renderInvitations(this.invitations);
-      return this._error(this.invError, ack.error, null);
-    }
-    this.invitations = this.invitations.map((i) => (i.id === id ? ack.invitation : i));
-    this._renderInvitations(this.invitations);
-    this.invTitle.focus();
-    this._say(this.invMsg, this.ctx.t("manage_inv_revoked_said", { name: ack.invitation.display_name }));
-    this.ctx.emit("vo-invitation-revoked", { invitation: ack.invitation });
-  }
-
   // ------------------------------------------------------------ internals
   /** Show the button to coordinators of the floor's project; close the dialog for others. */
   _sync() {
@@ -364,7 +251,7 @@ export class ProjectManage {
     if (again && this.dialog.getRootNode().activeElement !== again) again.focus();
   }
 
-  _byKey(key) { return key ? this.dialog.querySelector(`[data-key="${CSS.escape(key)}"]`) : null; }
+  _byKey(key) { return byKey(this.dialog, key); }
 
   _offerTowns(campus) {
     this._towns = [...new Set((campus.cooperations || []).flatMap((c) => c.members))].sort();
@@ -395,60 +282,9 @@ export class ProjectManage {
     this.found.hidden = results.length === 0;
   }
 
-  _renderInvitations(invitations) {
-    const { t, lang } = this.ctx;
-    const focusKey = this.dialog.getRootNode().activeElement?.dataset?.key;
-    this.invitations = invitations;
-    const when = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
-    const now = Date.now() / 1000;
-    const items = invitations.map((i) => {
-      const expired = i.expires_at <= now;
-      const state = i.revoked ? t("manage_inv_revoked") : expired ? t("manage_inv_expired")
-        : t("manage_inv_until", { when: when.format(new Date(i.expires_at * 1000)) });
-      const text = `${i.display_name} – ${t("manage_inv_uses", { uses: i.uses, max: i.max_uses })} – ${state}`;
-      const live = !i.revoked && !expired;
-      let action = null;
-      if (live && this.confirming === i.id) {
-        action = el("div", { role: "group", class: "confirm", "aria-labelledby": `vo-manage-confirm-${i.id}` },
-          el("p", { id: `vo-manage-confirm-${i.id}` }, t("manage_inv_confirm", { name: i.display_name })),
-          el("button", { type: "button", "data-key": `manage-revoke-yes:${i.id}`, onclick: () => this.revoke(i.id) }, t("manage_inv_confirm_yes")),
-          el("button", { type: "button", class: "secondary", "data-key": `manage-revoke-no:${i.id}`, onclick: () => this.cancelRevoke(i.id) }, t("manage_inv_confirm_no")));
-      } else if (live) {
-        action = el("button", { type: "button", class: "secondary small", "data-key": `manage-revoke:${i.id}`, onclick: () => this.askRevoke(i.id) },
-          t("manage_inv_revoke"), hidden(` – ${i.display_name}`));
-      }
-      return el("li", { "data-invitation": i.id, class: live ? "" : "ended" }, el("span", {}, text), " ", action);
-    });
-    this.invList.replaceChildren(...(items.length ? items : [el("li", { class: "meta" }, t("manage_inv_none"))]));
-    const again = focusKey && this._byKey(focusKey); // a redraw keeps the focus where it was
-    if (again && this.dialog.getRootNode().activeElement !== again) again.focus();
-  }
+  _error(region, error, target) { return showError(this.ctx.t, region, error, target); }
 
-  _showLink(link, name) {
-    this._linkFor = name;
-    this.linkLabel.textContent = this.ctx.t("manage_link", { name });
-    this.link.value = link;
-    this.linkBox.hidden = false;
-  }
-
-  _error(region, error, target) {
-    const { t } = this.ctx;
-    region.textContent = `${t("error")}: ${error?.message || t(error?.code) || error?.code}`;
-    if (target) {
-      target.setAttribute("aria-invalid", "true");
-      target.setAttribute("aria-errormessage", region.id);
-      target.focus();
-    }
-    return { ok: false, error };
-  }
-
-  _clear(region) {
-    region.textContent = "";
-    this.dialog.querySelectorAll(`[aria-errormessage="${region.id}"]`).forEach((n) => {
-      n.removeAttribute("aria-invalid");
-      n.removeAttribute("aria-errormessage");
-    });
-  }
+  _clear(region) { clearError(this.dialog, region); }
 
   /** Tab and Shift+Tab wrap inside the dialog (as project-dialog.js). */
   _trap(e) {
@@ -466,9 +302,7 @@ export class ProjectManage {
   /** Closing forgets the new link: it is shown once. */
   _closed() {
     this._inflight?.abort("superseded");
-    this.link.value = "";
-    this.linkBox.hidden = true;
-    this.confirming = null;
+    this.links.reset();
     this.found.replaceChildren();
     this.found.hidden = true;
     const target = this._returnTo;
@@ -476,9 +310,6 @@ export class ProjectManage {
     if (target && !target.hidden) target.focus();
   }
 
-  _say(region, text) {
-    clearTimeout(region._timer);
-    region.textContent = "";
-    region._timer = setTimeout(() => { region.textContent = text; }, 50);
-  }
+  _say(region, text) { say(region, text); }
+
 }

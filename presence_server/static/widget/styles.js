@@ -93,24 +93,34 @@ svg { width: 100%; height: auto; display: block; }
 .floor-form { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: end; margin: 8px 0 0; }
 .floor-form .field { display: flex; flex-direction: column; }
 .floor-form label { font-size: 0.9em; }
-.project-dialog { max-width: min(40rem, 96vw); max-height: 92vh; overflow: auto; border: 1px solid #57606a; border-radius: 8px;
+:is(.project-dialog, .project-manage) { max-width: min(40rem, 96vw); max-height: 92vh; overflow: auto; border: 1px solid #57606a; border-radius: 8px;
   padding: 12px 16px; color: #1f2328; background: #ffffff; font: 15px/1.45 system-ui, "DejaVu Sans", "Liberation Sans", sans-serif; }
-.project-dialog::backdrop { background: rgba(31, 35, 40, 0.55); }
-.project-dialog h3 { margin-top: 0; }
-.project-dialog .field { display: flex; flex-direction: column; margin: 8px 0; }
-.project-dialog .field input:not([type]), .project-dialog .field input[type=text] { width: 100%; }
-.project-dialog fieldset { border: 1px solid #d0d7de; border-radius: 6px; margin: 8px 0; padding: 6px 10px; }
-.project-dialog legend { font-weight: 600; padding: 0 4px; }
-.project-dialog .choice { margin: 4px 0; }
-.project-dialog .choice input { margin-right: 6px; }
-.project-dialog .inline { display: flex; gap: 6px; align-items: center; }
-.project-dialog .inline button { margin: 0; white-space: nowrap; }
-.project-dialog ul { list-style: none; margin: 4px 0; padding: 0; }
-.project-dialog li { margin: 2px 0; }
-.project-dialog [aria-invalid="true"] { border: 2px solid #b42318; }
+:is(.project-dialog, .project-manage)::backdrop { background: rgba(31, 35, 40, 0.55); }
+:is(.project-dialog, .project-manage) h3 { margin-top: 0; }
+:is(.project-dialog, .project-manage) .field { display: flex; flex-direction: column; margin: 8px 0; }
+:is(.project-dialog, .project-manage) .field input:not([type]), :is(.project-dialog, .project-manage) .field input[type=text] { width: 100%; }
+:is(.project-dialog, .project-manage) fieldset { border: 1px solid #d0d7de; border-radius: 6px; margin: 8px 0; padding: 6px 10px; }
+:is(.project-dialog, .project-manage) legend { font-weight: 600; padding: 0 4px; }
+:is(.project-dialog, .project-manage) .choice { margin: 4px 0; }
+:is(.project-dialog, .project-manage) .choice input { margin-right: 6px; }
+:is(.project-dialog, .project-manage) .inline { display: flex; gap: 6px; align-items: center; }
+:is(.project-dialog, .project-manage) .inline button { margin: 0; white-space: nowrap; }
+:is(.project-dialog, .project-manage) ul { list-style: none; margin: 4px 0; padding: 0; }
+:is(.project-dialog, .project-manage) li { margin: 2px 0; }
+:is(.project-dialog, .project-manage) [aria-invalid="true"] { border: 2px solid #b42318; }
 .project-error { color: #b42318; font-weight: 600; margin: 4px 0; }
 .project-error:empty { margin: 0; }
-.project-dialog .buttons { margin-top: 10px; }
+:is(.project-dialog, .project-manage) .buttons { margin-top: 10px; }
+.project-manage h5 { font-size: 0.9rem; margin: 8px 0 2px; }
+.project-manage section { border-top: 1px solid #d0d7de; margin-top: 8px; }
+.project-manage .inline .field { margin: 4px 0; }
+.project-manage .manage-link input { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+.project-manage .manage-link[hidden], .project-manage ul[hidden] { display: none; }
+.project-manage li.ended > span { color: #57606a; }
+.project-manage .confirm { border-left: 3px solid #b42318; padding-left: 8px; margin: 4px 0; }
+.project-manage .confirm p { margin: 0; }
+.project-manage button.refresh { margin: 2px 0 6px; }
+.top .manage-project { margin: 0; }
 `;
 
 let sheet = null;

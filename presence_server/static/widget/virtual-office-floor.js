@@ -15,14 +15,16 @@
 // campus.get; a portal with its own list hides it: ::part(floors)).
 // Below the floor: the specialist finder (finder.js, GET /api/v1/people/search).
 // For staff: "New project" (project-dialog.js, project.create), which then shows
-// the project's floor; a floor the user may no longer see (floor.revoked) is left
+// the project's floor; on a project floor, for its coordinators, "Manage project"
+// (project-manage.js: members, invitation links); a floor the user may no longer see (floor.revoked) is left
 // with a notice saying why, for their first visible floor.
 // Methods: setToken(token), walkTo(roomId|null), setStatus(status, text),
 // knock(roomId, message), answerKnock(knockId, admit), cancelKnock(knockId?),
 // joinCall(), leaveCall(), ring(person), createProject(payload), openProjectDialog().
 // Events (bubbling, composed CustomEvents): vo-ready, vo-presence, vo-knock,
 // vo-knock-outcome, vo-ring, vo-state, vo-error, vo-token-expiring,
-// vo-project-created, vo-project-updated, vo-floor-revoked.
+// vo-project-created, vo-project-updated, vo-floor-revoked, vo-invitation-created,
+// vo-invitation-revoked.
 // A person is named by their person id, "municipality/user_id" (e.g.
 // "lindenau/lea.lindenau"), in methods, events and data attributes: a user id is
 // unique only within its town. user_id and municipality come along as information.
@@ -35,6 +37,7 @@ import { CallPanel } from "./call-panel.js";
 import { FinderPanel } from "./finder.js";
 import { FloorPicker } from "./floor-picker.js";
 import { ProjectDialog } from "./project-dialog.js";
+import { ProjectManage } from "./project-manage.js";
 import { errorText, pickLanguage, translator, STATUS } from "./i18n.js";
 import { knockCard, pendingLines, ringCard } from "./alerts.js";
 import { el, legend, renderList, renderPlan } from "./render.js";
@@ -340,6 +343,7 @@ export class VirtualOfficeFloor extends HTMLElement {
    * added (not its creator, whose widget already shows it) hears of it; the floor
    * picker lists its floor; the portal hears vo-project-updated. */
   async _onProjectUpdated(project) {
+    this.projectManage.projectUpdated(project);
     const known = this.floorPicker.floors.some((f) => f.id === project.floor_id);
     await this.floorPicker.refresh();
     if (!known && project.created_by !== this.session?.me?.person && this.floorPicker.floors.some((f) => f.id === project.floor_id)) {
@@ -359,6 +363,7 @@ export class VirtualOfficeFloor extends HTMLElement {
       const focusWasOnFloor = !!active && (this.$plan.contains(active) || this.$list.contains(active));
       this.$plan.replaceChildren();
       this.$list.replaceChildren();
+      this.projectManage.setFloor(null);
       this.$title.textContent = t("widget");
       this.$listTitle.textContent = "";
       const ack = await this._request("campus.get", {}, false);
@@ -477,26 +482,30 @@ export class VirtualOfficeFloor extends HTMLElement {
       view: () => this.session?.view, walkTo: (room, floor) => this.walkTo(room, floor), enter: (room) => this._enter(room) });
     if (this.finder) finder.restore(this.finder); // a new language: the same search in new words
     this.finder = finder;
-    const dialog = new ProjectDialog({ ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER,
-      token: () => this.token, me: () => this.session?.me ?? null,
-      request: (event, data) => this._request(event, data, false), campus: () => this._request("campus.get", {}, false),
-      created: (ack) => this._projectCreated(ack) });
+    const shared = { ...this._i18n, server: () => this.getAttribute("server") || DEFAULT_SERVER, token: () => this.token,
+      me: () => this.session?.me ?? null, request: (event, data) => this._request(event, data, false),
+      campus: () => this._request("campus.get", {}, false), names: () => this._names(), emit: (n, d) => this._emit(n, d) };
+    const dialog = new ProjectDialog({ ...shared, created: (ack) => this._projectCreated(ack) });
+    const manage = new ProjectManage(shared);
     this.$floors = el("div", { class: "floors", part: "floors" }); // a portal may hide it: ::part(floors)
     const picker = new FloorPicker(this.$floors, { t, campus: () => this._request("campus.get", {}, false),
       show: (floorId) => this.setAttribute("floor", floorId) });
     if (this.floorPicker) picker.restore(this.floorPicker);
     this.floorPicker = picker;
-    const carried = this.projectDialog?.snapshot(); // a new language: the same dialog in new words
+    const carried = this.projectDialog?.snapshot(); // a new language: the same dialogs in new words
+    const managed = this.projectManage?.snapshot();
     this.projectDialog?.close();
-    this.projectDialog = dialog;
+    this.projectManage?.close();
+    [this.projectDialog, this.projectManage] = [dialog, manage];
     root.replaceChildren(el("div", { class: "vo", lang: this._i18n.lang },
-      el("div", { class: "top" }, this.$title, this.$where, this.$conn, dialog.button), dialog.dialog,
+      el("div", { class: "top" }, this.$title, this.$where, this.$conn, dialog.button, manage.button), dialog.dialog, manage.dialog,
       this.$floors, this.$notice, this.$announce, this.$pending, this.$alerts, form, this.$call,
       el("div", { class: "layout" },
         el("figure", {}, this.$plan, el("figcaption", {}, legend(this._i18n))),
         el("section", { class: "list", "aria-labelledby": "vo-list-title" }, this.$listTitle, this.$list)),
       this.$finder));
     if (carried) dialog.restore(carried); // once attached: showModal needs a connected dialog
+    if (managed) manage.restore(managed);
     if (this.callPanel) { // a new language: the same state in new words
       this.callPanel = new CallPanel(this.$call, { ...this.callPanel.ctx, t });
       this.callPanel.update();
@@ -521,6 +530,7 @@ export class VirtualOfficeFloor extends HTMLElement {
     if (!view || view.stale || !view.floor) return;
     this.dataset.seq = String(view.seq);
     this.floorPicker.setCurrent(view.floorId);
+    this.projectManage.setFloor(view.floor); // its coordinators get "Manage project"
     this.$title.textContent = view.floor.name;
     this.$listTitle.textContent = t("list", { floor: view.floor.name });
     if (!this.shadowRoot.activeElement?.closest?.("form")) {

@@ -621,6 +621,11 @@ class Gateway(PresenceHooks):
                     await self._transport.unwatch(sid, floor_id)
                 session.watching.clear()
                 await self._sio.emit("session.ended", {"error": error.to_wire(session.lang)}, to=sid)
+                # Off the floor at once: a revoked guest cannot come back, so the grace
+                # period that spares a reload its leave/join would only keep a ghost.
+                await self._presence.leave_floor(session.actor)
+            except StoreUnavailable:
+                log.warning("guest_leave_unavailable", sid=sid)
             finally:
                 await self._sio.disconnect(sid)
         return ended

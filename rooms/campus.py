@@ -8,6 +8,10 @@ cannot interleave and listeners see changes in the order they happened.
 Visibility errors never leak: a floor or room the actor cannot see is
 ``NOT_FOUND``, exactly like one that does not exist; ``FORBIDDEN`` is only for
 things the actor can see but may not change.
+
+Projects (:mod:`rooms.campus_projects`) and the platform's municipalities and
+cooperations (:mod:`rooms.campus_tenants`) are parts of this service kept in
+modules of their own; they share its lock, state, store and listeners.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from typing import Any, Final
 from rooms import access
 from rooms.actors import Actor
 from rooms.audit import AuditSink, field_changes, floor_scopes
+from rooms.campus_projects import CampusProjects, project_scopes
 from rooms.campus_state import CampusState
+from rooms.campus_tenants import CampusTenants
 from rooms.changes import CampusChange, CampusListener, ChangeKind
 from rooms.errors import DomainError, ErrorCode
 from rooms.model import Cooperation, DoorState, Floor, Municipality, OwnerKind, Rect, Room, RoomKind
-from rooms.person import SEPARATOR, PersonId, qualify_legacy, split_person
-from rooms.project import TEMPLATES, Project, ProjectPolicy, RoomTemplate
-from rooms.project_rules import PROJECT_FIELDS, check_duration, check_membership, clean_project_fields
+from rooms.person import SEPARATOR, PersonId, qualify_legacy
+from rooms.project import Project, ProjectPolicy
 from rooms.seed import CampusSeed
 from rooms.store import CampusData, CampusStore
 from rooms.validation import (
@@ -37,10 +42,10 @@ from rooms.validation import (
     ROOM_FIELDS,
     check_enum,
     check_id,
-    check_name,
     clean_floor_fields,
     clean_room_fields,
     invalid,
+    reject_unknown,
 )
 
 # The change types are re-exported: callers of the service need them too.
@@ -50,11 +55,9 @@ log = logging.getLogger(__name__)
 
 #: What a room's owner may change without being an admin of its floor.
 _OWNER_FIELDS: Final = frozenset({"door"})
-#: Municipalities in one cooperation at most.
-_MEMBERS_MAX: Final = 200
 
 
-class CampusService:
+class CampusService(CampusProjects, CampusTenants):
     """The campus as this node knows it. One per process; ``start`` before use."""
 
     def __init__(
@@ -193,33 +196,13 @@ class CampusService:
             ],
         }
 
-    def visible_projects(self, actor: Actor) -> list[Project]:
-        """The projects the actor is a member of, by name."""
-        mine = [p for p in self._state.projects.values() if access.is_project_member(actor, p)]
-        return sorted(mine, key=lambda p: (p.name, p.id))
-
-    def visible_project(self, actor: Actor, project_id: str) -> Project:
-        """The project, or ``NOT_FOUND`` if it is missing or the actor is not a member."""
-        project = self._state.projects.get(project_id)
-        if project is None or not access.is_project_member(actor, project):
-            raise DomainError(ErrorCode.NOT_FOUND, f"project {project_id!r}")
-        return project
-
-    def project_floor(self, project_id: str) -> Floor | None:
-        return self._state.project_floor(project_id)
-
-    def project_dict(self, project: Project) -> dict[str, Any]:
-        """A project as members see it, with its floor's id."""
-        floor = self._state.project_floor(project.id)
-        return {**project.to_dict(), "floor_id": None if floor is None else floor.id}
-
     def audit_scope(self, floor: Floor | None, *, fallback: Sequence[str] = ()) -> tuple[tuple[str, ...], str | None]:
         """Who reads audit entries about ``floor``: the admins of its owner (its town, or
         every town of its cooperation), and for a project floor the project's
         coordinators plus the admins of its towns. Returns (scopes, project id)."""
         if floor is not None and floor.owner_kind is OwnerKind.PROJECT:
             project = self._state.projects.get(floor.owner_id)
-            return (tuple(fallback) if project is None else _project_scopes(project)), floor.owner_id
+            return (tuple(fallback) if project is None else project_scopes(project)), floor.owner_id
         return floor_scopes(floor, self._state.cooperations, fallback=fallback), None
 
     def next_expiry(self) -> float | None:
@@ -276,7 +259,7 @@ class CampusService:
             self._require_started()
             floor = self.visible_floor(actor, floor_id)
             self._require_admin(actor, floor)
-            _reject_unknown(changes, FLOOR_FIELDS)
+            reject_unknown(changes, FLOOR_FIELDS)
             new = replace(floor, **clean_floor_fields(changes))
             if new == floor:
                 return floor
@@ -357,7 +340,7 @@ class CampusService:
             is_admin = access.can_admin_floor(actor, floor, cooperations, projects)
             if not is_admin and not access.can_change_door(actor, room, floor, cooperations, projects):
                 raise DomainError(ErrorCode.FORBIDDEN, "not an admin of this floor or an owner of this room")
-            _reject_unknown(changes, ROOM_FIELDS)
+            reject_unknown(changes, ROOM_FIELDS)
             if not is_admin and not set(changes) <= _OWNER_FIELDS:
                 raise DomainError(ErrorCode.FORBIDDEN, "room owners may only change the door")
             new = replace(room, **clean_room_fields(changes, floor, now=self._clock()))
@@ -397,283 +380,6 @@ class CampusService:
                 await self._emit(CampusChange("room_deleted", room.floor_id, room=room))
                 await self._audited(None, "room.expired", room, None)
             return expired
-
-    # -- projects -----------------------------------------------------------
-
-    async def create_project(
-        self,
-        actor: Actor,
-        *,
-        name: str,
-        purpose: str = "",
-        persons: Sequence[str] = (),
-        municipalities: Sequence[str] = (),
-        ends_at: float | None = None,
-        template: RoomTemplate | str = RoomTemplate.MEETING,
-    ) -> tuple[Project, Floor, list[Room]]:
-        """Self-service: any member of staff whose town's policy allows it creates a
-        project, becomes its first coordinator, and gets its floor with the
-        template's rooms. The rooms close at ``ends_at`` (default and upper bound:
-        the town's ``max_days``)."""
-        async with self._write_lock:
-            self._require_started()
-            if actor.is_guest:
-                raise DomainError(ErrorCode.FORBIDDEN, "guests do not create projects")
-            policy = self._project_policy(actor.municipality_id)
-            if not policy.may_create(is_admin=actor.is_admin):
-                raise DomainError(ErrorCode.FORBIDDEN, "in your municipality only admins create projects")
-            now = self._clock()
-            raw = {"name": name, "purpose": purpose, "members": persons, "municipalities": municipalities}
-            clean = clean_project_fields({**raw, "ends_at": ends_at}, now=now)
-            kind = check_enum(RoomTemplate, template, "template")
-            rooms_wanted = TEMPLATES[kind]
-            if len(rooms_wanted) > policy.max_rooms:
-                raise invalid("template", f"your municipality allows at most {policy.max_rooms} rooms per project")
-            clean["ends_at"] = check_duration(clean["ends_at"], policy, created_at=now, now=now)
-            project_id = self._new_id("p", self._state.projects, None, "project_id")
-            project = check_membership(
-                Project(id=project_id, coordinators=(actor.person_id,), created_by=actor.person_id, created_at=now, **clean),
-                self._state.municipalities,
-            )
-            floor = Floor(
-                id=self._new_id("f", self._state.floors, None, "floor_id"),
-                name=project.name,
-                owner_kind=OwnerKind.PROJECT,
-                owner_id=project.id,
-            )
-            rooms: list[Room] = []
-            for spec in rooms_wanted:
-                taken = {**self._state.rooms, **{r.id: r for r in rooms}}
-                rooms.append(
-                    Room(
-                        id=self._new_id("r", taken, None, "room_id"),
-                        floor_id=floor.id,
-                        name=spec.name,
-                        kind=spec.kind,
-                        rect=spec.rect,
-                        door=spec.door,
-                        capacity=spec.capacity,
-                        expires_at=project.ends_at,
-                        created_at=now,
-                    )
-                )
-            # The project first: a floor owned by a project nobody knows is invisible to all.
-            await self._store.put_project(project)
-            await self._store.put_floor(floor)
-            for room in rooms:
-                await self._store.put_room(room)
-            self._state.put_project(project)
-            self._state.put_floor(floor)
-            await self._emit(CampusChange("project_upserted", floor.id, project=project))
-            await self._emit(CampusChange("floor_upserted", floor.id, floor=floor))
-            for room in rooms:
-                self._state.put_room(room)
-                await self._emit(CampusChange("room_upserted", floor.id, room=room))
-            await self._audited_project(actor, "project.created", None, project)
-            log.info("project %s created by %s with floor %s", project.id, actor.person_id, floor.id)
-            return project, floor, rooms
-
-    async def update_project(self, actor: Actor, project_id: str, **changes: Any) -> Project:
-        """A coordinator changes the name, purpose, end date or membership (whole lists).
-
-        Membership changes take effect at once, everywhere: listeners get
-        ``project_upserted`` and end the views of people who lost the project
-        (``floor.revoked``). A new end date moves its rooms' ``expires_at``.
-        """
-        return await self._change_project(actor, project_id, lambda project: changes)
-
-    async def add_member(
-        self, actor: Actor, project_id: str, *, person: str | None = None, municipality: str | None = None,
-        coordinator: bool = False,
-    ) -> Project:
-        """Add one person (as member or coordinator) or one whole municipality.
-        Promoting a member to coordinator is adding them as coordinator."""  # fmt: skip
-        if (person is None) == (municipality is None):
-            raise invalid("person", "give either a person or a municipality")
-
-        def changes(project: Project) -> dict[str, Any]:
-            if municipality is not None:
-                return {"municipalities": [*project.municipalities, municipality]}
-            if coordinator:
-                return {"coordinators": [*project.coordinators, person]}
-            return {"members": [*project.members, person]}
-
-        return await self._change_project(actor, project_id, changes)
-
-    async def remove_member(
-        self, actor: Actor, project_id: str, *, person: str | None = None, municipality: str | None = None
-    ) -> Project:
-        """Remove a person (member or coordinator; the last coordinator stays) or a municipality."""
-        if (person is None) == (municipality is None):
-            raise invalid("person", "give either a person or a municipality")
-
-        def changes(project: Project) -> dict[str, Any]:
-            if municipality is not None:
-                return {"municipalities": [m for m in project.municipalities if m != municipality]}
-            return {
-                "coordinators": [p for p in project.coordinators if p != person],
-                "members": [p for p in project.members if p != person],
-            }
-
-        return await self._change_project(actor, project_id, changes)
-
-    async def _change_project(
-        self, actor: Actor, project_id: str, make_changes: Callable[[Project], Mapping[str, Any]]
-    ) -> Project:
-        async with self._write_lock:
-            self._require_started()
-            project = self._require_coordinator(actor, project_id)
-            changes = make_changes(project)  # under the lock: two coordinators cannot lose each other's change
-            _reject_unknown(changes, PROJECT_FIELDS)
-            now = self._clock()
-            clean = clean_project_fields(changes, now=now)
-            if "ends_at" in clean:
-                creator_town = split_person(project.created_by)[0] if project.created_by else actor.municipality_id
-                policy = self._project_policy(creator_town)
-                clean["ends_at"] = check_duration(clean["ends_at"], policy, created_at=project.created_at, now=now)
-            new = check_membership(replace(project, **clean), self._state.municipalities)
-            if new == project:
-                return project
-            floor = self._state.project_floor(project.id)
-            await self._store.put_project(new)
-            self._state.put_project(new)
-            await self._emit(CampusChange("project_upserted", floor.id if floor else "", project=new))
-            await self._audited_project(actor, _membership_action(project, new), project, new)
-            if floor is not None and new.ends_at != project.ends_at:
-                for room in self._state.rooms_on(floor.id):
-                    moved = replace(room, expires_at=new.ends_at)
-                    await self._store.put_room(moved)
-                    self._state.put_room(moved)
-                    await self._emit(CampusChange("room_upserted", floor.id, room=moved))
-            return new
-
-    async def delete_project(self, actor: Actor, project_id: str) -> Project:
-        """A coordinator ends the project now: its floor and rooms go (everyone on
-        it is moved off, as for any deleted floor), then the project record."""
-        async with self._write_lock:
-            self._require_started()
-            project = self._require_coordinator(actor, project_id)
-            floor = self._state.project_floor(project.id)
-            if floor is not None:
-                await self._store.delete_floor(floor.id)
-                await self._drop_floor(floor)
-            await self._store.delete_project(project.id)
-            self._state.remove_project(project.id)
-            await self._emit(CampusChange("project_deleted", floor.id if floor else "", project=project))
-            await self._audited_project(actor, "project.deleted", project, None)
-            return project
-
-    async def _audited_project(self, actor: Actor, action: str, old: Project | None, new: Project | None) -> None:
-        """Record a project write: changed fields (name only on deletion), readable by its
-        coordinators and by the admins of its towns."""
-        subject = new if new is not None else old
-        if self._audit is None or subject is None:
-            return
-        fields = ("name", "purpose", "ends_at", "coordinators", "members", "municipalities")
-        before, after = (None if old is None else old.to_dict()), (None if new is None else new.to_dict())
-        change = field_changes(before, after, ("name",) if new is None else fields)
-        try:
-            await self._audit.record(
-                action, actor=actor.person_id, target={"project": subject.id}, change=change,
-                scopes=_project_scopes(subject), project=subject.id,
-            )
-        except Exception:  # the write happened: a broken audit must not report it as failed
-            log.exception("audit of %s on project %s failed", action, subject.id)
-
-    def _require_coordinator(self, actor: Actor, project_id: str) -> Project:
-        project = self.visible_project(actor, project_id)
-        if not access.is_coordinator(actor, project):
-            raise DomainError(ErrorCode.FORBIDDEN, f"not a coordinator of project {project_id!r}")
-        return project
-
-    def _check_project_room_limit(self, floor: Floor) -> None:
-        if floor.owner_kind is not OwnerKind.PROJECT:
-            return
-        project = self._state.projects.get(floor.owner_id)
-        town = split_person(project.created_by)[0] if project and project.created_by else ""
-        limit = self._project_policy(town).max_rooms
-        if len(self._state.rooms_on(floor.id)) >= limit:
-            raise DomainError(ErrorCode.CONFLICT, f"a project floor holds at most {limit} rooms", limit=limit)
-    # -- municipalities and cooperations (platform administration) ----------
-    #
-    # System actions like expire_rooms: the caller authorises (platform admins,
-    # presence_server/tenants/platform.py). Cooperations are few and rarely
-    # changed; as with floors and rooms, two nodes writing the same one at once
-    # end with the last write.
-
-    async def upsert_municipality(self, municipality_id: str, name: str) -> Municipality:
-        """Add a municipality to the campus or rename it.
-
-        Listeners get ``municipality_upserted`` even when nothing changed: what goes
-        with a municipality outside the campus (its identity provider settings) may
-        have, and other nodes re-read it on this event.
-        """
-        async with self._write_lock:
-            self._require_started()
-            municipality = Municipality(check_id(municipality_id, "id"), check_name(name))
-            await self._store.put_municipality(municipality)
-            self._state.put_municipality(municipality)
-            await self._emit(CampusChange("municipality_upserted", "", municipality=municipality))
-            return municipality
-
-    async def create_cooperation(self, cooperation_id: str, name: str, members: Sequence[str]) -> Cooperation:
-        """A new cooperation of known municipalities; ``CONFLICT`` if the id is taken."""
-        async with self._write_lock:
-            self._require_started()
-            check_id(cooperation_id, "id")
-            if cooperation_id in self._state.cooperations:
-                raise DomainError(ErrorCode.CONFLICT, f"id: {cooperation_id!r} already exists", field="id")
-            cooperation = Cooperation(cooperation_id, check_name(name), self._check_members(members))
-            await self._put_cooperation(cooperation)
-            return cooperation
-
-    async def update_cooperation(
-        self,
-        cooperation_id: str,
-        *,
-        name: str | None = None,
-        members: Sequence[str] | None = None,
-        add: Sequence[str] = (),
-        remove: Sequence[str] = (),
-    ) -> Cooperation:
-        """Rename, replace the member list, or add and remove single members.
-
-        ``NOT_FOUND`` for an unknown cooperation; ``INVALID_PAYLOAD`` naming
-        ``members`` for an unknown municipality. Removing a non-member or adding a
-        member changes nothing. Listeners get ``cooperation_upserted`` only for an
-        effective change; floors of the cooperation become invisible at once to
-        the municipalities that left it (:func:`rooms.access.can_see_floor`).
-        """
-        async with self._write_lock:
-            self._require_started()
-            old = self._state.cooperations.get(cooperation_id)
-            if old is None:
-                raise DomainError(ErrorCode.NOT_FOUND, f"cooperation {cooperation_id!r}")
-            listed = list(old.members if members is None else members)
-            listed += [mid for mid in add if mid not in listed]
-            gone = set(remove)
-            new = Cooperation(
-                old.id,
-                old.name if name is None else check_name(name),
-                self._check_members([mid for mid in listed if mid not in gone]),
-            )
-            if new != old:
-                await self._put_cooperation(new)
-            return new
-
-    def _check_members(self, members: Sequence[str]) -> tuple[str, ...]:
-        if len(members) > _MEMBERS_MAX:
-            raise invalid("members", f"at most {_MEMBERS_MAX}")
-        for mid in members:
-            check_id(mid, "members")
-            if mid not in self._state.municipalities:
-                raise invalid("members", f"no such municipality {mid!r}")
-        return tuple(dict.fromkeys(members))
-
-    async def _put_cooperation(self, cooperation: Cooperation) -> None:
-        await self._store.put_cooperation(cooperation)
-        self._state.put_cooperation(cooperation)
-        await self._emit(CampusChange("cooperation_upserted", "", cooperation=cooperation))
 
     async def restore_store(self) -> int:
         """Write back to the store what it lost and this node still holds in memory
@@ -855,27 +561,3 @@ class CampusService:
             )
         except Exception:  # the write happened: a broken audit must not report it as failed
             log.exception("audit of %s on %s failed", action, target)
-
-
-def _membership_action(old: Project, new: Project) -> str:
-    """``project.member_added`` / ``member_removed`` when only membership grew or shrank."""
-    def everyone(p: Project) -> set[str]:
-        return {*p.coordinators, *p.members, *(f"municipality:{m}" for m in p.municipalities)}
-
-    same_rest = (old.name, old.purpose, old.ends_at) == (new.name, new.purpose, new.ends_at)
-    if same_rest and everyone(old) < everyone(new):
-        return "project.member_added"
-    if same_rest and everyone(new) < everyone(old):
-        return "project.member_removed"
-    return "project.updated"
-
-
-def _project_scopes(project: Project) -> tuple[str, ...]:
-    """Whose admins read a project's entries: its member towns and its coordinators' towns."""
-    return tuple(dict.fromkeys([*project.municipalities, *(split_person(p)[0] for p in project.coordinators)]))
-
-
-def _reject_unknown(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    unknown = sorted(set(changes) - set(allowed))
-    if unknown:
-        raise invalid(unknown[0], f"cannot be changed here; allowed: {', '.join(allowed)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from rooms.errors import DomainError, ErrorCode
@@ -40,6 +40,7 @@ __all__ = [
     "ROOM_FIELDS",
     "clean_floor_fields",
     "clean_room_fields",
+    "reject_unknown",
 ]
 
 E = TypeVar("E", bound=enum.Enum)
@@ -186,3 +187,10 @@ def clean_room_fields(raw: Mapping[str, Any], floor: Floor, *, now: float) -> di
     if "expires_at" in raw:
         clean["expires_at"] = check_expires_at(raw["expires_at"], now)
     return clean
+
+
+def reject_unknown(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """``invalid_payload`` naming the first field of ``changes`` that is not ``allowed``."""
+    unknown = sorted(set(changes) - set(allowed))
+    if unknown:
+        raise invalid(unknown[0], f"cannot be changed here; allowed: {', '.join(allowed)}")

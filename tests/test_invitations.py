@@ -21,7 +21,6 @@ import pytest
 from signalling.client import ConnectRefused, OfficeClient, RequestError
 from signalling.webrtc import CallPeer
 from tests.support.office import NODE_KINDS, Office, start_nodes, unique
-from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -75,12 +74,7 @@ async def project(office: Office, ben_user: str) -> Project:
     })  # fmt: skip
     p = Project(office, anna, made)
 
-    # Made on node 0; the other nodes hear of it over the bus a moment later.
-    async def known_everywhere() -> bool:
-        answers = [await rest(office, n, "GET", f"/api/v1/projects/{p.id}", p.anna_token) for n in range(len(office.nodes))]
-        return all(status == 200 for status, _ in answers)
-
-    await eventually(known_everywhere)
+    await office.until_known_everywhere(f"/api/v1/projects/{p.id}", p.anna_token)  # made on node 0
     return p
 
 

@@ -18,7 +18,6 @@ import pytest
 
 from signalling.client import OfficeClient, RequestError
 from tests.support.office import NODE_KINDS, Office, start_nodes, unique
-from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -48,13 +47,7 @@ async def create(office: Office, client: OfficeClient, **fields: Any) -> dict[st
     body = {"name": "Digitales Bauamt", "purpose": "Bauanträge online", "template": "project_office", **fields}
     made = await client.request("project.create", body)
     creator = office.token(client.me["user_id"], client.me["municipality"])
-    path = f"/api/v1/projects/{made['project']['id']}"
-
-    async def known_everywhere() -> bool:
-        answers = [await office.rest("GET", path, creator, node=n) for n in range(len(office.nodes))]
-        return all(status == 200 for status, _ in answers)
-
-    await eventually(known_everywhere)
+    await office.until_known_everywhere(f"/api/v1/projects/{made['project']['id']}", creator)
     return made
 
 

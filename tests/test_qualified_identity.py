@@ -20,7 +20,6 @@ import pytest
 
 from signalling.client import OfficeClient, RequestError
 from tests.support.office import NODE_KINDS, Office, start_nodes, unique
-from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -48,12 +47,7 @@ async def create_room(office: Office, room_id: str, owner: str, *, door: str, x:
     })  # fmt: skip
     assert status == 201, body
 
-    # Made on node 0; the other nodes hear of it over the bus a moment later.
-    async def known_everywhere() -> bool:
-        answers = [await office.rest("GET", f"/api/v1/rooms/{room_id}", admin, node=n) for n in range(len(office.nodes))]
-        return all(status == 200 for status, _ in answers)
-
-    await eventually(known_everywhere)
+    await office.until_known_everywhere(f"/api/v1/rooms/{room_id}", admin)  # made on node 0
 
 
 async def ring_barrier(office: Office, target: OfficeClient, person: str, node: int) -> dict[str, Any]:

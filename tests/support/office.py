@@ -22,6 +22,7 @@ import pytest
 from presence_server.auth import mint_token
 from signalling.client import OfficeClient
 from tests.conftest import make_settings
+from tests.support.portal import eventually
 from tests.support.processes import ServerProcess
 from tests.support.redis_server import RedisServer
 
@@ -71,6 +72,16 @@ class Office:
             async with http.request(method, self.url(node) + path, json=body,
                                     headers={"Authorization": f"Bearer {token}"}) as resp:  # fmt: skip
                 return resp.status, await resp.json()
+
+    async def until_known_everywhere(self, path: str, token: str) -> None:
+        """Wait until every node answers ``GET path`` with 200: something made on one
+        node reaches the others over the bus a moment later."""
+
+        async def known() -> bool:
+            answers = [await self.rest("GET", path, token, node=n) for n in range(len(self.nodes))]
+            return all(status == 200 for status, _ in answers)
+
+        await eventually(known)
 
 
 def office_env(extra: dict[str, str]) -> dict[str, str]:
